@@ -1,0 +1,59 @@
+"""Device registration, token refresh and identity for the phone and tablet apps."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from server.core.access import current_principal
+from server.core.calendar import local_today
+from server.core.db import utcnow
+from server.extensions import db
+from server.modules.auth import schemas as auth_schemas
+from server.modules.devices import operations as ops
+from server.modules.devices import schemas
+from server.modules.users import operations as users
+
+blp = Blueprint("mobile_devices", __name__, description="设备注册与令牌 / Device registration and tokens")
+
+
+@blp.route("/devices")
+class RegisterDevice(MethodView):
+    @blp.arguments(schemas.DeviceRegisterSchema)
+    @blp.response(201, auth_schemas.DeviceTokenSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """用执法人员账号注册本设备的 Ed25519 公钥 / Register this device's key with the inspector's login"""
+        user = users.get_user(db.session, current_principal().user_id)
+        device = ops.register(db.session, user=user, public_key_b64=data.pop("public_key"),
+                              registered_by=user.id, **data)
+        result = ops.issue_tokens(db.session, device)
+        db.session.commit()
+        return result
+
+
+@blp.route("/auth/refresh")
+class Refresh(MethodView):
+    @blp.arguments(auth_schemas.RefreshSchema)
+    @blp.response(200, auth_schemas.DeviceTokenSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """用刷新令牌换取新令牌（离线宽限期内）/ Exchange a refresh token within the offline grace period"""
+        result = ops.refresh(db.session, data["refresh_token"])
+        db.session.commit()
+        return result
+
+
+@blp.route("/me")
+class DeviceMe(MethodView):
+    @blp.response(200, schemas.DeviceMeSchema)
+    def get(self) -> Any:
+        """本设备及其执法人员、执法证有效期 / This device, its inspector and certificate validity"""
+        principal = current_principal()
+        device = ops.get_device(db.session, principal.device_id)
+        device.last_seen_at = utcnow()
+        user = device.user
+        today = local_today()
+        db.session.commit()
+        return {"device": device, "user_id": user.id, "display_name": user.display_name, "role": user.role.value,
+                "certificates": user.certificates,
+                "certified_today": users.valid_certificate(user, today) is not None}

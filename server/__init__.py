@@ -1,0 +1,90 @@
+"""Qinling Field (秦岭移动执法): backend of the Shangluo mobile ecological-environment enforcement system."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from server import config as config_module
+
+__all__ = ["create_app"]
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """The one application factory: configuration, extensions, both APIs, pages and CLI."""
+    app = Flask(__name__, instance_path=os.environ.get("ENFORCE_INSTANCE_PATH") or None,
+                instance_relative_config=True)
+    app.config.update(config_module.load(app.instance_path, test_config))
+    _configure_flask(app)
+
+    from server import models  # noqa: F401  (registers every table)
+    from server.core import access, http
+    from server.core.tasks import celery_init_app
+    from server.extensions import db, migrate, mobile_api, web_api
+
+    http.configure_logging(app)
+    http.init_app(app)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"),
+                     render_as_batch=True, compare_type=True)
+    with app.app_context():
+        _tune_engine(db.engine)
+    web_api.init_app(app, spec_kwargs=_spec_kwargs("Qinling Field web API / 秦岭移动执法 管理端接口"))
+    mobile_api.init_app(app, spec_kwargs=_spec_kwargs("Qinling Field device API / 秦岭移动执法 移动端接口"))
+    celery_init_app(app)
+
+    from server.modules.auth.operations import load_principal, load_session_principal
+    from server.routes import register_routes
+
+    access.init_app(app, load_principal, load_session_principal)
+    register_routes(app)
+    return app
+
+
+def _configure_flask(app: Flask) -> None:
+    cfg = app.config
+    cfg["SQLALCHEMY_DATABASE_URI"] = cfg["DATABASE_URL"]
+    connect_args: dict[str, Any] = {}
+    if cfg["DATABASE_URL"].startswith("postgresql"):
+        connect_args["connect_timeout"] = cfg["DB_CONNECT_TIMEOUT_S"]
+    else:
+        connect_args["timeout"] = 15  # SQLite busy timeout, seconds
+    cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": connect_args, "pool_pre_ping": True}
+    cfg["JSON_AS_ASCII"] = False
+    cfg["SESSION_COOKIE_HTTPONLY"] = True
+    cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
+    cfg["SESSION_COOKIE_SECURE"] = cfg["ENV"] == "production"
+    cfg["TESTING"] = cfg.get("TESTING", cfg["ENV"] == "test")
+    for prefix, url in (("WEB_", "/api/v1"), ("MOBILE_", "/mobile/v1")):
+        cfg[f"{prefix}API_TITLE"] = "Qinling Field"
+        cfg[f"{prefix}API_VERSION"] = "v1"
+        cfg[f"{prefix}OPENAPI_VERSION"] = "3.0.3"
+        cfg[f"{prefix}OPENAPI_URL_PREFIX"] = url
+        cfg[f"{prefix}OPENAPI_JSON_PATH"] = "openapi.json"
+        cfg[f"{prefix}OPENAPI_SWAGGER_UI_PATH"] = "docs"
+        cfg[f"{prefix}OPENAPI_SWAGGER_UI_URL"] = "/static/swagger-ui/"
+    cfg.setdefault("BEAT_SCHEDULE", {})
+
+
+def _spec_kwargs(title: str) -> dict[str, Any]:
+    return {
+        "title": title,
+        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearerAuth": []}],
+    }
+
+
+def _tune_engine(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()

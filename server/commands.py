@@ -1,0 +1,8 @@
+"""Collects each domain's CLI group."""
+from __future__ import annotations
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    pass

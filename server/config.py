@@ -1,0 +1,137 @@
+"""Configuration: defaults, then ``ENFORCE_*`` environment variables, then the test config.
+
+Every setting the operators may change is declared once in ``SETTINGS`` with its type, so a
+bad value stops start-up with a message naming the variable instead of failing later.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "ENFORCE_"
+
+
+class ConfigError(RuntimeError):
+    """Bad configuration: raised at start-up, never at request time."""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true/false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    default: Any
+    parse: Callable[[str], Any] = str
+    help: str = ""
+
+
+# Name (without prefix) -> declaration. Days/hours are plain integers in their unit.
+SETTINGS: dict[str, Setting] = {
+    "ENV": Setting("development", str, "development | production | test"),
+    "DATABASE_URL": Setting(None, str, "SQLAlchemy URL; default SQLite in the instance folder"),
+    "BROKER_URL": Setting("memory://", str, "Celery broker; memory:// runs tasks in-process"),
+    "RESULT_BACKEND": Setting(None, str, "Celery result backend; defaults to the broker when it is Redis"),
+    "STORAGE_URL": Setting(None, str, "file:///path or s3://bucket?endpoint_url=…&region=…"),
+    "SECRET_KEY": Setting(None, str, "signs sessions and tokens; generated in the instance folder if unset"),
+    "LOG_LEVEL": Setting("INFO", str, "logging level"),
+    "LOG_JSON": Setting(True, _bool, "structured JSON logs"),
+    "MAX_CONTENT_LENGTH": Setting(16 * 1024 * 1024, int, "largest JSON request body in bytes"),
+    "STAFF_TOKEN_TTL_S": Setting(12 * 3600, int, "lifetime of a staff bearer token"),
+    "DEVICE_TOKEN_TTL_S": Setting(3600, int, "lifetime of a device access token"),
+    "DEVICE_OFFLINE_GRACE_DAYS": Setting(14, int, "how long a device refresh token outlives its last use"),
+    "LOGIN_MAX_FAILURES": Setting(5, int, "failed passwords before the account is locked"),
+    "LOGIN_LOCK_MINUTES": Setting(15, int, "how long a locked account stays locked"),
+    "DB_CONNECT_TIMEOUT_S": Setting(3, int, "give up connecting to the database after this"),
+    "HOLIDAYS_FILE": Setting(None, str, "JSON of official holidays/make-up days for years chinese-calendar lacks"),
+    "AUDIT_LOG_ORIGIN": Setting("shangluo.qinling-field/audit", str, "checkpoint origin line"),
+    "AUDIT_LOG_KEY": Setting(None, str, "path of the Ed25519 log key (PEM); generated in the instance folder"),
+    "AUDIT_CHECKPOINT_INTERVAL_S": Setting(300, int, "beat interval of signed checkpoints"),
+}
+
+_DB_SCHEMES = ("sqlite", "postgresql")
+_STORAGE_SCHEMES = ("file", "s3")
+
+
+def _instance_file(instance_path: Path, name: str, make: Callable[[], bytes]) -> Path:
+    instance_path.mkdir(parents=True, exist_ok=True)
+    path = instance_path / name
+    if not path.exists():
+        path.write_bytes(make())
+        path.chmod(0o600)
+    return path
+
+
+def load(instance_path: str, test_config: dict[str, Any] | None = None,
+         environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Build the Flask config mapping. Raises ConfigError on any bad value."""
+    environ = os.environ if environ is None else environ
+    instance = Path(instance_path)
+    values: dict[str, Any] = {}
+    for name, setting in SETTINGS.items():
+        raw = environ.get(ENV_PREFIX + name)
+        if raw is None or raw == "":
+            values[name] = setting.default
+            continue
+        try:
+            values[name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{ENV_PREFIX}{name}: {exc}") from None
+    for key, value in (test_config or {}).items():
+        values[key.removeprefix(ENV_PREFIX)] = value
+
+    unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX):] not in SETTINGS)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+    if values["ENV"] not in {"development", "production", "test"}:
+        raise ConfigError(f"{ENV_PREFIX}ENV must be development, production or test, not {values['ENV']!r}")
+
+    if not values["DATABASE_URL"]:
+        values["DATABASE_URL"] = f"sqlite:///{instance / 'enforce.db'}"
+    scheme = urlsplit(values["DATABASE_URL"]).scheme.split("+")[0]
+    if scheme not in _DB_SCHEMES:
+        raise ConfigError(f"{ENV_PREFIX}DATABASE_URL: scheme {scheme!r} is not one of {_DB_SCHEMES}")
+    if scheme == "postgresql" and "+" not in values["DATABASE_URL"].split("://")[0]:
+        values["DATABASE_URL"] = values["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+
+    broker_scheme = urlsplit(values["BROKER_URL"]).scheme
+    if broker_scheme not in {"memory", "redis", "rediss"}:
+        raise ConfigError(f"{ENV_PREFIX}BROKER_URL: use memory:// (in-process) or redis://, not {broker_scheme!r}")
+
+    if not values["STORAGE_URL"]:
+        values["STORAGE_URL"] = (instance / "blobs").as_uri()
+    storage_scheme = urlsplit(values["STORAGE_URL"]).scheme
+    if storage_scheme not in _STORAGE_SCHEMES:
+        raise ConfigError(f"{ENV_PREFIX}STORAGE_URL: scheme {storage_scheme!r} is not one of {_STORAGE_SCHEMES}")
+
+    if not values["SECRET_KEY"]:
+        if values["ENV"] == "production":
+            raise ConfigError(f"{ENV_PREFIX}SECRET_KEY must be set in production")
+        key_file = _instance_file(instance, "secret_key", lambda: secrets.token_hex(32).encode())
+        values["SECRET_KEY"] = key_file.read_text().strip()
+    if len(values["SECRET_KEY"]) < 16:
+        raise ConfigError(f"{ENV_PREFIX}SECRET_KEY is too short (at least 16 characters)")
+
+    for name in ("MAX_CONTENT_LENGTH", "STAFF_TOKEN_TTL_S", "DEVICE_TOKEN_TTL_S",
+                 "DEVICE_OFFLINE_GRACE_DAYS", "LOGIN_MAX_FAILURES", "DB_CONNECT_TIMEOUT_S"):
+        if values[name] <= 0:
+            raise ConfigError(f"{ENV_PREFIX}{name} must be positive")
+
+    if values["HOLIDAYS_FILE"]:
+        from server.core.calendar import load_extra
+
+        try:
+            load_extra(values["HOLIDAYS_FILE"])
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{ENV_PREFIX}HOLIDAYS_FILE: {exc}") from None
+
+    return values

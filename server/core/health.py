@@ -1,0 +1,54 @@
+"""GET /healthz: is the database, the broker and the blob store reachable."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, jsonify
+
+from server.core import storage
+
+blp = Blueprint("health", __name__)
+
+
+def _check(probe: Callable[[], str | None]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        detail = probe()
+    except Exception as exc:  # noqa: BLE001 - any failure means "unreachable", reported, not raised
+        return {"ok": False, "error": f"{exc.__class__.__name__}: {str(exc)[:200]}",
+                "ms": round((time.perf_counter() - started) * 1000, 1)}
+    return {"ok": True, "detail": detail, "ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def _database() -> str:
+    from server.extensions import db
+
+    with db.engine.connect() as connection:
+        connection.execute(sa.text("SELECT 1"))
+    return db.engine.dialect.name
+
+
+def _broker() -> str:
+    celery_app = current_app.extensions["celery"]
+    if celery_app.conf.task_always_eager:
+        return "in-process (memory://)"
+    with celery_app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=3)
+    return connection.transport_cls if isinstance(connection.transport_cls, str) else "redis"
+
+
+def _storage() -> str:
+    url = current_app.config["STORAGE_URL"]
+    storage.get_store().health()
+    return url.split("://", 1)[0]
+
+
+@blp.get("/healthz")
+def healthz() -> Any:
+    checks = {"database": _check(_database), "broker": _check(_broker), "storage": _check(_storage)}
+    ok = all(check["ok"] for check in checks.values())
+    response = jsonify({"status": "ok" if ok else "degraded", "checks": checks})
+    response.status_code = 200 if ok else 503
+    return response

@@ -1,0 +1,129 @@
+"""Request ids, structured logs and the translation of every failure into the error contract."""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import uuid
+from typing import Any
+
+import flask_smorest
+import sqlalchemy.exc
+from flask import Flask, g, has_request_context, jsonify, request
+from pythonjsonlogger.json import JsonFormatter
+from werkzeug.exceptions import HTTPException
+
+from server.core import errors
+
+log = logging.getLogger("server")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+_HTTP_CODES: dict[int, type[errors.DomainError]] = {
+    400: errors.BadRequest,
+    401: errors.AuthRequired,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    413: errors.TooLarge,
+    415: errors.UnsupportedMediaType,
+    422: errors.ValidationFailed,
+    429: errors.RateLimited,
+}
+
+
+def request_id() -> str | None:
+    return g.get("request_id") if has_request_context() else None
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id()
+        return True
+
+
+def configure_logging(app: Flask) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if app.config["LOG_JSON"]:
+        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                                           json_ensure_ascii=False))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    handler.addFilter(_RequestIdFilter())
+    for name in ("server", "mobile_api", "sync"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(app.config["LOG_LEVEL"])
+        logger.propagate = False
+
+
+def error_response(error: errors.DomainError) -> Any:
+    body = error.as_dict()
+    body["request_id"] = request_id()
+    response = jsonify(body)
+    response.status_code = error.status
+    return response
+
+
+def _from_http_exception(exc: HTTPException) -> errors.DomainError:
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages") or data.get("errors")
+    if exc.code == 400 and messages and "Invalid JSON body." in str(messages):
+        return errors.MalformedJson()
+    cls = _HTTP_CODES.get(exc.code or 500)
+    if cls is None:
+        return errors.InternalError() if (exc.code or 500) >= 500 else errors.BadRequest(exc.description)
+    fields = None
+    if isinstance(messages, dict):
+        # webargs nests by location ("json", "query"); clients want the field names.
+        fields = {}
+        for location_errors in messages.values():
+            if isinstance(location_errors, dict):
+                fields.update(location_errors)
+            else:
+                fields.setdefault("_schema", []).extend(location_errors)
+    return cls(fields=fields or None)
+
+
+class ContractApi(flask_smorest.Api):
+    """flask-smorest Api whose error handler speaks the error contract."""
+
+    def handle_http_exception(self, error: HTTPException) -> Any:  # type: ignore[override]
+        return handle_http_exception(error)
+
+
+def handle_http_exception(exc: HTTPException) -> Any:
+    if (exc.code or 500) >= 500:
+        log.error("http error %s", exc.code, exc_info=exc)
+    return error_response(_from_http_exception(exc))
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _assign_request_id() -> None:
+        supplied = request.headers.get("X-Request-ID", "")
+        g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+
+    @app.after_request
+    def _echo_request_id(response: Any) -> Any:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        return response
+
+    @app.errorhandler(errors.DomainError)
+    def _domain_error(exc: errors.DomainError) -> Any:
+        return error_response(exc)
+
+    @app.errorhandler(sqlalchemy.exc.OperationalError)
+    @app.errorhandler(sqlalchemy.exc.InterfaceError)
+    def _database_down(exc: Exception) -> Any:
+        log.error("database unavailable: %s", exc.__class__.__name__, exc_info=exc)
+        return error_response(errors.DatabaseUnavailable())
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        if isinstance(exc, HTTPException):
+            return handle_http_exception(exc)
+        log.exception("unhandled exception")
+        return error_response(errors.InternalError())
+
+    app.register_error_handler(HTTPException, handle_http_exception)

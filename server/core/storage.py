@@ -1,0 +1,149 @@
+"""Content-addressed blob storage behind one interface: local disk (default) or S3 (boto3).
+
+Blobs are named by the SHA-256 of their bytes, so the same bytes are stored once.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _check_digest(digest: str) -> str:
+    if not _SHA256.match(digest):
+        raise ValueError(f"not a lower-case sha256 hex digest: {digest!r}")
+    return digest
+
+
+class BlobStore(Protocol):
+    def exists(self, digest: str) -> bool: ...
+    def put_file(self, digest: str, path: Path) -> None: ...
+    def open(self, digest: str) -> IO[bytes]: ...
+    def iter_chunks(self, digest: str, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
+    def health(self) -> None: ...
+
+
+class LocalStore:
+    """Blobs under root/ab/cd/<digest>; written to a temporary file, fsynced, then renamed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, digest: str) -> Path:
+        _check_digest(digest)
+        return self.root / digest[:2] / digest[2:4] / digest
+
+    def exists(self, digest: str) -> bool:
+        return self._path(digest).exists()
+
+    def put_file(self, digest: str, path: Path) -> None:
+        target = self._path(digest)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o444)  # evidence is write-once
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def open(self, digest: str) -> IO[bytes]:
+        return open(self._path(digest), "rb")
+
+    def iter_chunks(self, digest: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        with self.open(digest) as fh:
+            while chunk := fh.read(chunk_size):
+                yield chunk
+
+    def health(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.root, prefix=".health-"):
+            pass
+
+
+class S3Store:
+    """Blobs as objects ``<prefix>sha256/<digest>`` in one bucket; boto3 does multipart uploads."""
+
+    def __init__(self, bucket: str, prefix: str = "", **client_kwargs: str) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix
+        config = Config(connect_timeout=3, read_timeout=30, retries={"max_attempts": 3})
+        self.client = boto3.client("s3", config=config, **client_kwargs)
+
+    def _key(self, digest: str) -> str:
+        return f"{self.prefix}sha256/{_check_digest(digest)}"
+
+    def exists(self, digest: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(digest))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+        return True
+
+    def put_file(self, digest: str, path: Path) -> None:
+        if self.exists(digest):
+            return
+        self.client.upload_file(str(path), self.bucket, self._key(digest),
+                                ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+
+    def open(self, digest: str) -> IO[bytes]:
+        return self.client.get_object(Bucket=self.bucket, Key=self._key(digest))["Body"]
+
+    def iter_chunks(self, digest: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        body = self.open(digest)
+        try:
+            while chunk := body.read(chunk_size):
+                yield chunk
+        finally:
+            body.close()
+
+    def health(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
+
+
+def from_url(url: str) -> BlobStore:
+    """file:///abs/path  or  s3://bucket/prefix?endpoint_url=http://…&region=…"""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return LocalStore(Path(unquote(parts.path)))
+    if parts.scheme == "s3":
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        kwargs = {}
+        if "endpoint_url" in query:
+            kwargs["endpoint_url"] = query["endpoint_url"]
+        if "region" in query:
+            kwargs["region_name"] = query["region"]
+        prefix = parts.path.lstrip("/")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        return S3Store(parts.netloc, prefix, **kwargs)
+    raise ValueError(f"unsupported storage URL {url!r}")
+
+
+def get_store() -> BlobStore:
+    """The app's blob store, built once from ``STORAGE_URL``."""
+    from flask import current_app
+
+    store = current_app.extensions.get("blob_store")
+    if store is None:
+        store = current_app.extensions["blob_store"] = from_url(current_app.config["STORAGE_URL"])
+    return store

@@ -1,0 +1,66 @@
+"""Celery bound to the Flask app (pallets' celery_init_app pattern) and after-commit sending.
+
+Tasks take ids, never objects, and are idempotent. They are sent only after the transaction
+that made their work visible has committed; in the embedded default (broker ``memory://``)
+they run in-process right then.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+_AFTER_COMMIT = "tasks_after_commit"
+
+
+def celery_init_app(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    broker = app.config["BROKER_URL"]
+    eager = broker.startswith("memory://")
+    backend = app.config["RESULT_BACKEND"] or (None if eager else broker)
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.conf.update(
+        broker_url=broker,
+        result_backend=backend,
+        task_always_eager=eager,
+        task_eager_propagates=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"socket_connect_timeout": 3},
+        timezone="Asia/Shanghai",
+        enable_utc=True,
+        beat_schedule=app.config.get("BEAT_SCHEDULE", {}),
+    )
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
+
+
+def send_after_commit(session: Session, task: Any, *args: Any, **kwargs: Any) -> None:
+    """Queue ``task.delay(*args)`` to run once ``session`` commits; dropped on rollback."""
+    session.info.setdefault(_AFTER_COMMIT, []).append((task, args, kwargs))
+
+
+@event.listens_for(Session, "after_commit")
+def _send(session: Session) -> None:
+    queued = session.info.pop(_AFTER_COMMIT, [])
+    for task, args, kwargs in queued:
+        task.apply_async(args=args, kwargs=kwargs)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_AFTER_COMMIT, None)

@@ -1,0 +1,5 @@
+"""Imports every domain's models so that SQLAlchemy metadata (and Alembic) sees all tables."""
+from server.modules.audit import models as audit  # noqa: F401
+from server.modules.devices import models as devices  # noqa: F401
+from server.modules.directory import models as directory  # noqa: F401
+from server.modules.users import models as users  # noqa: F401

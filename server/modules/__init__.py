@@ -1,0 +1,1 @@
+"""One package per domain, each with the same file names (models, schemas, operations, api, tasks, cli)."""

@@ -1,0 +1,219 @@
+"""Writing the audit log and reading proofs from the stored tree.
+
+``record()`` queues an entry on the current session; the entries are sequenced when that
+session commits (``before_commit``): the writer takes the row lock on ``audit_head`` (an UPDATE,
+so SQLite and PostgreSQL behave alike), numbers its entries from the head size, stores their
+leaves and the new perfect-subtree nodes, and moves the head. The lock is held until COMMIT, so
+indices follow commit order with no gaps, and a rolled-back transaction leaves nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from server.core.access import Principal, current_principal
+from server.core.canonical import canonical_json
+from server.core.db import utcnow
+from server.core.http import request_id
+from server.modules.audit import merkle
+from server.modules.audit.models import AuditEntry, AuditHead, AuditNode, AuditSubject
+
+_PENDING = "audit_pending"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Actor:
+    kind: str  # user | device | system | anonymous
+    id: str | None = None
+
+    @classmethod
+    def of(cls, principal: Principal) -> Actor:
+        if principal.kind == "device":
+            return cls("device", principal.device_id)
+        if principal.kind == "user":
+            return cls("user", str(principal.user_id))
+        return cls("anonymous", None)
+
+
+def system(task: str) -> Actor:
+    return Actor("system", task)
+
+
+@dataclass
+class PendingEntry:
+    tag: str
+    actor: Actor
+    subjects: list[tuple[str, str]]
+    payload: dict[str, Any]
+    request_id: str | None
+    supersedes: int | None = None
+    reason: str | None = None
+    idx: int | None = field(default=None)  # set when sequenced
+
+
+def record(session: Session, tag: str, *, subjects: dict[str, Any] | Iterable[tuple[str, Any]] = (),
+           payload: dict[str, Any] | None = None, actor: Actor | None = None,
+           supersedes: int | None = None, reason: str | None = None) -> PendingEntry:
+    """Queue an audit entry in ``session``'s transaction. Tag: ``source:subject:action``."""
+    if tag.count(":") != 2 or not all(tag.split(":")):
+        raise ValueError(f"audit tag {tag!r} must be source:subject:action")
+    if supersedes is not None and not reason:
+        raise ValueError("a correction needs a reason")
+    pairs = subjects.items() if isinstance(subjects, dict) else subjects
+    entry = PendingEntry(
+        tag=tag,
+        actor=actor or Actor.of(current_principal()),
+        subjects=sorted({(str(kind), str(value)) for kind, value in pairs}),
+        payload=payload or {},
+        request_id=request_id(),
+        supersedes=supersedes,
+        reason=reason,
+    )
+    session.info.setdefault(_PENDING, []).append(entry)
+    return entry
+
+
+def entry_body(entry: PendingEntry, idx: int, at: dt.datetime) -> bytes:
+    body: dict[str, Any] = {
+        "v": FORMAT_VERSION,
+        "idx": idx,
+        "time": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "tag": entry.tag,
+        "actor": {"kind": entry.actor.kind, "id": entry.actor.id},
+        "subjects": [f"{kind}:{value}" for kind, value in entry.subjects],
+        "payload": entry.payload,
+        "request_id": entry.request_id,
+    }
+    if entry.supersedes is not None:
+        body["supersedes"] = entry.supersedes
+        body["reason"] = entry.reason
+    return canonical_json(body)
+
+
+# ---- tree layout -------------------------------------------------------------------------------
+
+def frontier_keys(size: int) -> list[tuple[int, int]]:
+    """(level, idx) of the perfect subtrees along the right edge of a tree of ``size`` leaves."""
+    keys, start = [], 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            keys.append((level, start >> level))
+            start += 1 << level
+    return keys
+
+
+def decompose(start: int, end: int) -> list[tuple[int, int]]:
+    """Perfect aligned subtrees whose RFC 9162 combination is MTH(D[start:end]), start aligned."""
+    n = end - start
+    if n & (n - 1) == 0:
+        level = n.bit_length() - 1
+        return [(level, start >> level)]
+    k = 1 << ((n - 1).bit_length() - 1)
+    return decompose(start, start + k) + decompose(start + k, end)
+
+
+def _combine(start: int, end: int, nodes: dict[tuple[int, int], bytes]) -> bytes:
+    n = end - start
+    if n & (n - 1) == 0:
+        level = n.bit_length() - 1
+        return nodes[(level, start >> level)]
+    k = 1 << ((n - 1).bit_length() - 1)
+    return merkle.node_hash(_combine(start, start + k, nodes), _combine(start + k, end, nodes))
+
+
+def load_nodes(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    keys = set(keys)
+    found: dict[tuple[int, int], bytes] = {}
+    leaves = [idx for level, idx in keys if level == 0]
+    inner = [(level, idx) for level, idx in keys if level > 0]
+    if leaves:
+        rows = session.execute(sa.select(AuditEntry.idx, AuditEntry.leaf_hash).where(AuditEntry.idx.in_(leaves)))
+        found.update({(0, idx): h for idx, h in rows})
+    if inner:
+        rows = session.execute(
+            sa.select(AuditNode.level, AuditNode.idx, AuditNode.hash)
+            .where(sa.tuple_(AuditNode.level, AuditNode.idx).in_(inner))
+        )
+        found.update({(level, idx): h for level, idx, h in rows})
+    missing = keys - found.keys()
+    if missing:
+        raise LookupError(f"audit tree nodes missing: {sorted(missing)[:5]}")
+    return found
+
+
+def subtree_hashes(session: Session, ranges: list[tuple[int, int]]) -> list[bytes]:
+    """MTH of each [start, end) range, with one query per node kind for all of them."""
+    nodes = load_nodes(session, (key for start, end in ranges for key in decompose(start, end)))
+    return [_combine(start, end, nodes) for start, end in ranges]
+
+
+# ---- sequencing -------------------------------------------------------------------------------
+
+def _sequence(session: Session) -> None:
+    pending: list[PendingEntry] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    # Taking the row lock with an UPDATE works the same on SQLite (write lock) and PostgreSQL.
+    session.execute(sa.update(AuditHead).where(AuditHead.id == 1).values(size=AuditHead.size))
+    size = session.execute(sa.select(AuditHead.size).where(AuditHead.id == 1)).scalar_one()
+    keys = frontier_keys(size)
+    nodes = load_nodes(session, keys) if keys else {}
+    frontier = [(level, nodes[(level, idx)]) for level, idx in keys]  # left to right
+
+    at = utcnow()
+    entry_rows, subject_rows, node_rows = [], [], []
+    for offset, entry in enumerate(pending):
+        idx = size + offset
+        body = entry_body(entry, idx, at)
+        h = merkle.leaf_hash(body)
+        entry.idx = idx
+        entry_rows.append({
+            "idx": idx, "tag": entry.tag, "actor_kind": entry.actor.kind, "actor_id": entry.actor.id,
+            "recorded_at": at, "request_id": entry.request_id, "supersedes": entry.supersedes,
+            "body": body, "leaf_hash": h,
+        })
+        subject_rows.extend({"entry_idx": idx, "subject_type": kind, "subject_id": value}
+                            for kind, value in entry.subjects)
+        # Merge equal-height subtrees at the right edge, storing each completed node.
+        level, node_idx, current = 0, idx, h
+        while frontier and frontier[-1][0] == level:
+            current = merkle.node_hash(frontier.pop()[1], current)
+            level += 1
+            node_idx >>= 1
+            node_rows.append({"level": level, "idx": node_idx, "hash": current})
+        frontier.append((level, current))
+
+    root = frontier[-1][1]
+    for _, left in reversed(frontier[:-1]):
+        root = merkle.node_hash(left, root)
+
+    session.execute(sa.insert(AuditEntry), entry_rows)
+    if subject_rows:
+        session.execute(sa.insert(AuditSubject), subject_rows)
+    if node_rows:
+        session.execute(sa.insert(AuditNode), node_rows)
+    session.execute(sa.update(AuditHead).where(AuditHead.id == 1)
+                    .values(size=size + len(pending), root_hash=root, updated_at=at))
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    if session.info.get(_PENDING):
+        _sequence(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _discard_unsequenced(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the outermost transaction ended without a commit
+        session.info.pop(_PENDING, None)
+
+
+def head(session: Session) -> tuple[int, bytes]:
+    size, root = session.execute(sa.select(AuditHead.size, AuditHead.root_hash).where(AuditHead.id == 1)).one()
+    return size, root

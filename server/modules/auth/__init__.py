@@ -1,0 +1,1 @@
+"""Staff sign-in, bearer tokens, and resolving each request's principal."""

@@ -1,0 +1,53 @@
+"""Staff sign-in for the API: password → bearer token."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from server.core.access import current_principal
+from server.extensions import db
+from server.modules.auth import operations as ops
+from server.modules.auth import schemas
+from server.modules.audit import operations as audit
+from server.modules.users import operations as users
+from server.modules.users.models import User
+
+blp = Blueprint("auth", __name__, description="登录与令牌 / Sign-in and tokens")
+
+
+@blp.route("/auth/login")
+class Login(MethodView):
+    @blp.arguments(schemas.LoginSchema)
+    @blp.response(200, schemas.TokenSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """用户名密码登录，获取令牌 / Log in with a password and get a bearer token"""
+        try:
+            user = users.authenticate(db.session, data["username"], data["password"], request.remote_addr)
+        except (users.InvalidCredentials, users.AccountLocked):
+            db.session.commit()  # keep the failure count and its audit entry
+            raise
+        token = ops.staff_token(user)
+        db.session.commit()
+        return token
+
+
+@blp.route("/auth/logout")
+class Logout(MethodView):
+    @blp.response(204)
+    def post(self) -> None:
+        """注销本人全部令牌 / Invalidate every token of the caller"""
+        user = db.session.get(User, current_principal().user_id)
+        user.token_generation += 1
+        audit.record(db.session, "web:login:logged_out", subjects={"user": user.id})
+        db.session.commit()
+
+
+@blp.route("/auth/me")
+class Me(MethodView):
+    @blp.response(200, schemas.MeSchema)
+    def get(self) -> Any:
+        """当前身份 / Who am I"""
+        return current_principal()

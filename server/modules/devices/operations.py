@@ -1,0 +1,126 @@
+"""Device registration, token issue and refresh, revocation (lost phone)."""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from server.core import errors, tokens
+from server.core.access import Role
+from server.core.db import utcnow
+from server.modules.audit import operations as audit
+from server.modules.devices.models import Device, DeviceRefreshToken
+from server.modules.users.models import User
+
+DeviceNotFound = errors.error_code("device.not_found", 404, "设备不存在", "No such device")
+DeviceRevoked = errors.error_code("device.revoked", 401, "设备已被注销（如遗失），不能再使用",
+                                  "The device has been revoked (for example lost) and can no longer be used")
+DeviceKeyInvalid = errors.error_code("device.key_invalid", 422, "设备公钥不是有效的 Ed25519 公钥（32 字节，Base64）",
+                                     "The device key is not a valid Ed25519 public key (32 bytes, base64)")
+DeviceKeyTaken = errors.error_code("device.key_taken", 409, "该公钥已注册到其他设备",
+                                   "This public key is already registered to a device")
+DeviceOwnerRole = errors.error_code("device.owner_not_inspector", 422, "设备只能绑定到执法人员或协管员",
+                                    "A device can only be bound to an inspector or auxiliary")
+RefreshInvalid = errors.error_code("device.refresh_invalid", 401, "刷新令牌无效或已超过离线宽限期，请重新登录注册",
+                                   "The refresh token is invalid or past the offline grace period; sign in again")
+SignatureBad = errors.error_code("device.signature_invalid", 401, "设备签名验证失败", "The device signature does not verify")
+
+DEVICE_ROLES = {Role.INSPECTOR, Role.AUXILIARY, Role.SUPERVISOR}
+
+
+def decode_public_key(text: str) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+        Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError):
+        raise DeviceKeyInvalid(fields={"public_key": ["32 字节 Ed25519 公钥 / 32-byte Ed25519 key"]}) from None
+    return raw
+
+
+def verify_signature(device: Device, message: bytes, signature: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(device.public_key).verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def register(session: Session, *, user: User, public_key_b64: str, label: str, platform: str | None = None,
+             app_version: str | None = None, registered_by: int | None = None) -> Device:
+    if user.role not in DEVICE_ROLES:
+        raise DeviceOwnerRole()
+    raw = decode_public_key(public_key_b64)
+    if session.scalar(sa.select(Device.id).where(Device.public_key == raw)) is not None:
+        raise DeviceKeyTaken()
+    device = Device(user_id=user.id, public_key=raw, label=label, platform=platform, app_version=app_version,
+                    registered_by=registered_by)
+    session.add(device)
+    session.flush()
+    audit.record(session, "mobile:device:registered", subjects={"device": device.id, "user": user.id},
+                 payload={"label": label, "platform": platform, "app_version": app_version,
+                          "public_key": public_key_b64})
+    return device
+
+
+def get_device(session: Session, device_id: str) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise DeviceNotFound()
+    return device
+
+
+def revoke(session: Session, device: Device, reason: str) -> Device:
+    """Lost phone: every token of the device stops working at the next request."""
+    if device.revoked_at is None:
+        device.revoked_at = utcnow()
+        device.revoked_reason = reason
+        session.execute(sa.update(DeviceRefreshToken)
+                        .where(DeviceRefreshToken.device_id == device.id, DeviceRefreshToken.used_at.is_(None))
+                        .values(used_at=device.revoked_at))
+        session.flush()
+        audit.record(session, "admin:device:revoked", subjects={"device": device.id, "user": device.user_id},
+                     payload={"reason": reason})
+    return device
+
+
+def issue_tokens(session: Session, device: Device) -> dict[str, object]:
+    """A short-lived access token and a single-use refresh token valid for the offline grace period."""
+    if device.revoked_at is not None:
+        raise DeviceRevoked()
+    config = current_app.config
+    refresh, digest = tokens.new_opaque()
+    expires = utcnow() + dt.timedelta(days=config["DEVICE_OFFLINE_GRACE_DAYS"])
+    session.add(DeviceRefreshToken(device_id=device.id, token_hash=digest, expires_at=expires))
+    session.flush()
+    return {
+        "access_token": tokens.sign({"k": "d", "d": device.id, "u": device.user_id}),
+        "token_type": "Bearer",
+        "expires_in": config["DEVICE_TOKEN_TTL_S"],
+        "refresh_token": refresh,
+        "refresh_expires_at": expires,
+        "device_id": device.id,
+    }
+
+
+def refresh(session: Session, refresh_token: str) -> dict[str, object]:
+    """Rotate a refresh token. Presenting an already-used token revokes its whole device's tokens
+    (it may have been stolen), but not the device itself."""
+    row = session.scalar(sa.select(DeviceRefreshToken).where(
+        DeviceRefreshToken.token_hash == tokens.opaque_hash(refresh_token)))
+    now = utcnow()
+    if row is None:
+        raise RefreshInvalid()
+    device = get_device(session, row.device_id)
+    if device.revoked_at is not None:
+        raise DeviceRevoked()
+    if row.used_at is not None or row.expires_at <= now:
+        raise RefreshInvalid()
+    row.used_at = now
+    device.last_seen_at = now
+    return issue_tokens(session, device)

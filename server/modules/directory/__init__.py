@@ -1,0 +1,1 @@
+"""名录库: the directory of inspection targets (mostly enterprises)."""

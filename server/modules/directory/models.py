@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.core.db import Base, TimestampMixin
+
+
+class RiskClass(str, enum.Enum):
+    KEY = "key"  # 重点排污单位
+    GENERAL = "general"  # 一般排污单位
+    SPECIAL = "special"  # 特殊监管对象
+
+
+class PermitClass(str, enum.Enum):
+    KEY = "key"  # 重点管理
+    SIMPLIFIED = "simplified"  # 简化管理
+    REGISTRATION = "registration"  # 登记管理
+    NONE = "none"
+
+
+class Target(TimestampMixin, Base):
+    """An inspection target in the directory (名录库)."""
+
+    __tablename__ = "target"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uscc: Mapped[str] = mapped_column(sa.String(18), unique=True, comment="统一社会信用代码 (GB 32100-2015)")
+    name: Mapped[str] = mapped_column(sa.String(200), index=True)
+    region_code: Mapped[str] = mapped_column(sa.ForeignKey("region.code"), index=True)
+    address: Mapped[str] = mapped_column(sa.String(300))
+    lat: Mapped[float | None] = mapped_column(comment="WGS-84 latitude")
+    lon: Mapped[float | None] = mapped_column(comment="WGS-84 longitude")
+    industry: Mapped[str | None] = mapped_column(sa.String(100))
+    risk_class: Mapped[RiskClass] = mapped_column(
+        sa.Enum(RiskClass, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]))
+    permit_class: Mapped[PermitClass] = mapped_column(
+        sa.Enum(PermitClass, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
+        default=PermitClass.NONE)
+    permit_number: Mapped[str | None] = mapped_column(sa.String(40), comment="排污许可证编号")
+    positive_list: Mapped[bool] = mapped_column(default=False, comment="正面清单")
+    credit_rating: Mapped[str | None] = mapped_column(sa.String(20), comment="环境信用评价等级")
+    active: Mapped[bool] = mapped_column(default=True)
+    version: Mapped[int] = mapped_column(default=1, comment="optimistic concurrency version")
+    last_inspected_on: Mapped[dt.date | None]
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        sa.CheckConstraint("length(uscc) = 18", name="uscc_length"),
+        sa.CheckConstraint("lat IS NULL OR (lat BETWEEN -90 AND 90)", name="lat_range"),
+        sa.CheckConstraint("lon IS NULL OR (lon BETWEEN -180 AND 180)", name="lon_range"),
+    )

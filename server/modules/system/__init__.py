@@ -1,0 +1,1 @@
+"""Cross-cutting staff services: the working-day calendar."""

@@ -1,0 +1,36 @@
+"""The working-day calendar as a service: every deadline in the system is computed by it."""
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import validate
+
+from server.core.calendar import DayKind, get_calendar
+
+blp = Blueprint("system", __name__, description="工作日历 / Working-day calendar")
+
+
+class DeadlineQuery(ma.Schema):
+    start = ma.fields.Date(required=True, metadata={"description": "the day the period starts (not counted)"})
+    days = ma.fields.Integer(required=True, validate=validate.Range(min=0, max=3660))
+    kind = ma.fields.Enum(DayKind, by_value=True, load_default=DayKind.WORKING)
+
+
+class DeadlineSchema(ma.Schema):
+    start = ma.fields.Date()
+    days = ma.fields.Integer()
+    kind = ma.fields.Enum(DayKind, by_value=True)
+    due = ma.fields.Date()
+
+
+@blp.route("/calendar/deadline")
+class Deadline(MethodView):
+    @blp.arguments(DeadlineQuery, location="query")
+    @blp.response(200, DeadlineSchema)
+    def get(self, args: dict[str, Any]) -> Any:
+        """N 个工作日或自然日之后的期限 / The due date N working or natural days after a date"""
+        due = get_calendar().add(args["start"], args["days"], args["kind"])
+        return {**args, "due": due}

@@ -1,0 +1,1 @@
+"""People, units and places: agencies, units, regions, users, certificates, legal qualifications."""

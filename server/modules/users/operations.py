@@ -1,0 +1,216 @@
+"""Accounts, certificates and legal qualifications. Operations flush; the caller commits."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from server.core import errors
+from server.core.access import Principal, Role, require
+from server.core.db import utcnow
+from server.modules.audit import operations as audit
+from server.modules.users.models import Certificate, CertificateStatus, LegalQualification, Region, Unit, User
+
+InvalidCredentials = errors.error_code("auth.invalid_credentials", 401, "用户名或密码错误",
+                                       "Wrong username or password")
+AccountLocked = errors.error_code("auth.account_locked", 423, "登录失败次数过多，账号已临时锁定",
+                                  "Too many failed logins; the account is temporarily locked")
+AccountInactive = errors.error_code("auth.account_inactive", 403, "账号已停用", "The account is deactivated")
+UsernameTaken = errors.error_code("user.username_taken", 409, "用户名已存在", "The username is already taken")
+UserNotFound = errors.error_code("user.not_found", 404, "用户不存在", "No such user")
+UnitNotFound = errors.error_code("unit.not_found", 404, "执法单位不存在", "No such unit")
+RegionUnknown = errors.error_code("region.unknown", 422, "未知的行政区划代码", "Unknown region code")
+CertificateNumberTaken = errors.error_code("certificate.number_taken", 409, "执法证号已存在",
+                                           "The certificate number is already registered")
+CertificateNotFound = errors.error_code("certificate.not_found", 404, "执法证不存在", "No such certificate")
+CertificateInvalid = errors.error_code(
+    "certificate.invalid_on_date", 403, "该人员在该日期没有有效执法证，不能作为执法人员",
+    "The person holds no valid enforcement certificate on that date and cannot act as an inspector",
+)
+NotAnInspector = errors.error_code("user.not_inspector", 403, "该人员不是执法人员（协管员不能签名或作出决定）",
+                                   "The person is not an inspector (auxiliaries cannot sign or decide)")
+CertificateHolderRole = errors.error_code("certificate.wrong_role", 422, "只有执法人员可以持有执法证",
+                                          "Only inspectors and supervisors hold enforcement certificates")
+
+_hasher = PasswordHasher()
+# Roles that may hold a certificate and act as inspectors (持证上岗). Supervisors are certified officers too.
+CERTIFIED_ROLES = {Role.INSPECTOR, Role.SUPERVISOR}
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+def user_by_name(session: Session, username: str) -> User | None:
+    return session.scalar(sa.select(User).where(User.username == username))
+
+
+def authenticate(session: Session, username: str, password: str, remote_addr: str | None) -> User:
+    """Check a password. Failures are counted (and flushed) before the error is raised;
+    the caller commits them even though the request fails."""
+    config = current_app.config
+    user = user_by_name(session, username)
+    now = utcnow()
+    if user is None or user.password_hash is None:
+        _hasher.hash(password)  # same work as a real check, so timing does not reveal names
+        audit.record(session, "web:login:failed", payload={"username": username, "remote_addr": remote_addr},
+                     actor=audit.Actor("anonymous"))
+        raise InvalidCredentials()
+    if user.locked_until and user.locked_until > now:
+        audit.record(session, "web:login:refused_locked", subjects={"user": user.id},
+                     payload={"remote_addr": remote_addr}, actor=audit.Actor("anonymous"))
+        raise AccountLocked(until=user.locked_until.isoformat())
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        user.failed_logins += 1
+        payload: dict[str, Any] = {"remote_addr": remote_addr, "failed_logins": user.failed_logins}
+        if user.failed_logins >= config["LOGIN_MAX_FAILURES"]:
+            user.locked_until = now + dt.timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
+            user.failed_logins = 0
+            payload["locked_until"] = user.locked_until.isoformat()
+        audit.record(session, "web:login:failed", subjects={"user": user.id}, payload=payload,
+                     actor=audit.Actor("anonymous"))
+        session.flush()
+        raise InvalidCredentials() from None
+    if not user.active:
+        raise AccountInactive()
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    audit.record(session, "web:login:succeeded", subjects={"user": user.id},
+                 payload={"remote_addr": remote_addr}, actor=audit.Actor("user", str(user.id)))
+    session.flush()
+    return user
+
+
+def create_user(session: Session, *, username: str, display_name: str, role: Role | str, unit_id: int,
+                password: str | None = None, region_code: str | None = None, phone: str | None = None) -> User:
+    if user_by_name(session, username) is not None:
+        raise UsernameTaken(fields={"username": ["已存在 / already taken"]})
+    unit = session.get(Unit, unit_id)
+    if unit is None:
+        raise UnitNotFound(fields={"unit_id": ["不存在 / does not exist"]})
+    region_code = region_code or unit.region_code
+    if session.get(Region, region_code) is None:
+        raise RegionUnknown(fields={"region_code": [region_code]})
+    user = User(username=username, display_name=display_name, role=Role(role), unit_id=unit.id,
+                region_code=region_code, phone=phone,
+                password_hash=hash_password(password) if password else None)
+    session.add(user)
+    session.flush()
+    audit.record(session, "admin:user:created", subjects={"user": user.id, "unit": unit.id},
+                 payload={"username": username, "role": user.role.value, "region_code": region_code})
+    return user
+
+
+def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:
+    before = {key: _plain(getattr(user, key)) for key in changes}
+    for key, value in changes.items():
+        if key == "password":
+            user.password_hash = hash_password(value)
+            user.token_generation += 1  # a new password logs out every other session
+            before[key] = after = "***"
+            continue
+        if key == "unit_id" and session.get(Unit, value) is None:
+            raise UnitNotFound(fields={"unit_id": ["不存在 / does not exist"]})
+        if key == "region_code" and session.get(Region, value) is None:
+            raise RegionUnknown(fields={"region_code": [value]})
+        setattr(user, key, Role(value) if key == "role" else value)
+        if key == "active" and not value:
+            user.token_generation += 1
+    after = {key: ("***" if key == "password" else _plain(getattr(user, key))) for key in changes}
+    session.flush()
+    audit.record(session, "admin:user:updated", subjects={"user": user.id}, payload={"before": before, "after": after})
+    return user
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Role) else value
+
+
+def add_certificate(session: Session, user: User, *, number: str, issuer: str, scope: str,
+                    valid_from: dt.date, valid_until: dt.date) -> Certificate:
+    if user.role not in CERTIFIED_ROLES:
+        raise CertificateHolderRole()
+    if valid_from > valid_until:
+        raise errors.ValidationFailed(fields={"valid_until": ["必须不早于起始日 / must not precede valid_from"]})
+    if session.scalar(sa.select(Certificate.id).where(Certificate.number == number)) is not None:
+        raise CertificateNumberTaken(fields={"number": [number]})
+    cert = Certificate(user=user, number=number, issuer=issuer, scope=scope,
+                       valid_from=valid_from, valid_until=valid_until)
+    session.add(cert)
+    session.flush()
+    audit.record(session, "admin:certificate:issued", subjects={"user": user.id, "certificate": cert.id},
+                 payload={"number": number, "issuer": issuer, "scope": scope,
+                          "valid_from": valid_from.isoformat(), "valid_until": valid_until.isoformat()})
+    return cert
+
+
+def set_certificate_status(session: Session, cert: Certificate, status: CertificateStatus, reason: str) -> Certificate:
+    before = cert.status.value
+    cert.status = status
+    cert.status_reason = reason
+    session.flush()
+    audit.record(session, "admin:certificate:status_changed",
+                 subjects={"user": cert.user_id, "certificate": cert.id},
+                 payload={"before": before, "after": status.value, "reason": reason})
+    return cert
+
+
+def add_legal_qualification(session: Session, user: User, *, kind: str, number: str,
+                            obtained_on: dt.date) -> LegalQualification:
+    if session.scalar(sa.select(LegalQualification.id).where(LegalQualification.number == number)):
+        raise errors.Conflict(fields={"number": [number]})
+    qualification = LegalQualification(user=user, kind=kind, number=number, obtained_on=obtained_on)
+    session.add(qualification)
+    session.flush()
+    audit.record(session, "admin:legal_qualification:recorded", subjects={"user": user.id},
+                 payload={"kind": kind, "number": number, "obtained_on": obtained_on.isoformat()})
+    return qualification
+
+
+def valid_certificate(user: User, day: dt.date) -> Certificate | None:
+    return next((c for c in user.certificates if c.is_valid_on(day)), None)
+
+
+def require_inspector(user: User, day: dt.date) -> Certificate:
+    """行政处罚法 第42条: enforcement only by officers holding a certificate valid on that day.
+    Auxiliaries (协管员) assist but never count as inspectors."""
+    if user.role not in CERTIFIED_ROLES or not user.active:
+        raise NotAnInspector(user=user.username)
+    cert = valid_certificate(user, day)
+    if cert is None:
+        raise CertificateInvalid(user=user.username, date=day.isoformat())
+    return cert
+
+
+def scoped_users(session: Session, principal: Principal) -> sa.Select[tuple[User]]:
+    """Admins see everyone; a supervisor sees the people of their own unit; others only themselves."""
+    query = sa.select(User).order_by(User.id)
+    if principal.role == Role.ADMIN.value:
+        return query
+    if principal.role == Role.SUPERVISOR.value:
+        return query.where(User.unit_id == principal.unit_id)
+    return query.where(User.id == principal.user_id)
+
+
+def require_user_scope(principal: Principal, user: User, *, manage: bool = False) -> None:
+    if principal.role == Role.ADMIN.value:
+        return
+    if principal.role == Role.SUPERVISOR.value and user.unit_id == principal.unit_id:
+        return
+    require(not manage and principal.user_id == user.id, "outside your unit")

@@ -1,0 +1,53 @@
+"""The endpoint × role table: every endpoint of the app, and who may call it. One place.
+
+Roles are those of ``server.core.access.Role`` plus ``device`` (a registered phone or tablet
+acting for its inspector) and ``public`` (anyone, signed in or not). An endpoint that is not
+listed here is refused to everyone; ``tests/test_access_matrix.py`` walks this table against
+``app.url_map`` so a new endpoint cannot be forgotten. Scope rules (own unit, own assignment,
+transferred case) are applied by the operations on top of this table.
+"""
+from __future__ import annotations
+
+from server.core.access import ADMIN, ANYONE, BUREAU, DEVICES, MANAGERS, STAFF, allow
+
+FIELD_STAFF = frozenset({"inspector", "auxiliary", "supervisor"})
+
+# endpoint: {method (or "*"): roles}
+TABLE: dict[str, dict[str, frozenset[str]]] = {
+    # infrastructure and documentation
+    "health.healthz": {"*": ANYONE},
+    "swagger_ui_static": {"*": ANYONE},
+    "static": {"*": ANYONE},
+    "web-api-docs.openapi_json": {"*": ANYONE},
+    "web-api-docs.openapi_swagger_ui": {"*": ANYONE},
+    "mobile-api-docs.openapi_json": {"*": ANYONE},
+    "mobile-api-docs.openapi_swagger_ui": {"*": ANYONE},
+    # staff sign-in
+    "auth.Login": {"POST": ANYONE},
+    "auth.Logout": {"POST": STAFF},
+    "auth.Me": {"GET": STAFF | DEVICES},
+    # people, units, regions
+    "users.Regions": {"GET": ANYONE},
+    "users.Units": {"GET": STAFF},
+    "users.Users": {"GET": STAFF, "POST": ADMIN},
+    "users.UserDetail": {"GET": STAFF, "PATCH": ADMIN},
+    "users.UserCertificates": {"POST": MANAGERS},
+    "users.CertificateStatus": {"POST": MANAGERS},
+    "users.LegalQualifications": {"POST": ADMIN},
+    "users.Eligibility": {"GET": STAFF},
+    # devices, staff side
+    "devices.Devices": {"GET": BUREAU, "POST": MANAGERS},
+    "devices.DeviceRevoke": {"POST": BUREAU},
+    # system
+    "system.Deadline": {"GET": STAFF | DEVICES},
+    # device API
+    "mobile_devices.RegisterDevice": {"POST": FIELD_STAFF},
+    "mobile_devices.Refresh": {"POST": ANYONE},
+    "mobile_devices.DeviceMe": {"GET": DEVICES},
+}
+
+
+def install() -> None:
+    for endpoint, rules in TABLE.items():
+        for method, roles in rules.items():
+            allow(endpoint, roles, method)

@@ -1,0 +1,30 @@
+"""Where every blueprint is mounted. The access policy for each endpoint is in ``server.policy``."""
+from __future__ import annotations
+
+import swagger_ui_bundle
+from flask import Flask, send_from_directory
+
+from server.extensions import mobile_api, web_api
+
+
+def register_routes(app: Flask) -> None:
+    from mobile_api import devices as mobile_devices
+    from server.core import health
+    from server.modules.auth import api as auth_api
+    from server.modules.devices import api as devices_api
+    from server.modules.system import api as system_api
+    from server.modules.users import api as users_api
+    from server import policy
+
+    for blueprint in (auth_api.blp, users_api.blp, devices_api.blp, system_api.blp):
+        web_api.register_blueprint(blueprint, url_prefix="/api/v1")
+    for blueprint in (mobile_devices.blp,):
+        mobile_api.register_blueprint(blueprint, url_prefix="/mobile/v1")
+    app.register_blueprint(health.blp)
+
+    @app.get("/static/swagger-ui/<path:filename>")
+    def swagger_ui_static(filename: str):  # type: ignore[no-untyped-def]
+        """Swagger UI served from the installed package: the docs pages work with no internet."""
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
+
+    policy.install()
