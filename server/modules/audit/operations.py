@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import sqlalchemy as sa
+from flask import g, has_app_context, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -39,6 +40,13 @@ class Actor:
         if principal.kind == "user":
             return cls("user", str(principal.user_id))
         return cls("anonymous", None)
+
+
+def _default_actor() -> Actor:
+    """The request's principal; outside a request, the console or task named in ``g.audit_actor``."""
+    if has_request_context():
+        return Actor.of(current_principal())
+    return Actor("system", g.get("audit_actor", "console") if has_app_context() else "console")
 
 
 def system(task: str) -> Actor:
@@ -68,7 +76,7 @@ def record(session: Session, tag: str, *, subjects: dict[str, Any] | Iterable[tu
     pairs = subjects.items() if isinstance(subjects, dict) else subjects
     entry = PendingEntry(
         tag=tag,
-        actor=actor or Actor.of(current_principal()),
+        actor=actor or _default_actor(),
         subjects=sorted({(str(kind), str(value)) for kind, value in pairs}),
         payload=payload or {},
         request_id=request_id(),
