@@ -1,8 +1,13 @@
-"""Collects each domain's CLI group."""
+"""Collects each domain's CLI group under ``enforce``."""
 from __future__ import annotations
 
 import click
 
 
 def register(cli: click.Group) -> None:
-    pass
+    from server.modules.demo.cli import demo_cli
+    from server.modules.devices.cli import devices_cli, tokens_cli
+    from server.modules.users.cli import users_cli
+
+    for group in (users_cli, devices_cli, tokens_cli, demo_cli):
+        cli.add_command(group)

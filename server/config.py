@@ -38,6 +38,7 @@ class Setting:
 # Name (without prefix) -> declaration. Days/hours are plain integers in their unit.
 SETTINGS: dict[str, Setting] = {
     "ENV": Setting("development", str, "development | production | test"),
+    "INSTANCE_PATH": Setting(None, str, "folder for the SQLite file, generated keys and local blobs"),
     "DATABASE_URL": Setting(None, str, "SQLAlchemy URL; default SQLite in the instance folder"),
     "BROKER_URL": Setting("memory://", str, "Celery broker; memory:// runs tasks in-process"),
     "RESULT_BACKEND": Setting(None, str, "Celery result backend; defaults to the broker when it is Redis"),

@@ -25,9 +25,9 @@ def _check(probe: Callable[[], str | None]) -> dict[str, Any]:
 def _database() -> str:
     from server.extensions import db
 
-    with db.engine.connect() as connection:
-        connection.execute(sa.text("SELECT 1"))
-    return db.engine.dialect.name
+    db.session.execute(sa.text("SELECT 1"))
+    db.session.rollback()
+    return db.session.get_bind().dialect.name
 
 
 def _broker() -> str:

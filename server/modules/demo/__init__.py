@@ -1,0 +1,1 @@
+"""A believable Shangluo for demos and newcomers: units, people, certificates, enterprises."""

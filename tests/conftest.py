@@ -1,0 +1,64 @@
+"""Fixtures: one migrated database per run, rolled back after every test.
+
+The database is PostgreSQL when ``ENFORCE_DATABASE_URL`` points at it (as in ``.ci/run``),
+otherwise a SQLite file. Either way it is built by the Alembic migrations.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests import db as testdb
+
+_INSTANCE = Path(tempfile.mkdtemp(prefix="enforce-test-instance-"))
+os.environ["ENFORCE_INSTANCE_PATH"] = str(_INSTANCE)
+
+
+@pytest.fixture(scope="session")
+def app() -> Iterator[Flask]:
+    url = testdb.postgres_url()
+    if url:
+        testdb.reset_postgres_schema(url)
+    else:
+        url = f"sqlite:///{_INSTANCE / 'test.db'}"
+    broker = os.environ.get("ENFORCE_BROKER_URL", "memory://")
+    app = testdb.make_app(url, _INSTANCE, BROKER_URL="memory://")
+    app.config["SUITE_BROKER_URL"] = broker
+    testdb.migrate(app)
+    from server.extensions import db
+
+    with app.app_context():
+        db.session.remove()
+        db.session.configure(join_transaction_mode="create_savepoint")
+    yield app
+
+
+@pytest.fixture()
+def db_session(app: Flask) -> Iterator[Any]:
+    """Every test runs in a transaction that is rolled back at the end; commits become savepoints."""
+    from server.extensions import db
+
+    with app.app_context():
+        engine = db.engine
+        connection = engine.connect()
+        outer = connection.begin()
+        engines = db._app_engines[app]  # noqa: SLF001 - bind every session of the test to one connection
+        engines[None] = connection  # type: ignore[assignment]
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            engines[None] = engine
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture()
+def client(app: Flask, db_session: Any) -> FlaskClient:
+    return app.test_client()

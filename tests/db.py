@@ -1,0 +1,73 @@
+"""Building test databases with the real migrations, on SQLite or PostgreSQL."""
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.engine import make_url
+
+from server import create_app
+
+
+def postgres_url() -> str | None:
+    """The PostgreSQL URL the suite runs against, if any (``ENFORCE_DATABASE_URL``)."""
+    url = os.environ.get("ENFORCE_DATABASE_URL", "")
+    return url if url.startswith("postgresql") else None
+
+
+def scratch_database_url(tmp: Path, name: str = "") -> str:
+    """A new empty database of the suite's kind: a PostgreSQL database or a SQLite file."""
+    base = postgres_url()
+    if base is None:
+        return f"sqlite:///{tmp / ((name or uuid.uuid4().hex[:8]) + '.db')}"
+    url = make_url(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    db_name = f"{url.database}_{name or uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{db_name}"'))
+    admin.dispose()
+    return url.set(database=db_name).render_as_string(hide_password=False)
+
+
+def reset_postgres_schema(url: str) -> None:
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def make_app(database_url: str, instance: Path, **overrides: Any) -> Flask:
+    config = {
+        "ENV": "test",
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "test-secret-key-0123456789",
+        "STORAGE_URL": (instance / "blobs").as_uri(),
+        "LOG_JSON": False,
+        "AUDIT_LOG_KEY": str(instance / "audit-log-key.pem"),
+    }
+    config.update(overrides)
+    os.environ.setdefault("ENFORCE_INSTANCE_PATH", str(instance))
+    return create_app(config)
+
+
+def migrate(app: Flask) -> None:
+    """Alembic upgrade to head: the only way the schema is made, in tests too."""
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade()
+
+
+def fresh_app(tmp: Path | None = None, name: str = "", **overrides: Any) -> Flask:
+    """An app on its own new, migrated database (for tests that need real commits)."""
+    tmp = tmp or Path(tempfile.mkdtemp(prefix="enforce-test-"))
+    app = make_app(scratch_database_url(tmp, name), tmp, **overrides)
+    migrate(app)
+    return app
