@@ -18,6 +18,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("ENFORCE_INSTANCE_PATH") or None,
                 instance_relative_config=True)
     app.config.update(config_module.load(app.instance_path, test_config))
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Chinese messages stay readable
     _configure_flask(app)
 
     from server import models  # noqa: F401  (registers every table)
@@ -53,7 +54,6 @@ def _configure_flask(app: Flask) -> None:
     else:
         connect_args["timeout"] = 15  # SQLite busy timeout, seconds
     cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": connect_args, "pool_pre_ping": True}
-    cfg["JSON_AS_ASCII"] = False
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
     cfg["SESSION_COOKIE_SECURE"] = cfg["ENV"] == "production"

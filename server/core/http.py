@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import flask_smorest
+import marshmallow as ma
 import sqlalchemy.exc
 from flask import Flask, g, has_request_context, jsonify, request
 from pythonjsonlogger.json import JsonFormatter
@@ -85,8 +86,23 @@ def _from_http_exception(exc: HTTPException) -> errors.DomainError:
     return cls(fields=fields or None)
 
 
+class ErrorSchema(ma.Schema):
+    """The error contract, as documented in both OpenAPI documents."""
+
+    status = ma.fields.Integer(metadata={"description": "HTTP status"})
+    code = ma.fields.String(metadata={"description": "stable dotted machine code, e.g. auth.invalid_credentials"})
+    message_zh = ma.fields.String(metadata={"description": "中文说明"})
+    message_en = ma.fields.String(metadata={"description": "English message"})
+    detail = ma.fields.String(metadata={"description": "what exactly was wrong"})
+    fields = ma.fields.Dict(metadata={"description": "validation errors by field"})
+    context = ma.fields.Dict(metadata={"description": "machine-readable details"})
+    request_id = ma.fields.String(metadata={"description": "quote this when reporting a problem"})
+
+
 class ContractApi(flask_smorest.Api):
     """flask-smorest Api whose error handler speaks the error contract."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error: HTTPException) -> Any:  # type: ignore[override]
         return handle_http_exception(error)
