@@ -57,7 +57,7 @@ def _configure_flask(app: Flask) -> None:
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
     cfg["SESSION_COOKIE_SECURE"] = cfg["ENV"] == "production"
-    cfg["TESTING"] = cfg.get("TESTING", cfg["ENV"] == "test")
+    cfg["TESTING"] = cfg["TESTING"] or cfg["ENV"] == "test"  # Flask's own default is False, never missing
     for prefix, url in (("WEB_", "/api/v1"), ("MOBILE_", "/mobile/v1")):
         cfg[f"{prefix}API_TITLE"] = "Qinling Field"
         cfg[f"{prefix}API_VERSION"] = "v1"
