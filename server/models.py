@@ -2,4 +2,5 @@
 from server.modules.audit import models as audit  # noqa: F401
 from server.modules.devices import models as devices  # noqa: F401
 from server.modules.directory import models as directory  # noqa: F401
+from server.modules.inspections import models as inspections  # noqa: F401
 from server.modules.users import models as users  # noqa: F401

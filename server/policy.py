@@ -38,6 +38,11 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     # devices, staff side
     "devices.Devices": {"GET": BUREAU, "POST": MANAGERS},
     "devices.DeviceRevoke": {"POST": BUREAU},
+    # inspections
+    "inspections.Inspections": {"GET": BUREAU, "POST": MANAGERS},
+    "inspections.InspectionDetail": {"GET": BUREAU},
+    "inspections.InspectionTeam": {"PUT": MANAGERS},
+    "inspections.InspectionCancel": {"POST": MANAGERS},
     # system
     "system.Deadline": {"GET": STAFF | DEVICES},
     # device API

@@ -12,11 +12,12 @@ def register_routes(app: Flask) -> None:
     from server.core import health
     from server.modules.auth import api as auth_api
     from server.modules.devices import api as devices_api
+    from server.modules.inspections import api as inspections_api
     from server.modules.system import api as system_api
     from server.modules.users import api as users_api
     from server import policy
 
-    for blueprint in (auth_api.blp, users_api.blp, devices_api.blp, system_api.blp):
+    for blueprint in (auth_api.blp, users_api.blp, devices_api.blp, inspections_api.blp, system_api.blp):
         web_api.register_blueprint(blueprint, url_prefix="/api/v1")
     for blueprint in (mobile_devices.blp,):
         mobile_api.register_blueprint(blueprint, url_prefix="/mobile/v1")

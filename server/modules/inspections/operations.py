@@ -1,0 +1,147 @@
+"""Creating, staffing and cancelling inspections; who may see one."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from server.core import errors
+from server.core.access import Principal, Role, require
+from server.core.db import utcnow
+from server.modules.audit import operations as audit
+from server.modules.directory.models import Target
+from server.modules.inspections.models import (Inspection, InspectionKind, InspectionMember, InspectionStatus,
+                                               TeamRole)
+from server.modules.users import operations as users
+from server.modules.users.models import User
+
+InspectionNotFound = errors.error_code("inspection.not_found", 404, "检查任务不存在", "No such inspection")
+TeamTooSmall = errors.error_code(
+    "inspection.team_too_small", 422, "检查组至少需要两名持有效执法证的执法人员（行政处罚法第42条）",
+    "A team needs at least two inspectors with certificates valid for the visit window (Administrative Penalty Law art. 42)")
+InvalidState = errors.error_code("inspection.invalid_state", 409, "检查任务当前状态不允许该操作",
+                                 "The inspection's current state does not allow this")
+TargetNotFound = errors.error_code("target.not_found", 404, "检查对象不存在", "No such target")
+
+MIN_INSPECTORS = 2  # 行政处罚法 第42条: at least two enforcement officers
+
+
+def get(session: Session, inspection_id: str) -> Inspection:
+    inspection = session.get(Inspection, inspection_id)
+    if inspection is None:
+        raise InspectionNotFound()
+    return inspection
+
+
+def _team(session: Session, lead_id: int, member_ids: Iterable[int], window: tuple[dt.date, dt.date],
+          ) -> list[tuple[User, TeamRole, str | None]]:
+    """Check rule 1 (DOMAIN-RULES §A): ≥2 inspectors whose certificates hold for the whole window."""
+    ids = [lead_id] + [i for i in dict.fromkeys(member_ids) if i != lead_id]
+    team: list[tuple[User, TeamRole, str | None]] = []
+    certified = 0
+    for position, user_id in enumerate(ids):
+        user = users.get_user(session, user_id)
+        if user.role is Role.AUXILIARY:
+            team.append((user, TeamRole.AUXILIARY, None))
+            continue
+        users.require_inspector(user, window[0])
+        cert = users.require_inspector(user, window[1])
+        certified += 1
+        team.append((user, TeamRole.LEAD if position == 0 else TeamRole.MEMBER, cert.number))
+    if certified < MIN_INSPECTORS:
+        raise TeamTooSmall(certified=certified)
+    return team
+
+
+def create(session: Session, *, target_id: int, lead_id: int, member_ids: Iterable[int], window_start: dt.date,
+           window_end: dt.date, kind: InspectionKind, created_by: User, unit_id: int | None = None,
+           purpose: str | None = None, secret: bool = False, draw_id: str | None = None) -> Inspection:
+    target = session.get(Target, target_id)
+    if target is None:
+        raise TargetNotFound()
+    if window_start > window_end:
+        raise errors.ValidationFailed(fields={"window_end": ["不得早于开始日期 / must not precede window_start"]})
+    team = _team(session, lead_id, member_ids, (window_start, window_end))
+    inspection = Inspection(target_id=target.id, unit_id=unit_id or created_by.unit_id, kind=kind,
+                            window_start=window_start, window_end=window_end, secret=secret, draw_id=draw_id,
+                            created_by=created_by.id, purpose=purpose)
+    session.add(inspection)
+    session.flush()
+    for user, team_role, cert in team:
+        session.add(InspectionMember(inspection_id=inspection.id, user_id=user.id, team_role=team_role,
+                                     certificate_number=cert, assigned_by=created_by.id))
+    session.flush()
+    audit.record(session, "inspection:inspection:assigned",
+                 subjects=[("inspection", inspection.id), ("target", target.id)] + [("user", u.id) for u, _, _ in team],
+                 payload={"kind": kind.value, "window": [window_start.isoformat(), window_end.isoformat()],
+                          "team": [{"user": u.id, "role": r.value, "certificate": c} for u, r, c in team],
+                          "secret": secret, "draw": draw_id, "purpose": purpose})
+    return inspection
+
+
+def reassign(session: Session, inspection: Inspection, *, lead_id: int, member_ids: Iterable[int], by: User,
+             reason: str) -> Inspection:
+    """Change the team. Removed members keep their row with ``removed_at`` (devices get a tombstone)."""
+    if inspection.status in (InspectionStatus.COMPLETED, InspectionStatus.CANCELLED):
+        raise InvalidState(status=inspection.status.value)
+    team = _team(session, lead_id, member_ids, (inspection.window_start, inspection.window_end))
+    wanted = {user.id: (role, cert) for user, role, cert in team}
+    now = utcnow()
+    current = session.scalars(sa.select(InspectionMember).where(
+        InspectionMember.inspection_id == inspection.id, InspectionMember.removed_at.is_(None))).all()
+    before = [{"user": m.user_id, "role": m.team_role.value} for m in current]
+    for member in current:
+        if member.user_id not in wanted or wanted[member.user_id][0] is not member.team_role:
+            member.removed_at, member.removed_reason = now, reason
+    session.flush()
+    kept = {m.user_id for m in current if m.removed_at is None}
+    for user_id, (role, cert) in wanted.items():
+        if user_id not in kept:
+            session.add(InspectionMember(inspection_id=inspection.id, user_id=user_id, team_role=role,
+                                         certificate_number=cert, assigned_by=by.id))
+    inspection.updated_at = now  # bumps the version: devices see the change
+    session.flush()
+    audit.record(session, "inspection:inspection:reassigned",
+                 subjects=[("inspection", inspection.id)] + [("user", uid) for uid in wanted],
+                 payload={"before": before, "after": [{"user": u, "role": r.value} for u, (r, _) in wanted.items()],
+                          "reason": reason})
+    return inspection
+
+
+def cancel(session: Session, inspection: Inspection, *, reason: str) -> Inspection:
+    if inspection.status in (InspectionStatus.COMPLETED, InspectionStatus.CANCELLED):
+        raise InvalidState(status=inspection.status.value)
+    before = inspection.status.value
+    inspection.status = InspectionStatus.CANCELLED
+    inspection.cancelled_reason = reason
+    session.flush()
+    audit.record(session, "inspection:inspection:cancelled", subjects={"inspection": inspection.id},
+                 payload={"before": before, "reason": reason})
+    return inspection
+
+
+def is_member(inspection: Inspection, user_id: int | None) -> bool:
+    return any(m.user_id == user_id for m in inspection.members)
+
+
+def visible(session: Session, principal: Principal) -> sa.Select[tuple[Inspection]]:
+    """Supervisors and admins see their unit's inspections (admins all); inspectors only their own.
+    Drawn targets stay secret from everyone else until the visit (DOMAIN-RULES rule 6)."""
+    query = sa.select(Inspection).order_by(Inspection.window_start.desc(), Inspection.id)
+    if principal.role == Role.ADMIN.value:
+        return query
+    if principal.role == Role.SUPERVISOR.value and principal.kind == "user":
+        return query.where(Inspection.unit_id == principal.unit_id)
+    mine = sa.select(InspectionMember.inspection_id).where(
+        InspectionMember.user_id == principal.user_id, InspectionMember.removed_at.is_(None))
+    return query.where(Inspection.id.in_(mine))
+
+
+def require_visible(session: Session, principal: Principal, inspection: Inspection) -> None:
+    if principal.role == Role.ADMIN.value:
+        return
+    if principal.role == Role.SUPERVISOR.value and principal.kind == "user" and inspection.unit_id == principal.unit_id:
+        return
+    require(is_member(inspection, principal.user_id), "not assigned to this inspection")
