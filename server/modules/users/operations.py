@@ -118,12 +118,11 @@ def create_user(session: Session, *, username: str, display_name: str, role: Rol
 
 
 def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:
-    before = {key: _plain(getattr(user, key)) for key in changes}
+    before = {key: ("***" if key == "password" else _plain(getattr(user, key))) for key in changes}
     for key, value in changes.items():
         if key == "password":
             user.password_hash = hash_password(value)
             user.token_generation += 1  # a new password logs out every other session
-            before[key] = after = "***"
             continue
         if key == "unit_id" and session.get(Unit, value) is None:
             raise UnitNotFound(fields={"unit_id": ["不存在 / does not exist"]})
