@@ -15,8 +15,9 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 from flask import g, has_app_context, has_request_context
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
+from server.core import errors
 from server.core.access import Principal, current_principal
 from server.core.canonical import canonical_json
 from server.core.db import utcnow
@@ -26,6 +27,13 @@ from server.modules.audit.models import AuditEntry, AuditHead, AuditNode, AuditS
 
 _PENDING = "audit_pending"
 FORMAT_VERSION = 1
+
+IndexOutOfRange = errors.error_code(
+    "audit.index_out_of_range", 422, "条目序号超出记录树范围", "The entry index is outside the log tree")
+SizeOutOfRange = errors.error_code(
+    "audit.size_out_of_range", 422, "树大小超出当前记录范围", "The tree size is outside the current log")
+EmptyConsistency = errors.error_code(
+    "audit.empty_consistency", 422, "不能对空树求一致性证明", "No consistency proof exists from an empty tree")
 
 
 @dataclass
@@ -63,6 +71,7 @@ class PendingEntry:
     supersedes: int | None = None
     reason: str | None = None
     idx: int | None = field(default=None)  # set when sequenced
+    owner: Any = field(default=None, repr=False)  # innermost session transaction at record time
 
 
 def record(session: Session, tag: str, *, subjects: dict[str, Any] | Iterable[tuple[str, Any]] = (),
@@ -74,6 +83,8 @@ def record(session: Session, tag: str, *, subjects: dict[str, Any] | Iterable[tu
     if supersedes is not None and not reason:
         raise ValueError("a correction needs a reason")
     pairs = subjects.items() if isinstance(subjects, dict) else subjects
+    if isinstance(session, scoped_session):
+        session = session()
     entry = PendingEntry(
         tag=tag,
         actor=actor or _default_actor(),
@@ -82,6 +93,7 @@ def record(session: Session, tag: str, *, subjects: dict[str, Any] | Iterable[tu
         request_id=request_id(),
         supersedes=supersedes,
         reason=reason,
+        owner=session.get_nested_transaction() or session.get_transaction(),
     )
     session.info.setdefault(_PENDING, []).append(entry)
     return entry
@@ -136,19 +148,21 @@ def _combine(start: int, end: int, nodes: dict[tuple[int, int], bytes]) -> bytes
 
 
 def load_nodes(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """Hashes of the given (level, idx) nodes in one query; level 0 are the leaves."""
     keys = set(keys)
-    found: dict[tuple[int, int], bytes] = {}
+    if not keys:
+        return {}
     leaves = [idx for level, idx in keys if level == 0]
     inner = [(level, idx) for level, idx in keys if level > 0]
+    parts = []
     if leaves:
-        rows = session.execute(sa.select(AuditEntry.idx, AuditEntry.leaf_hash).where(AuditEntry.idx.in_(leaves)))
-        found.update({(0, idx): h for idx, h in rows})
+        parts.append(sa.select(sa.literal(0).label("level"), AuditEntry.idx, AuditEntry.leaf_hash.label("hash"))
+                     .where(AuditEntry.idx.in_(leaves)))
     if inner:
-        rows = session.execute(
-            sa.select(AuditNode.level, AuditNode.idx, AuditNode.hash)
-            .where(sa.tuple_(AuditNode.level, AuditNode.idx).in_(inner))
-        )
-        found.update({(level, idx): h for level, idx, h in rows})
+        parts.append(sa.select(AuditNode.level, AuditNode.idx, AuditNode.hash)
+                     .where(sa.tuple_(AuditNode.level, AuditNode.idx).in_(inner)))
+    statement = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+    found = {(level, idx): h for level, idx, h in session.execute(statement)}
     missing = keys - found.keys()
     if missing:
         raise LookupError(f"audit tree nodes missing: {sorted(missing)[:5]}")
@@ -156,9 +170,71 @@ def load_nodes(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple[
 
 
 def subtree_hashes(session: Session, ranges: list[tuple[int, int]]) -> list[bytes]:
-    """MTH of each [start, end) range, with one query per node kind for all of them."""
+    """MTH of each [start, end) range, with one query for all of them."""
     nodes = load_nodes(session, (key for start, end in ranges for key in decompose(start, end)))
     return [_combine(start, end, nodes) for start, end in ranges]
+
+
+# ---- proofs from the stored tree ---------------------------------------------------------------
+# The proofs of RFC 9162 are lists of MTH(D[a:b]) over ranges that depend only on the index and
+# sizes; every such range splits into O(log n) stored perfect subtrees, read in one query.
+
+def _split(n: int) -> int:
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def path_ranges(m: int, start: int, end: int) -> list[tuple[int, int]]:
+    """Ranges whose MTHs make PATH(m, D[start:end]) (RFC 9162 §2.1.3.1)."""
+    n = end - start
+    if n == 1:
+        return []
+    k = _split(n)
+    if m < k:
+        return path_ranges(m, start, start + k) + [(start + k, end)]
+    return path_ranges(m - k, start + k, end) + [(start, start + k)]
+
+
+def subproof_ranges(m: int, start: int, end: int, complete: bool = True) -> list[tuple[int, int]]:
+    """Ranges whose MTHs make SUBPROOF(m, D[start:end], b) (RFC 9162 §2.1.4.1)."""
+    n = end - start
+    if m == n:
+        return [] if complete else [(start, end)]
+    k = _split(n)
+    if m <= k:
+        return subproof_ranges(m, start, start + k, complete) + [(start + k, end)]
+    return subproof_ranges(m - k, start + k, end, False) + [(start, start + k)]
+
+
+def _check_size(session: Session, size: int) -> None:
+    current = session.execute(sa.select(AuditHead.size).where(AuditHead.id == 1)).scalar_one()
+    if not 0 <= size <= current:
+        raise SizeOutOfRange(f"size {size} is outside 0..{current}", size=size, log_size=current)
+
+
+def root_at(session: Session, size: int) -> bytes:
+    """MTH of the first ``size`` leaves, from the stored nodes (O(log n) rows)."""
+    _check_size(session, size)
+    if size == 0:
+        return merkle.EMPTY_ROOT
+    return subtree_hashes(session, [(0, size)])[0]
+
+
+def inclusion_proof_stored(session: Session, index: int, size: int) -> list[bytes]:
+    """Same as ``merkle.inclusion_proof(index, leaves[:size])``, read from the stored tree."""
+    _check_size(session, size)
+    if not 0 <= index < size:
+        raise IndexOutOfRange(f"index {index} is outside a tree of size {size}", index=index, size=size)
+    return subtree_hashes(session, path_ranges(index, 0, size))
+
+
+def consistency_proof_stored(session: Session, old: int, new: int) -> list[bytes]:
+    """Same as ``merkle.consistency_proof(old, leaves[:new])``, read from the stored tree."""
+    if old <= 0:
+        raise EmptyConsistency(f"old size {old}: consistency needs 0 < old <= new", old=old, new=new)
+    _check_size(session, new)
+    if old > new:
+        raise SizeOutOfRange(f"old size {old} is larger than new size {new}", old=old, new=new)
+    return subtree_hashes(session, subproof_ranges(old, 0, new))
 
 
 # ---- sequencing -------------------------------------------------------------------------------
@@ -167,11 +243,12 @@ def _sequence(session: Session) -> None:
     pending: list[PendingEntry] = session.info.pop(_PENDING, [])
     if not pending:
         return
-    # Taking the row lock with an UPDATE works the same on SQLite (write lock) and PostgreSQL.
-    session.execute(sa.update(AuditHead).where(AuditHead.id == 1).values(size=AuditHead.size))
-    size = session.execute(sa.select(AuditHead.size).where(AuditHead.id == 1)).scalar_one()
+    # Taking the row lock with an UPDATE works the same on SQLite (write lock) and PostgreSQL;
+    # RETURNING reads the size the lock protects in the same round trip.
+    size = session.execute(sa.update(AuditHead).where(AuditHead.id == 1).values(size=AuditHead.size)
+                           .returning(AuditHead.size)).scalar_one()
     keys = frontier_keys(size)
-    nodes = load_nodes(session, keys) if keys else {}
+    nodes = load_nodes(session, keys)
     frontier = [(level, nodes[(level, idx)]) for level, idx in keys]  # left to right
 
     at = utcnow()
@@ -201,11 +278,12 @@ def _sequence(session: Session) -> None:
     for _, left in reversed(frontier[:-1]):
         root = merkle.node_hash(left, root)
 
-    session.execute(sa.insert(AuditEntry), entry_rows)
+    # Core inserts (executemany → one multi-row INSERT): no ORM identity bookkeeping needed.
+    session.execute(AuditEntry.__table__.insert(), entry_rows)
     if subject_rows:
-        session.execute(sa.insert(AuditSubject), subject_rows)
+        session.execute(AuditSubject.__table__.insert(), subject_rows)
     if node_rows:
-        session.execute(sa.insert(AuditNode), node_rows)
+        session.execute(AuditNode.__table__.insert(), node_rows)
     session.execute(sa.update(AuditHead).where(AuditHead.id == 1)
                     .values(size=size + len(pending), root_hash=root, updated_at=at))
 
@@ -220,6 +298,23 @@ def _before_commit(session: Session) -> None:
 def _discard_unsequenced(session: Session, transaction: Any) -> None:
     if transaction.parent is None:  # the outermost transaction ended without a commit
         session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _discard_rolled_back(session: Session, previous_transaction: Any) -> None:
+    """A rolled-back savepoint takes its entries with it; the outer commit must not log them."""
+    pending: list[PendingEntry] | None = session.info.get(_PENDING)
+    if not pending or previous_transaction.parent is None:
+        return
+
+    def inside(transaction: Any) -> bool:
+        while transaction is not None:
+            if transaction is previous_transaction:
+                return True
+            transaction = transaction.parent
+        return False
+
+    pending[:] = [entry for entry in pending if not inside(entry.owner)]
 
 
 def head(session: Session) -> tuple[int, bytes]:
