@@ -47,7 +47,14 @@ def db_session(app: Flask) -> Iterator[Any]:
     with app.app_context():
         engine = db.engine
         connection = engine.connect()
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            # pysqlite only emits BEGIN before DML, so a SAVEPOINT issued first would open the
+            # transaction itself and its RELEASE would commit for real: begin explicitly instead.
+            connection.connection.driver_connection.isolation_level = None  # type: ignore[union-attr]
         outer = connection.begin()
+        if sqlite:
+            connection.exec_driver_sql("BEGIN")
         engines = db._app_engines[app]  # noqa: SLF001 - bind every session of the test to one connection
         engines[None] = connection  # type: ignore[assignment]
         try:
@@ -56,6 +63,8 @@ def db_session(app: Flask) -> Iterator[Any]:
             db.session.remove()
             engines[None] = engine
             outer.rollback()
+            if sqlite:
+                connection.connection.driver_connection.isolation_level = ""  # type: ignore[union-attr]
             connection.close()
 
 
