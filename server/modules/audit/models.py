@@ -93,3 +93,18 @@ class AuditCosignature(Base):
     signature_line: Mapped[str] = mapped_column(sa.Text)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     details: Mapped[dict[str, Any] | None]
+
+
+class AuditWitness(Base):
+    """An outside party (for example the procuratorate) whose Ed25519 key may cosign checkpoints."""
+
+    __tablename__ = "audit_witness"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True,
+                                      comment="signed-note key name, e.g. witness.example.gov.cn/w1")
+    public_key: Mapped[bytes] = mapped_column(sa.LargeBinary(32), comment="raw 32-byte Ed25519 public key")
+    added_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"), comment="the admin who added it")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.CheckConstraint("length(public_key) = 32", name="public_key_ed25519"),)
