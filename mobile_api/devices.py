@@ -38,7 +38,11 @@ class Refresh(MethodView):
     @blp.response(200, auth_schemas.DeviceTokenSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """用刷新令牌换取新令牌（离线宽限期内）/ Exchange a refresh token within the offline grace period"""
-        result = ops.refresh(db.session, data["refresh_token"])
+        try:
+            result = ops.refresh(db.session, data["refresh_token"])
+        except ops.RefreshInvalid:
+            db.session.commit()  # keep the revocation of a reused token's family and its audit entry
+            raise
         db.session.commit()
         return result
 

@@ -119,7 +119,17 @@ def refresh(session: Session, refresh_token: str) -> dict[str, object]:
     device = get_device(session, row.device_id)
     if device.revoked_at is not None:
         raise DeviceRevoked()
-    if row.used_at is not None or row.expires_at <= now:
+    if row.used_at is not None:
+        # Someone holds a copy of a spent token: end every refresh token of the device, and let the
+        # caller commit that although the request fails.
+        session.execute(sa.update(DeviceRefreshToken)
+                        .where(DeviceRefreshToken.device_id == device.id, DeviceRefreshToken.used_at.is_(None))
+                        .values(used_at=now))
+        audit.record(session, "mobile:device:refresh_reused", subjects={"device": device.id, "user": device.user_id},
+                     payload={"token_id": row.id})
+        session.flush()
+        raise RefreshInvalid()
+    if row.expires_at <= now:
         raise RefreshInvalid()
     row.used_at = now
     device.last_seen_at = now
