@@ -36,6 +36,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     web_api.init_app(app, spec_kwargs=_spec_kwargs("Qinling Field web API / 秦岭移动执法 管理端接口"))
     mobile_api.init_app(app, spec_kwargs=_spec_kwargs("Qinling Field device API / 秦岭移动执法 移动端接口"))
     celery_init_app(app)
+    from server.modules.audit.tasks import schedule as schedule_audit_checkpoints
+    schedule_audit_checkpoints(app)
 
     from server.modules.auth.operations import load_principal, load_session_principal
     from server.routes import register_routes

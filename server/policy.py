@@ -43,6 +43,17 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "inspections.InspectionDetail": {"GET": BUREAU},
     "inspections.InspectionTeam": {"PUT": MANAGERS},
     "inspections.InspectionCancel": {"POST": MANAGERS},
+    # audit log (执法全过程记录); witnesses authenticate cosignatures by their registered key
+    "audit.Entries": {"GET": STAFF},
+    "audit.EntryDetail": {"GET": STAFF},
+    "audit.SubjectHistory": {"GET": STAFF},
+    "audit.InclusionProof": {"GET": STAFF},
+    "audit.Checkpoints": {"POST": MANAGERS},
+    "audit.Witnesses": {"GET": ADMIN, "POST": ADMIN},
+    "audit_public.LatestCheckpoint": {"GET": ANYONE},
+    "audit_public.CheckpointNote": {"GET": ANYONE},
+    "audit_public.Consistency": {"GET": ANYONE},
+    "audit_public.Cosignatures": {"POST": ANYONE},
     # system
     "system.Deadline": {"GET": STAFF | DEVICES},
     # device API

@@ -10,6 +10,7 @@ from server.extensions import mobile_api, web_api
 def register_routes(app: Flask) -> None:
     from mobile_api import devices as mobile_devices
     from server.core import health
+    from server.modules.audit import api as audit_api
     from server.modules.auth import api as auth_api
     from server.modules.devices import api as devices_api
     from server.modules.inspections import api as inspections_api
@@ -19,6 +20,8 @@ def register_routes(app: Flask) -> None:
 
     for blueprint in (auth_api.blp, users_api.blp, devices_api.blp, inspections_api.blp, system_api.blp):
         web_api.register_blueprint(blueprint, url_prefix="/api/v1")
+    web_api.register_blueprint(audit_api.blp, url_prefix="/api/v1")
+    web_api.register_blueprint(audit_api.public_blp, url_prefix="/api/v1/public")
     for blueprint in (mobile_devices.blp,):
         mobile_api.register_blueprint(blueprint, url_prefix="/mobile/v1")
     app.register_blueprint(health.blp)

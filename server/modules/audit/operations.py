@@ -320,3 +320,26 @@ def _discard_rolled_back(session: Session, previous_transaction: Any) -> None:
 def head(session: Session) -> tuple[int, bytes]:
     size, root = session.execute(sa.select(AuditHead.size, AuditHead.root_hash).where(AuditHead.id == 1)).one()
     return size, root
+
+
+def entries_query(*, subject_type: str | None = None, subject_id: str | None = None, actor_kind: str | None = None,
+                  actor_id: str | None = None, tag: str | None = None, since: dt.datetime | None = None,
+                  until: dt.datetime | None = None, order: str = "desc") -> sa.Select[Any]:
+    """Entries filtered for reading; the tag filter is a prefix (``web:login`` finds every login)."""
+    query = sa.select(AuditEntry)
+    if subject_type is not None:
+        subjects = sa.select(AuditSubject.entry_idx).where(AuditSubject.subject_type == subject_type)
+        if subject_id is not None:
+            subjects = subjects.where(AuditSubject.subject_id == subject_id)
+        query = query.where(AuditEntry.idx.in_(subjects))
+    if actor_kind is not None:
+        query = query.where(AuditEntry.actor_kind == actor_kind)
+    if actor_id is not None:
+        query = query.where(AuditEntry.actor_id == actor_id)
+    if tag is not None:
+        query = query.where(AuditEntry.tag.startswith(tag, autoescape=True))
+    if since is not None:
+        query = query.where(AuditEntry.recorded_at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.recorded_at < until)
+    return query.order_by(AuditEntry.idx.asc() if order == "asc" else AuditEntry.idx.desc())
