@@ -33,8 +33,8 @@ def _text(body: str, filename: str | None = None) -> Response:
 
 @blp.route("/audit/entries")
 class Entries(MethodView):
-    @blp.arguments(schemas.EntryQuerySchema, location="query")
-    @blp.response(200, schemas.EntrySchema(many=True))
+    @blp.arguments(schemas.AuditEntryQuerySchema, location="query")
+    @blp.response(200, schemas.AuditEntrySchema(many=True))
     @blp.paginate(SelectPage)
     def get(self, args: dict[str, Any]) -> Any:
         """按对象、操作人、标签前缀、时间筛选记录 / Entries by subject, actor, tag prefix, time"""
@@ -43,7 +43,7 @@ class Entries(MethodView):
 
 @blp.route("/audit/entries/<int:idx>")
 class EntryDetail(MethodView):
-    @blp.response(200, schemas.EntrySchema)
+    @blp.response(200, schemas.AuditEntrySchema)
     def get(self, idx: int) -> Any:
         """单条记录 / One entry"""
         entry = db.session.get(AuditEntry, idx)
@@ -54,7 +54,7 @@ class EntryDetail(MethodView):
 
 @blp.route("/audit/subjects/<subject_type>/<subject_id>/history")
 class SubjectHistory(MethodView):
-    @blp.response(200, schemas.EntrySchema(many=True))
+    @blp.response(200, schemas.AuditEntrySchema(many=True))
     @blp.paginate(SelectPage)
     def get(self, subject_type: str, subject_id: str) -> Any:
         """某一对象的全部记录（时间顺序）/ Full history of one subject, oldest first"""
@@ -63,7 +63,7 @@ class SubjectHistory(MethodView):
 
 @blp.route("/audit/entries/<int:idx>/proof")
 class InclusionProof(MethodView):
-    @blp.arguments(schemas.ProofQuerySchema, location="query")
+    @blp.arguments(schemas.AuditProofQuerySchema, location="query")
     @blp.response(200, content_type="text/plain")
     def get(self, args: dict[str, Any], idx: int) -> Any:
         """导出包含证明（c2sp.org/tlog-proof@v1 文本）/ Inclusion proof as a tlog-proof file"""
@@ -75,7 +75,7 @@ class InclusionProof(MethodView):
 
 @blp.route("/audit/checkpoints")
 class Checkpoints(MethodView):
-    @blp.response(201, schemas.CheckpointSchema)
+    @blp.response(201, schemas.AuditCheckpointSchema)
     def post(self) -> Any:
         """立即签署并发布检查点 / Sign and publish a checkpoint now"""
         checkpoint = checkpoints.publish(db.session, current_app.config)
@@ -85,13 +85,13 @@ class Checkpoints(MethodView):
 
 @blp.route("/audit/witnesses")
 class Witnesses(MethodView):
-    @blp.response(200, schemas.WitnessSchema(many=True))
+    @blp.response(200, schemas.AuditWitnessSchema(many=True))
     def get(self) -> Any:
         """已登记的见证方 / Registered witnesses"""
         return db.session.scalars(sa.select(AuditWitness).order_by(AuditWitness.id)).all()
 
-    @blp.arguments(schemas.WitnessSchema)
-    @blp.response(201, schemas.WitnessSchema)
+    @blp.arguments(schemas.AuditWitnessSchema)
+    @blp.response(201, schemas.AuditWitnessSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """登记见证方公钥 / Register a witness key"""
         witness = checkpoints.add_witness(db.session, data["name"], data["public_key"], current_principal().user_id)
@@ -121,8 +121,8 @@ class CheckpointNote(MethodView):
 
 @public_blp.route("/audit/consistency")
 class Consistency(MethodView):
-    @public_blp.arguments(schemas.ConsistencyQuerySchema, location="query")
-    @public_blp.response(200, schemas.ConsistencySchema)
+    @public_blp.arguments(schemas.AuditConsistencyQuerySchema, location="query")
+    @public_blp.response(200, schemas.AuditConsistencySchema)
     def get(self, args: dict[str, Any]) -> Any:
         """两个树大小之间的一致性证明 / Consistency proof between two tree sizes"""
         old, new = args["old"], args["new"]
@@ -134,8 +134,8 @@ class Consistency(MethodView):
 
 @public_blp.route("/audit/checkpoints/<int:checkpoint_id>/cosignatures")
 class Cosignatures(MethodView):
-    @public_blp.arguments(schemas.CosignatureInSchema)
-    @public_blp.response(201, schemas.CosignatureSchema)
+    @public_blp.arguments(schemas.AuditCosignatureInSchema)
+    @public_blp.response(201, schemas.AuditCosignatureSchema)
     def post(self, data: dict[str, Any], checkpoint_id: int) -> Any:
         """见证方提交副署（以其签名认证）/ A registered witness posts its cosignature"""
         checkpoint = checkpoints.get_checkpoint(db.session, checkpoint_id)

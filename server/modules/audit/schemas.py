@@ -12,7 +12,7 @@ def _b64(value: bytes) -> str:
     return base64.b64encode(value).decode()
 
 
-class EntrySchema(ma.Schema):
+class AuditEntrySchema(ma.Schema):
     idx = ma.fields.Integer()
     tag = ma.fields.String()
     actor_kind = ma.fields.String()
@@ -24,7 +24,7 @@ class EntrySchema(ma.Schema):
     body = ma.fields.Function(lambda e: json.loads(e.body), metadata={"description": "the hashed canonical JSON"})
 
 
-class EntryQuerySchema(ma.Schema):
+class AuditEntryQuerySchema(ma.Schema):
     subject_type = ma.fields.String(validate=validate.Length(1, 40))
     subject_id = ma.fields.String(validate=validate.Length(1, 64))
     actor_kind = ma.fields.String(validate=validate.OneOf(["user", "device", "system", "anonymous"]))
@@ -40,17 +40,17 @@ class EntryQuerySchema(ma.Schema):
             raise ma.ValidationError("subject_id needs subject_type", "subject_type")
 
 
-class ProofQuerySchema(ma.Schema):
+class AuditProofQuerySchema(ma.Schema):
     checkpoint_id = ma.fields.Integer(validate=validate.Range(min=1),
                                       metadata={"description": "checkpoint to prove against; default latest"})
 
 
-class ConsistencyQuerySchema(ma.Schema):
+class AuditConsistencyQuerySchema(ma.Schema):
     old = ma.fields.Integer(required=True)
     new = ma.fields.Integer(required=True)
 
 
-class ConsistencySchema(ma.Schema):
+class AuditConsistencySchema(ma.Schema):
     old_size = ma.fields.Integer()
     new_size = ma.fields.Integer()
     old_root = ma.fields.String()
@@ -58,7 +58,7 @@ class ConsistencySchema(ma.Schema):
     proof = ma.fields.List(ma.fields.String(), metadata={"description": "base64 SHA-256 hashes, RFC 9162 §2.1.4"})
 
 
-class CheckpointSchema(ma.Schema):
+class AuditCheckpointSchema(ma.Schema):
     id = ma.fields.Integer()
     size = ma.fields.Integer()
     root_hash = ma.fields.Function(lambda c: _b64(c.root_hash))
@@ -67,12 +67,12 @@ class CheckpointSchema(ma.Schema):
     note = ma.fields.String()
 
 
-class CosignatureInSchema(ma.Schema):
+class AuditCosignatureInSchema(ma.Schema):
     signature_line = ma.fields.String(required=True, validate=validate.Length(10, 2000),
                                       metadata={"description": "— <witness name> <base64(keyid||timestamp||sig)>"})
 
 
-class CosignatureSchema(ma.Schema):
+class AuditCosignatureSchema(ma.Schema):
     id = ma.fields.Integer()
     checkpoint_id = ma.fields.Integer()
     witness_name = ma.fields.String()
@@ -81,7 +81,7 @@ class CosignatureSchema(ma.Schema):
     details = ma.fields.Dict()
 
 
-class WitnessSchema(ma.Schema):
+class AuditWitnessSchema(ma.Schema):
     id = ma.fields.Integer(dump_only=True)
     name = ma.fields.String(required=True, validate=validate.Regexp(r"^[^\s+]{1,200}$"))
     public_key = ma.fields.String(required=True, load_only=True,
