@@ -54,6 +54,16 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "audit_public.CheckpointNote": {"GET": ANYONE},
     "audit_public.Consistency": {"GET": ANYONE},
     "audit_public.Cosignatures": {"POST": ANYONE},
+    # target directory (名录库), inspector roster, recusal
+    "directory.Targets": {"GET": BUREAU, "POST": MANAGERS},
+    "directory.TargetDetail": {"GET": BUREAU, "PATCH": MANAGERS},
+    "directory.TargetImport": {"POST": MANAGERS},
+    "roster.Absences": {"GET": BUREAU, "POST": MANAGERS},
+    "roster.AbsenceCancel": {"POST": MANAGERS},
+    "roster.Conflicts": {"GET": BUREAU, "POST": BUREAU},
+    "roster.ConflictWithdraw": {"POST": MANAGERS},
+    "roster.Recusals": {"GET": MANAGERS, "POST": BUREAU},
+    "roster.RecusalDecision": {"POST": MANAGERS},
     # system
     "system.Deadline": {"GET": STAFF | DEVICES},
     # device API

@@ -13,6 +13,8 @@ def register_routes(app: Flask) -> None:
     from server.modules.audit import api as audit_api
     from server.modules.auth import api as auth_api
     from server.modules.devices import api as devices_api
+    from server.modules.roster import api as roster_api
+    from server.modules.directory import api as directory_api
     from server.modules.inspections import api as inspections_api
     from server.modules.system import api as system_api
     from server.modules.users import api as users_api
@@ -24,6 +26,8 @@ def register_routes(app: Flask) -> None:
     web_api.register_blueprint(audit_api.public_blp, url_prefix="/api/v1/public")
     for blueprint in (mobile_devices.blp,):
         mobile_api.register_blueprint(blueprint, url_prefix="/mobile/v1")
+    for blueprint in (directory_api.blp, roster_api.blp):
+        web_api.register_blueprint(blueprint, url_prefix="/api/v1")
     app.register_blueprint(health.blp)
 
     @app.get("/static/swagger-ui/<path:filename>")

@@ -157,12 +157,15 @@ def _load_targets(session: Session, rng: random.Random, n: int) -> int:
             "lat": round(lat0 + rng.uniform(-0.15, 0.15), 6), "lon": round(lon0 + rng.uniform(-0.15, 0.15), 6),
             "industry": industry, "risk_class": risk, "permit_class": permit,
             "permit_number": f"{credit_code}001{rng.choice('PUVQ')}" if permit is not PermitClass.NONE else None,
-            "positive_list": risk is not RiskClass.SPECIAL and rng.random() < 0.1,
+            "positive_list": (on_list := risk is not RiskClass.SPECIAL and rng.random() < 0.1),
+            "positive_list_since": dt.date(2024, 3, 1) if on_list else None,
+            "positive_list_basis": "两年内无环境违法记录，在线监测联网且稳定达标（示例）" if on_list else None,
             "credit_rating": rng.choice(CREDIT), "version": 1,
         })
     session.execute(sa.insert(Target), rows)
     digest = hashlib.sha256(b"".join(canonical_json({**row, "risk_class": row["risk_class"].value,
-                                                     "permit_class": row["permit_class"].value})
+                                                     "permit_class": row["permit_class"].value,
+                                                     "positive_list_since": str(row["positive_list_since"] or "")})
                                      for row in rows)).hexdigest()
     audit.record(session, "demo:directory:imported", subjects={"directory": "targets"},
                  payload={"rows": n, "sha256": digest, "source": "enforce demo load"})

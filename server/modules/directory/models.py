@@ -41,8 +41,14 @@ class Target(TimestampMixin, Base):
         sa.Enum(PermitClass, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]),
         default=PermitClass.NONE)
     permit_number: Mapped[str | None] = mapped_column(sa.String(40), comment="排污许可证编号")
-    positive_list: Mapped[bool] = mapped_column(default=False, comment="正面清单")
+    risk_basis: Mapped[str | None] = mapped_column(sa.String(400), comment="entry criteria met for the risk class")
+    positive_list: Mapped[bool] = mapped_column(default=False, comment="正面清单: currently on the list")
+    positive_list_since: Mapped[dt.date | None] = mapped_column(comment="正面清单 entry date")
+    positive_list_basis: Mapped[str | None] = mapped_column(sa.String(400), comment="正面清单 entry basis")
+    positive_list_removed_on: Mapped[dt.date | None] = mapped_column(comment="正面清单 removal date")
+    positive_list_removal_reason: Mapped[str | None] = mapped_column(sa.String(400))
     credit_rating: Mapped[str | None] = mapped_column(sa.String(20), comment="环境信用评价等级")
+    credit_rated_on: Mapped[dt.date | None] = mapped_column(comment="date of the credit rating")
     active: Mapped[bool] = mapped_column(default=True)
     version: Mapped[int] = mapped_column(default=1, comment="optimistic concurrency version")
     last_inspected_on: Mapped[dt.date | None]
@@ -52,4 +58,5 @@ class Target(TimestampMixin, Base):
         sa.CheckConstraint("length(uscc) = 18", name="uscc_length"),
         sa.CheckConstraint("lat IS NULL OR (lat BETWEEN -90 AND 90)", name="lat_range"),
         sa.CheckConstraint("lon IS NULL OR (lon BETWEEN -180 AND 180)", name="lon_range"),
+        sa.CheckConstraint("NOT positive_list OR positive_list_since IS NOT NULL", name="positive_list_dated"),
     )
