@@ -57,6 +57,12 @@ SETTINGS: dict[str, Setting] = {
     "AUDIT_LOG_ORIGIN": Setting("shangluo.qinling-field/audit", str, "checkpoint origin line"),
     "AUDIT_LOG_KEY": Setting(None, str, "path of the Ed25519 log key (PEM); generated in the instance folder"),
     "AUDIT_CHECKPOINT_INTERVAL_S": Setting(300, int, "beat interval of signed checkpoints"),
+    "UPLOAD_DIR": Setting(None, str, "folder of partial tus uploads (local disk); default instance/uploads"),
+    "UPLOAD_MAX_BYTES": Setting(16 * 1024**3, int, "largest upload (Tus-Max-Size), bytes"),
+    "UPLOAD_EXPIRY_DAYS": Setting(42, int, "an unfinished upload is kept this long (a phone may be offline for weeks)"),
+    "RECONNECT_GAP_HOURS": Setting(8, int, "silence after which a device's next request counts as regained connectivity"),
+    "EVIDENCE_MAX_IMAGE_PIXELS": Setting(120_000_000, int, "larger images are flagged, not decoded (decompression bombs)"),
+    "EVIDENCE_RETENTION_YEARS": Setting(30, int, "evidence may not be deleted before this many years after capture"),
 }
 
 _DB_SCHEMES = ("sqlite", "postgresql")
@@ -114,6 +120,9 @@ def load(instance_path: str, test_config: dict[str, Any] | None = None,
     if storage_scheme not in _STORAGE_SCHEMES:
         raise ConfigError(f"{ENV_PREFIX}STORAGE_URL: scheme {storage_scheme!r} is not one of {_STORAGE_SCHEMES}")
 
+    if not values["UPLOAD_DIR"]:
+        values["UPLOAD_DIR"] = str(instance / "uploads")
+
     if not values["SECRET_KEY"]:
         if values["ENV"] == "production":
             raise ConfigError(f"{ENV_PREFIX}SECRET_KEY must be set in production")
@@ -123,7 +132,8 @@ def load(instance_path: str, test_config: dict[str, Any] | None = None,
         raise ConfigError(f"{ENV_PREFIX}SECRET_KEY is too short (at least 16 characters)")
 
     for name in ("MAX_CONTENT_LENGTH", "STAFF_TOKEN_TTL_S", "DEVICE_TOKEN_TTL_S",
-                 "DEVICE_OFFLINE_GRACE_DAYS", "LOGIN_MAX_FAILURES", "DB_CONNECT_TIMEOUT_S"):
+                 "DEVICE_OFFLINE_GRACE_DAYS", "LOGIN_MAX_FAILURES", "DB_CONNECT_TIMEOUT_S",
+                 "UPLOAD_MAX_BYTES", "UPLOAD_EXPIRY_DAYS", "RECONNECT_GAP_HOURS", "EVIDENCE_MAX_IMAGE_PIXELS"):
         if values[name] <= 0:
             raise ConfigError(f"{ENV_PREFIX}{name} must be positive")
 

@@ -5,3 +5,4 @@ from server.modules.directory import models as directory  # noqa: F401
 from server.modules.roster import models as roster  # noqa: F401
 from server.modules.inspections import models as inspections  # noqa: F401
 from server.modules.users import models as users  # noqa: F401
+from server.modules.evidence import models as evidence  # noqa: F401

@@ -64,6 +64,9 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "roster.ConflictWithdraw": {"POST": MANAGERS},
     "roster.Recusals": {"GET": MANAGERS, "POST": BUREAU},
     "roster.RecusalDecision": {"POST": MANAGERS},
+    # evidence (证据): resumable uploads by devices; staff access is scoped and recorded
+    "mobile_uploads.Uploads": {"OPTIONS": ANYONE, "POST": DEVICES},
+    "mobile_uploads.UploadResource": {"*": DEVICES},
     # system
     "system.Deadline": {"GET": STAFF | DEVICES},
     # device API

@@ -29,6 +29,9 @@ def register_routes(app: Flask) -> None:
     for blueprint in (directory_api.blp, roster_api.blp):
         web_api.register_blueprint(blueprint, url_prefix="/api/v1")
     app.register_blueprint(health.blp)
+    from mobile_api import uploads as mobile_uploads
+
+    mobile_api.register_blueprint(mobile_uploads.blp, url_prefix="/mobile/v1")
 
     @app.get("/static/swagger-ui/<path:filename>")
     def swagger_ui_static(filename: str):  # type: ignore[no-untyped-def]

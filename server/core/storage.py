@@ -1,6 +1,8 @@
 """Content-addressed blob storage behind one interface: local disk (default) or S3 (boto3).
 
-Blobs are named by the SHA-256 of their bytes, so the same bytes are stored once.
+Blobs are named by the SHA-256 of their bytes, so the same bytes are stored once. Blobs are
+write-once: ``put_file`` of an existing digest is a no-op, and only ``delete`` (retention policy,
+with approval, in the evidence module) removes one.
 """
 from __future__ import annotations
 
@@ -23,10 +25,11 @@ def _check_digest(digest: str) -> str:
 
 class BlobStore(Protocol):
     def exists(self, digest: str) -> bool: ...
-    def put_file(self, digest: str, path: Path) -> None: ...
+    def put_file(self, digest: str, path: Path, *, move: bool = False) -> None: ...
     def open(self, digest: str) -> IO[bytes]: ...
     def iter_chunks(self, digest: str, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
     def health(self) -> None: ...
+    def delete(self, digest: str) -> None: ...
 
 
 class LocalStore:
@@ -42,11 +45,22 @@ class LocalStore:
     def exists(self, digest: str) -> bool:
         return self._path(digest).exists()
 
-    def put_file(self, digest: str, path: Path) -> None:
+    def put_file(self, digest: str, path: Path, *, move: bool = False) -> None:
+        """Store the file's bytes. ``move``: the caller's file (already fsynced) is renamed into
+        place when it is on the same file system, so a 1 GiB upload is not copied again."""
         target = self._path(digest)
         if target.exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
+        if move:
+            try:
+                os.chmod(path, 0o444)
+                os.replace(path, target)
+            except OSError:
+                pass  # another file system: copy below
+            else:
+                _fsync_dir(target.parent)
+                return
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
@@ -55,6 +69,7 @@ class LocalStore:
                 os.fsync(out.fileno())
             os.chmod(tmp, 0o444)  # evidence is write-once
             os.replace(tmp, target)
+            _fsync_dir(target.parent)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -67,14 +82,33 @@ class LocalStore:
             while chunk := fh.read(chunk_size):
                 yield chunk
 
+    def delete(self, digest: str) -> None:
+        self._path(digest).unlink(missing_ok=True)
+
     def health(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.root, prefix=".health-"):
             pass
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class S3Store:
-    """Blobs as objects ``<prefix>sha256/<digest>`` in one bucket; boto3 does multipart uploads."""
+    """Blobs as objects ``<prefix>sha256/<digest>`` in one bucket.
+
+    boto3 uploads files over ``MULTIPART_THRESHOLD`` in parts; every part carries an
+    ``x-amz-checksum-sha256`` that the store verifies on receipt (a full-object SHA-256 is not
+    defined for multipart objects, so the object also gets our whole-file digest as metadata).
+    """
+
+    MULTIPART_THRESHOLD = 64 * 1024 * 1024
+    PART_SIZE = 32 * 1024 * 1024
 
     def __init__(self, bucket: str, prefix: str = "", **client_kwargs: str) -> None:
         import boto3
@@ -99,11 +133,19 @@ class S3Store:
             raise
         return True
 
-    def put_file(self, digest: str, path: Path) -> None:
-        if self.exists(digest):
-            return
-        self.client.upload_file(str(path), self.bucket, self._key(digest),
-                                ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+    def put_file(self, digest: str, path: Path, *, move: bool = False) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        if not self.exists(digest):
+            config = TransferConfig(multipart_threshold=self.MULTIPART_THRESHOLD,
+                                    multipart_chunksize=self.PART_SIZE, max_concurrency=4)
+            self.client.upload_file(str(path), self.bucket, self._key(digest), Config=config,
+                                    ExtraArgs={"ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": digest}})
+        if move:
+            Path(path).unlink(missing_ok=True)
+
+    def delete(self, digest: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(digest))
 
     def open(self, digest: str) -> IO[bytes]:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(digest))["Body"]

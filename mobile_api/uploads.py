@@ -1,0 +1,115 @@
+"""Resumable uploads for the apps: tus 1.0 at /mobile/v1/uploads/ (core, creation,
+creation-with-upload, checksum, termination, expiration). Headers carry the protocol, so the
+views are MethodViews without schemas; errors still follow the error contract."""
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from server.core import errors
+from server.core.access import current_principal
+from server.extensions import db
+from server.modules.devices import operations as devices
+from server.modules.evidence import operations as evidence
+from server.modules.evidence import uploads as ops
+
+blp = Blueprint("mobile_uploads", __name__, description="证据文件断点续传（tus 1.0）/ Resumable evidence uploads (tus 1.0)")
+
+OFFSET_STREAM = "application/offset+octet-stream"
+
+
+@blp.before_request
+def _tus_version() -> None:
+    if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != ops.TUS_VERSION:
+        raise ops.VersionUnsupported(supported=ops.TUS_VERSION)
+
+
+@blp.after_request
+def _tus_headers(response: Response) -> Response:
+    response.headers["Tus-Resumable"] = ops.TUS_VERSION
+    if response.status_code == 412:
+        response.headers["Tus-Version"] = ops.TUS_VERSION
+    return response
+
+
+def _device() -> Any:
+    device = devices.get_device(db.session, current_principal().device_id)
+    evidence.note_contact(db.session, device)
+    return device
+
+
+def _write(upload_id: str, offset: int) -> tuple[Any, dict[str, str]]:
+    """Append the request body under the upload's lock; commit before answering (fsync first)."""
+    checksum = ops.parse_checksum(request.headers.get("Upload-Checksum"))
+    device_id = current_principal().device_id
+    with ops.locked(upload_id) as fh:
+        upload = ops.get_for_device(db.session, upload_id, device_id)
+        if upload.upload_offset != offset:
+            raise ops.OffsetMismatch(offset=upload.upload_offset)
+        request.max_content_length = upload.upload_length - upload.upload_offset
+        db.session.commit()  # hold no transaction while the bytes stream in
+        received = ops.receive(fh, upload, request.stream, checksum)
+        ops.acknowledge(db.session, upload, received)
+        result = ops.complete(db.session, upload, received.digest, fh) if received.digest else None
+        db.session.commit()
+    if isinstance(result, errors.DomainError):
+        raise result
+    return upload, ops.headers(upload)
+
+
+@blp.route("/uploads/")
+class Uploads(MethodView):
+    def options(self) -> Any:
+        """tus 能力说明 / tus capabilities"""
+        return Response(status=204, headers={
+            "Tus-Version": ops.TUS_VERSION, "Tus-Extension": ops.EXTENSIONS,
+            "Tus-Max-Size": str(current_app.config["UPLOAD_MAX_BYTES"]),
+            "Tus-Checksum-Algorithm": ",".join(ops.CHECKSUMS)})
+
+    def post(self) -> Any:
+        """创建上传（可附带首块数据）；Upload-Metadata 须含 sha256 / Create an upload (optionally with its first bytes); Upload-Metadata must carry sha256"""
+        if request.headers.get("Upload-Defer-Length"):
+            raise ops.HeaderInvalid("Upload-Defer-Length is not supported; send Upload-Length", header="Upload-Length")
+        length = ops.parse_int(request.headers.get("Upload-Length"), "Upload-Length")
+        metadata = ops.parse_metadata(request.headers.get("Upload-Metadata"))
+        device = _device()
+        upload = ops.create(db.session, device=device, length=length, metadata=metadata)
+        db.session.commit()
+        headers = {"Location": f"{request.path}{upload.id}", **ops.headers(upload)}
+        if request.mimetype == OFFSET_STREAM or length == 0:  # creation-with-upload
+            upload, more = _write(upload.id, 0)
+            headers.update(more)
+        return Response(status=201, headers=headers)
+
+
+@blp.route("/uploads/<upload_id>")
+class UploadResource(MethodView):
+    def head(self, upload_id: str) -> Any:
+        """已确认的偏移量 / The acknowledged offset"""
+        upload = ops.get_for_device(db.session, upload_id, current_principal().device_id, allow_finished=True)
+        headers = {**ops.headers(upload), "Cache-Control": "no-store"}
+        if upload.upload_metadata:
+            headers["Upload-Metadata"] = ",".join(
+                f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in upload.upload_metadata.items())
+        return Response(status=200, headers=headers)
+
+    def patch(self, upload_id: str) -> Any:
+        """在已确认的偏移量处追加数据 / Append bytes at the acknowledged offset"""
+        if request.mimetype != OFFSET_STREAM:
+            raise errors.UnsupportedMediaType(f"Content-Type must be {OFFSET_STREAM}")
+        offset = ops.parse_int(request.headers.get("Upload-Offset"), "Upload-Offset")
+        _device()
+        _, headers = _write(upload_id, offset)
+        return Response(status=204, headers=headers)
+
+    def delete(self, upload_id: str) -> Any:
+        """终止上传并删除已收数据 / Terminate the upload and delete its bytes"""
+        with ops.locked(upload_id):
+            upload = ops.get_for_device(db.session, upload_id, current_principal().device_id)
+            ops.terminate(db.session, upload)
+            db.session.commit()
+        return Response(status=204)

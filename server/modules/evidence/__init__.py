@@ -1,0 +1,1 @@
+"""Evidence: capture manifests, content-addressed bytes, chain of custody, plausibility and fixity."""

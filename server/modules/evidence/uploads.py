@@ -1,0 +1,331 @@
+"""Resumable uploads (tus 1.0): partial files on local disk, offsets and hash state in the database.
+
+Durability: bytes are fsynced before the new offset is written and committed, and only then is
+the offset acknowledged to the client, so a crash loses nothing that was acknowledged; bytes
+written but not acknowledged are cut off (``truncate``) by the next PATCH, so a replayed chunk is
+never appended twice. One writer per upload: an exclusive ``flock`` on the partial file, taken
+without waiting (a second connection gets 423), works across gunicorn worker processes.
+
+Whole-file SHA-256: computed while the bytes stream in; its state is saved with every
+acknowledged offset (``hashstate``), so neither a restart nor another worker re-reads the file.
+At completion it must equal the ``sha256`` announced in ``Upload-Metadata``; otherwise the
+upload is discarded and nothing of it becomes evidence.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import fcntl
+import hashlib
+import os
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from server.core import errors
+from server.core.db import utcnow
+from server.core.storage import get_store
+from server.core.tasks import send_after_commit
+from server.modules.audit import operations as audit
+from server.modules.devices.models import Device
+from server.modules.evidence import hashstate, sniff
+from server.modules.evidence.models import Blob, EvidenceItem, EvidenceStatus, Upload, UploadStatus
+from server.modules.evidence.operations import SHA256_HEX, link_blob
+
+TUS_VERSION = "1.0.0"
+EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
+CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
+READ_SIZE = 1 << 20
+
+UploadNotFound = errors.error_code("upload.not_found", 404, "上传不存在", "No such upload")
+UploadGone = errors.error_code("upload.gone", 410, "上传已终止、过期或被拒绝，请重新开始",
+                               "The upload was terminated, has expired or was rejected; start again")
+OffsetMismatch = errors.error_code("upload.offset_mismatch", 409, "Upload-Offset 与服务器已确认的偏移量不一致，请先用 HEAD 查询",
+                                   "Upload-Offset differs from the server's acknowledged offset; ask with HEAD first")
+UploadLocked = errors.error_code("upload.locked", 423, "另一个连接正在写入此上传", "Another connection is writing this upload")
+ChecksumMismatch = errors.error_code("upload.checksum_mismatch", 460, "分块校验和不匹配，本块已丢弃",
+                                     "The chunk checksum does not match; the chunk was discarded")
+ChecksumUnsupported = errors.error_code("upload.checksum_unsupported", 400, "不支持的校验算法（支持 sha1、sha256）",
+                                        "Unsupported checksum algorithm (sha1 and sha256 are supported)")
+VersionUnsupported = errors.error_code("upload.version_unsupported", 412, "不支持的 tus 协议版本（仅 1.0.0）",
+                                       "Unsupported tus version (only 1.0.0)")
+UploadTooLarge = errors.error_code("upload.too_large", 413, "文件超过允许的最大大小", "The file is larger than allowed")
+BeyondLength = errors.error_code("upload.beyond_length", 413, "数据超出声明的 Upload-Length",
+                                 "The data goes past the declared Upload-Length")
+MetadataInvalid = errors.error_code("upload.metadata_invalid", 400, "Upload-Metadata 缺失或格式错误（须含 sha256）",
+                                    "Upload-Metadata is missing or malformed (sha256 is required)")
+HeaderInvalid = errors.error_code("upload.header_invalid", 400, "tus 请求头缺失或格式错误",
+                                  "A tus header is missing or malformed")
+HashMismatch = errors.error_code("evidence.hash_mismatch", 460, "文件的 SHA-256 与声明不符，上传已作废，未形成证据",
+                                 "The file's SHA-256 differs from the announced one; the upload was discarded and is not evidence")
+UnsupportedType = errors.error_code("evidence.unsupported_type", 415, "文件内容不是允许的证据格式（按文件内容识别）",
+                                    "The file's content is not an accepted evidence format (judged by its bytes)")
+ImageTooLarge = errors.error_code("evidence.image_too_large", 422, "图像像素数超出上限（疑似解压炸弹），上传已作废",
+                                  "The image has too many pixels (possible decompression bomb); the upload was discarded")
+
+
+# ---- headers --------------------------------------------------------------------------------
+
+def parse_metadata(header: str | None) -> dict[str, str]:
+    """``key base64value,key2 base64value2`` → dict (values decoded as UTF-8)."""
+    result: dict[str, str] = {}
+    for pair in (header or "").split(","):
+        pair = pair.strip()
+        if not pair:
+            continue
+        key, _, value = pair.partition(" ")
+        try:
+            result[key] = base64.b64decode(value.strip(), validate=True).decode("utf-8") if value.strip() else ""
+        except (binascii.Error, UnicodeDecodeError):
+            raise MetadataInvalid(f"metadata value of {key!r} is not base64 UTF-8") from None
+    return result
+
+
+def parse_checksum(header: str | None) -> tuple[str, bytes] | None:
+    if not header:
+        return None
+    algorithm, _, value = header.strip().partition(" ")
+    if algorithm not in CHECKSUMS:
+        raise ChecksumUnsupported(algorithm=algorithm)
+    try:
+        return algorithm, base64.b64decode(value.strip(), validate=True)
+    except binascii.Error:
+        raise HeaderInvalid("Upload-Checksum value is not base64") from None
+
+
+def parse_int(value: str | None, name: str) -> int:
+    if value is None or not value.isdigit():
+        raise HeaderInvalid(f"{name} must be a non-negative integer", header=name)
+    return int(value)
+
+
+# ---- files and locks ------------------------------------------------------------------------
+
+def partial_path(upload_id: str) -> Path:
+    return Path(current_app.config["UPLOAD_DIR"]) / upload_id[:2] / upload_id
+
+
+@contextmanager
+def locked(upload_id: str) -> Iterator[IO[bytes]]:
+    """The partial file, opened for writing under an exclusive lock (423 if someone holds it)."""
+    try:
+        fh = open(partial_path(upload_id), "r+b", buffering=0)
+    except FileNotFoundError:
+        raise UploadGone() from None
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UploadLocked() from None
+        yield fh
+    finally:
+        fh.close()  # closing releases the lock
+
+
+def _discard(upload_id: str) -> None:
+    partial_path(upload_id).unlink(missing_ok=True)
+
+
+# ---- operations -----------------------------------------------------------------------------
+
+def create(session: Session, *, device: Device, length: int, metadata: dict[str, str]) -> Upload:
+    """Start an upload (tus creation). ``metadata['sha256']`` is the announced whole-file hash."""
+    config = current_app.config
+    if length > config["UPLOAD_MAX_BYTES"]:
+        raise UploadTooLarge(max_size=config["UPLOAD_MAX_BYTES"], length=length)
+    digest = metadata.get("sha256", "").strip().lower()
+    if not SHA256_HEX.match(digest):
+        raise MetadataInvalid(fields={"sha256": ["64 位十六进制 / 64 hex digits"]})
+    now = utcnow()
+    upload = Upload(device_id=device.id, user_id=device.user_id, upload_length=length, upload_offset=0,
+                    sha256=digest, upload_metadata=metadata, created_at=now,
+                    expires_at=now + dt.timedelta(days=config["UPLOAD_EXPIRY_DAYS"]))
+    session.add(upload)
+    session.flush()
+    path = partial_path(upload.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "xb") as fh:
+        os.fsync(fh.fileno())
+    audit.record(session, "mobile:upload:created", subjects={"upload": upload.id, "device": device.id},
+                 payload={"length": length, "sha256": digest, "metadata": metadata})
+    return upload
+
+
+def get_for_device(session: Session, upload_id: str, device_id: str | None, *, allow_finished: bool = False,
+                   ) -> Upload:
+    upload = session.get(Upload, upload_id, populate_existing=True)
+    if upload is None or upload.device_id != device_id:
+        raise UploadNotFound()  # another device's upload is not revealed
+    if upload.status is UploadStatus.COMPLETED and allow_finished:
+        return upload
+    if upload.status is not UploadStatus.ACTIVE:
+        raise UploadGone(status=upload.status.value)
+    if upload.expires_at <= utcnow():
+        raise UploadGone(status="expired")
+    return upload
+
+
+@dataclass
+class Received:
+    start: int
+    offset: int
+    state: bytes | None
+    digest: str | None  # whole-file hex digest when the upload is complete
+    disconnected: bool
+
+
+def receive(fh: IO[bytes], upload: Upload, stream: IO[bytes], checksum: tuple[str, bytes] | None) -> Received:
+    """Append the request body at the acknowledged offset; fsync. Never touches the database.
+
+    A body that stops early keeps what arrived (tus: "should keep as much as possible"), except
+    with a chunk checksum, which can only be checked on the whole chunk.
+    """
+    start, total = upload.upload_offset, upload.upload_length
+    fh.truncate(start)  # bytes past the acknowledged offset were never acknowledged
+    running = hashstate.resume(upload.hash_state, fh, start)
+    fh.seek(start)
+    chunk_hash = CHECKSUMS[checksum[0]]() if checksum else None
+    offset, disconnected = start, False
+    while True:
+        try:
+            block = stream.read(READ_SIZE)
+        except Exception:  # noqa: BLE001 - the client went away (werkzeug ClientDisconnected, socket errors)
+            disconnected = True
+            break
+        if not block:
+            break
+        if offset + len(block) > total:
+            fh.truncate(start)
+            raise BeyondLength(length=total)
+        fh.write(block)
+        running.update(block)
+        if chunk_hash is not None:
+            chunk_hash.update(block)
+        offset += len(block)
+    if checksum is not None and (disconnected or chunk_hash.digest() != checksum[1]):  # type: ignore[union-attr]
+        fh.truncate(start)
+        if disconnected:
+            return Received(start, start, upload.hash_state, None, True)
+        raise ChecksumMismatch(algorithm=checksum[0])
+    os.fsync(fh.fileno())
+    return Received(start, offset, running.state(), running.hexdigest() if offset == total else None, disconnected)
+
+
+def acknowledge(session: Session, upload: Upload, received: Received) -> None:
+    """Record the new offset (only if nobody moved it meanwhile: the file lock makes that a bug)."""
+    if received.offset == received.start:
+        return
+    result = session.execute(sa.update(Upload).where(Upload.id == upload.id, Upload.upload_offset == received.start)
+                             .values(upload_offset=received.offset, hash_state=received.state))
+    if result.rowcount != 1:
+        raise OffsetMismatch()
+    session.refresh(upload)
+
+
+def complete(session: Session, upload: Upload, digest: str, fh: IO[bytes]) -> Blob | errors.DomainError:
+    """All bytes are here: check the hash and the content, store the blob, verify announced items.
+
+    Returns the error instead of raising it when the upload is rejected, so that the caller can
+    commit the rejection (status + audit entry) before answering.
+    """
+    fh.seek(0)
+    head = fh.read(sniff.HEADER_BYTES)
+    media_type = sniff.sniff(head)
+    problem: errors.DomainError | None = None
+    if digest != upload.sha256:
+        problem = HashMismatch(announced=upload.sha256, received=digest)
+    elif media_type not in sniff.ACCEPTED:
+        problem = UnsupportedType(sniffed=media_type, declared=upload.upload_metadata.get("filetype"))
+    elif media_type.startswith("image/"):
+        pixels = _pixels(partial_path(upload.id))
+        if pixels is not None and pixels > current_app.config["EVIDENCE_MAX_IMAGE_PIXELS"]:
+            problem = ImageTooLarge(pixels=pixels, limit=current_app.config["EVIDENCE_MAX_IMAGE_PIXELS"])
+    if problem is not None:
+        upload.status = UploadStatus.REJECTED
+        upload.finished_at = utcnow()
+        upload.hash_state = None
+        session.flush()
+        _discard(upload.id)
+        audit.record(session, "mobile:upload:rejected", subjects={"upload": upload.id, "device": upload.device_id},
+                     payload={"code": problem.code, **problem.context})
+        return problem
+
+    get_store().put_file(digest, partial_path(upload.id), move=True)
+    blob = session.get(Blob, digest)
+    if blob is None:
+        blob = Blob(sha256=digest, size=upload.upload_length, media_type=media_type)
+        session.add(blob)
+    upload.status = UploadStatus.COMPLETED
+    upload.finished_at = utcnow()
+    upload.hash_state = None
+    session.flush()
+    audit.record(session, "mobile:upload:completed", subjects={"upload": upload.id, "blob": digest,
+                                                               "device": upload.device_id},
+                 payload={"size": upload.upload_length, "media_type": media_type})
+    items = session.scalars(sa.select(EvidenceItem).where(EvidenceItem.sha256 == digest,
+                                                          EvidenceItem.status == EvidenceStatus.ANNOUNCED)).all()
+    for item in items:
+        link_blob(session, item, blob, upload_id=upload.id)
+    from server.modules.evidence import tasks
+
+    send_after_commit(session, tasks.process_blob, digest)
+    return blob
+
+
+def _pixels(path: Path) -> int | None:
+    """Width × height from the image header only (Pillow decodes nothing here)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(path) as image:
+                    return image.width * image.height
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except Exception:  # noqa: BLE001 - corrupt headers are for the metadata task to flag
+        return None
+
+
+def terminate(session: Session, upload: Upload) -> None:
+    """tus termination: the partial bytes are deleted; later requests get 410."""
+    upload.status = UploadStatus.TERMINATED
+    upload.finished_at = utcnow()
+    upload.hash_state = None
+    session.flush()
+    _discard(upload.id)
+    audit.record(session, "mobile:upload:terminated", subjects={"upload": upload.id, "device": upload.device_id},
+                 payload={"offset": upload.upload_offset})
+
+
+def expire(session: Session, now: dt.datetime | None = None) -> int:
+    """Delete the partial files of uploads past their expiry (tus expiration). Returns how many."""
+    now = now or utcnow()
+    stale = session.scalars(sa.select(Upload).where(Upload.status == UploadStatus.ACTIVE,
+                                                    Upload.expires_at <= now)).all()
+    for upload in stale:
+        upload.status = UploadStatus.TERMINATED
+        upload.finished_at = now
+        upload.hash_state = None
+        _discard(upload.id)
+        audit.record(session, "system:upload:expired", subjects={"upload": upload.id, "device": upload.device_id},
+                     payload={"offset": upload.upload_offset, "length": upload.upload_length},
+                     actor=audit.system("evidence.expire_uploads"))
+    session.flush()
+    return len(stale)
+
+
+def headers(upload: Upload) -> dict[str, Any]:
+    from email.utils import format_datetime
+
+    return {"Upload-Offset": str(upload.upload_offset), "Upload-Length": str(upload.upload_length),
+            "Upload-Expires": format_datetime(upload.expires_at.astimezone(dt.UTC), usegmt=True)}
