@@ -75,6 +75,18 @@ def test_rollback_leaves_nothing_and_savepoint_rollback_drops_its_entries(db_ses
     assert tags == ["test:thing:kept", "test:thing:in_released_savepoint"]
 
 
+def test_rollback_before_any_sql_drops_the_entry(db_session):
+    db_session.remove()  # a fresh session: record() is its first act, no transaction begun yet
+    audit.record(db_session, "test:thing:rolled_back_early", actor=audit.system("test"))
+    db_session.rollback()
+    kept = audit.record(db_session, "test:thing:kept", actor=audit.system("test"))
+    db_session.commit()
+    assert db_session.scalar(sa.select(AuditEntry.tag).where(AuditEntry.idx == kept.idx - 1)) != \
+        "test:thing:rolled_back_early"
+    assert db_session.get(AuditEntry, kept.idx).tag == "test:thing:kept"
+    assert db_session.scalar(sa.select(sa.func.count()).where(AuditEntry.tag == "test:thing:rolled_back_early")) == 0
+
+
 def test_subjects_are_indexed(db_session):
     entry = audit.record(db_session, "test:case:filed", subjects={"case": 7, "target": "91611002MA0000001X"},
                          actor=audit.system("test"))

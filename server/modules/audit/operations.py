@@ -85,6 +85,9 @@ def record(session: Session, tag: str, *, subjects: dict[str, Any] | Iterable[tu
     pairs = subjects.items() if isinstance(subjects, dict) else subjects
     if isinstance(session, scoped_session):
         session = session()
+    if not session.in_transaction():
+        # Otherwise a rollback() before any SQL would end nothing and keep the entry queued.
+        session.begin()
     entry = PendingEntry(
         tag=tag,
         actor=actor or _default_actor(),
