@@ -1,0 +1,321 @@
+#!/usr/bin/env python3
+"""The verifiable double-random draw (双随机): a pure, versioned, deterministic algorithm.
+
+This file imports only the Python standard library so that anyone can check a published draw
+without the project installed:
+
+    python3 algorithm.py verify draw.json
+
+A draw document (JSON, UTF-8) holds everything the draw used and produced:
+
+    format             "qinling-field-draw/1"
+    algorithm_version  ALGORITHM_VERSION below
+    draw_id            the draw's id (binds commitments to this draw)
+    targets            eligible target pool, sorted by id: [id, uscc, region, risk_class, positive_list]
+    inspectors         eligible inspector pool, sorted by id: [id, certificate_number, region]
+    conflicts          excluded (inspector_id, target_id) pairs, sorted: [[inspector_id, target_id], ...]
+    rules              {"<region>|<risk_class>": {"basis": "percent"|"fixed"|"ratio", "value": "5",
+                        "positive_list_factor": "0.5"}}; strata with no rule are not drawn
+    options            {"team_size": 2, "cross_region": false, "local_regions": ["611000"],
+                        "joint_agencies": []}
+    pool_hashes        {"targets", "inspectors", "conflicts", "rules"}: SHA-256 hex of canonical JSON
+                       of those members ("rules" covers {"rules": ..., "options": ...})
+    commitments        [{"party": "user:12", "commitment": hex}] made before the pools were frozen
+    reveals            [{"party": "user:12", "secret": "..."}]
+    public_value       a string published after the commitments (lottery number, block hash) or null
+    seed               hex; result, result_hash: the outcome and SHA-256 of its canonical JSON
+
+Canonical JSON: keys sorted, separators "," and ":", UTF-8 without escaping, no NaN.
+
+commitment = SHA-256(UTF-8 of draw_id + "|" + party + "|" + secret), hex.
+seed       = SHA-256(canonical JSON of {"algorithm_version", "draw_id", "pool_hashes",
+             "public_value", "secrets": [[party, secret], ...] sorted by party}).
+
+Random stream (counter mode): for a label, key = SHA-256(seed || 0x00 || label); block i =
+SHA-256(key || i as 8 bytes big-endian); each block gives four 64-bit big-endian words.
+below(n): take words, keep the low bit_length(n-1) bits, reject values >= n (unbiased).
+
+Targets: strata are (region, risk_class, positive_list); the quota of a stratum follows its rule:
+  percent: ceil(n * value / 100), positive-list stratum ceil(n * value * factor / 100);
+  fixed:   value (a stratum asking for more than it holds is an error); positive-list targets are
+           left out of fixed/ratio strata when factor is 0, and counted as ordinary otherwise;
+  ratio:   ceil(value * inspectors of that region), value = targets per inspector per period.
+Each stratum (sorted by key, its targets sorted by id) is sampled by a partial Fisher-Yates
+shuffle with the stream labelled "targets|<region>|<class>|<0/1>".
+
+Teams: drawn targets are taken in draw order. An inspector may serve a target if not in a
+conflict pair with it and, without cross_region, if their region is the target's or one of
+options.local_regions; with cross_region, only if their region differs from the target's.
+Each group of admissible inspectors is a queue: a shuffled round (stream "teams") served in order;
+inspectors skipped because of a conflict are held and served first to the next target; a new
+round is shuffled when the queue runs out. This balances workload within ±1 per round. The first
+inspector of a team leads. Too few admissible inspectors for a target is an error.
+"""
+import hashlib
+import json
+import math
+import struct
+import sys
+from fractions import Fraction
+
+ALGORITHM_VERSION = "qf-draw-1"
+FORMAT = "qinling-field-draw/1"
+MASK64 = (1 << 64) - 1
+_EMPTY = frozenset()
+
+
+class DrawError(Exception):
+    """A draw that cannot be made; ``code`` is the server's error code."""
+
+    def __init__(self, code, message, **context):
+        super().__init__(message)
+        self.code = code
+        self.context = context
+
+
+def canonical_json(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def sha256_hex(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def commitment(draw_id, party, secret):
+    return sha256_hex(f"{draw_id}|{party}|{secret}".encode("utf-8"))
+
+
+def pool_hashes(doc):
+    return {
+        "targets": sha256_hex(canonical_json(doc["targets"])),
+        "inspectors": sha256_hex(canonical_json(doc["inspectors"])),
+        "conflicts": sha256_hex(canonical_json(doc["conflicts"])),
+        "rules": sha256_hex(canonical_json({"rules": doc["rules"], "options": doc["options"]})),
+    }
+
+
+def derive_seed(draw_id, hashes, reveals, public_value):
+    secrets = sorted([r["party"], r["secret"]] for r in reveals)
+    return sha256_hex(canonical_json({"algorithm_version": ALGORITHM_VERSION, "draw_id": draw_id,
+                                      "pool_hashes": hashes, "public_value": public_value,
+                                      "secrets": secrets}))
+
+
+class Stream:
+    """SHA-256 counter-mode stream of 64-bit words, with unbiased integers by rejection."""
+
+    def __init__(self, seed_hex, label):
+        self.key = hashlib.sha256(bytes.fromhex(seed_hex) + b"\x00" + label.encode("utf-8")).digest()
+        self.counter = 0
+        self.words = []
+
+    def word(self):
+        if not self.words:
+            block = hashlib.sha256(self.key + self.counter.to_bytes(8, "big")).digest()
+            self.counter += 1
+            self.words = list(struct.unpack(">4Q", block))
+            self.words.reverse()  # popped from the end: words are used in block order
+        return self.words.pop()
+
+    def below(self, n):
+        if n < 1 or n > MASK64:
+            raise ValueError("n out of range")
+        if n == 1:
+            return 0
+        mask = (1 << (n - 1).bit_length()) - 1
+        while True:
+            value = self.word() & mask
+            if value < n:
+                return value
+
+    def sample(self, items, k):
+        """k distinct items by partial Fisher-Yates, in the order drawn."""
+        pool = list(items)
+        for i in range(k):
+            j = i + self.below(len(pool) - i)
+            pool[i], pool[j] = pool[j], pool[i]
+        return pool[:k]
+
+    def shuffle(self, items):
+        return self.sample(items, len(items))
+
+
+def quotas(doc):
+    """Stratum key -> (member target ids sorted, quota). Raises DrawError if a rule cannot be met."""
+    strata = {}
+    for tid, _uscc, region, risk, positive in doc["targets"]:
+        key = (region, risk, 1 if positive else 0)
+        members = strata.get(key)
+        if members is None:
+            members = strata[key] = []
+        members.append(tid)
+    inspectors_by_region = {}
+    for _iid, _cert, region in doc["inspectors"]:
+        inspectors_by_region[region] = inspectors_by_region.get(region, 0) + 1
+    out = {}
+    for (region, risk), rule in sorted((tuple(k.split("|")), v) for k, v in doc["rules"].items()):
+        value = Fraction(rule["value"])
+        factor = Fraction(rule.get("positive_list_factor", "1"))
+        ordinary = strata.get((region, risk, 0), [])
+        listed = strata.get((region, risk, 1), [])
+        if rule["basis"] == "percent":
+            out[f"{region}|{risk}|0"] = (ordinary, math.ceil(len(ordinary) * value / 100))
+            if listed:
+                out[f"{region}|{risk}|1"] = (listed, math.ceil(len(listed) * value * factor / 100))
+            continue
+        members = sorted(ordinary + (listed if factor > 0 else []))
+        if rule["basis"] == "fixed":
+            wanted = int(value)
+        elif rule["basis"] == "ratio":
+            wanted = math.ceil(value * inspectors_by_region.get(region, 0))
+        else:
+            raise DrawError("draw.rule_invalid", f"unknown basis {rule['basis']}", stratum=f"{region}|{risk}")
+        if wanted > len(members):
+            raise DrawError("draw.not_enough_targets", f"{region}|{risk}: {wanted} wanted, {len(members)} eligible",
+                            stratum=f"{region}|{risk}", wanted=wanted, eligible=len(members))
+        out[f"{region}|{risk}|0"] = (members, wanted)
+    return {key: value for key, value in sorted(out.items()) if value[1] > 0}
+
+
+def draw(doc):
+    """(seed, pools, rules) -> result. Deterministic; the doc's own result is ignored."""
+    seed = doc["seed"]
+    options = doc["options"]
+    team_size = int(options.get("team_size", 2))
+    if team_size < 2:
+        raise DrawError("draw.rule_invalid", "a team needs at least two inspectors")
+    picked = []
+    strata = quotas(doc)
+    for key, (members, quota) in strata.items():
+        stream = Stream(seed, "targets|" + key)
+        picked.extend((key, tid) for tid in stream.sample(members, quota))
+
+    conflicts = {}
+    for iid, tid in doc["conflicts"]:
+        conflicts.setdefault(tid, set()).add(iid)
+    inspectors = [(row[0], row[2]) for row in doc["inspectors"]]
+    local = set(options.get("local_regions", []))
+    cross = bool(options.get("cross_region"))
+    joint = list(options.get("joint_agencies", []))
+    groups = {}
+    teams_stream = Stream(seed, "teams")
+    assignments = []
+    for key, tid in picked:
+        region = key.split("|", 1)[0]
+        group = groups.get(region)
+        if group is None:
+            if cross:
+                members = [iid for iid, r in inspectors if r != region]
+            else:
+                members = [iid for iid, r in inspectors if r == region or r in local]
+            group = groups[region] = {"members": members, "set": set(members), "queue": [], "pos": 0, "held": []}
+        blocked = conflicts.get(tid, _EMPTY)
+        admissible = len(group["members"]) - (len(blocked & group["set"]) if blocked else 0)
+        if admissible < team_size:
+            raise DrawError("draw.not_enough_inspectors",
+                            f"target {tid}: fewer than {team_size} admissible inspectors",
+                            target=tid, region=region, team_size=team_size)
+        team = []
+        still_held = []
+        for iid in group["held"]:
+            if len(team) < team_size and iid not in blocked and iid not in team:
+                team.append(iid)
+            else:
+                still_held.append(iid)
+        group["held"] = still_held
+        while len(team) < team_size:
+            if group["pos"] == len(group["queue"]):
+                group["queue"] = teams_stream.shuffle(group["members"])
+                group["pos"] = 0
+                group["held"] = []  # everyone is in the new round anyway
+            iid = group["queue"][group["pos"]]
+            group["pos"] += 1
+            if iid in blocked or iid in team:
+                group["held"].append(iid)
+            else:
+                team.append(iid)
+        assignments.append({"target": tid, "stratum": key, "team": team, "joint_with": joint})
+    return {"assignments": assignments, "quotas": {key: quota for key, (_m, quota) in strata.items()}}
+
+
+def run(doc):
+    """Fill pool_hashes, seed, result and result_hash of a document whose inputs are complete."""
+    doc["pool_hashes"] = pool_hashes(doc)
+    check_reveals(doc)
+    doc["seed"] = derive_seed(doc["draw_id"], doc["pool_hashes"], doc["reveals"], doc.get("public_value"))
+    doc["result"] = draw(doc)
+    doc["result_hash"] = sha256_hex(canonical_json(doc["result"]))
+    return doc
+
+
+def check_reveals(doc):
+    committed = {c["party"]: c["commitment"] for c in doc["commitments"]}
+    revealed = {r["party"]: r["secret"] for r in doc["reveals"]}
+    if set(committed) != set(revealed):
+        raise DrawError("draw.reveals_incomplete", "every committed party must reveal, and only they",
+                        missing=sorted(set(committed) - set(revealed)))
+    for party, secret in revealed.items():
+        if commitment(doc["draw_id"], party, secret) != committed[party]:
+            raise DrawError("draw.reveal_mismatch", f"the secret of {party} does not match its commitment",
+                            party=party)
+    if len(committed) < 2:
+        raise DrawError("draw.too_few_parties", "at least two parties must contribute to the seed")
+
+
+def verify(doc):
+    """Replay a published draw. Returns (ok, [(check, ok, detail), ...])."""
+    checks = []
+
+    def check(name, ok, detail=""):
+        checks.append((name, bool(ok), detail))
+        return ok
+
+    check("format", doc.get("format") == FORMAT, doc.get("format"))
+    if not check("algorithm_version", doc.get("algorithm_version") == ALGORITHM_VERSION,
+                 f"document {doc.get('algorithm_version')}, verifier {ALGORITHM_VERSION}"):
+        return False, checks
+    hashes = pool_hashes(doc)
+    for name in ("targets", "inspectors", "conflicts", "rules"):
+        check(f"pool_hash.{name}", hashes[name] == doc.get("pool_hashes", {}).get(name), hashes[name])
+    try:
+        check_reveals(doc)
+        check("reveals_match_commitments", True, f"{len(doc['reveals'])} parties")
+    except DrawError as exc:
+        check("reveals_match_commitments", False, str(exc))
+        return False, checks
+    seed = derive_seed(doc["draw_id"], hashes, doc["reveals"], doc.get("public_value"))
+    check("seed", seed == doc.get("seed"), seed)
+    replay = dict(doc, seed=seed)
+    try:
+        result = draw(replay)
+    except DrawError as exc:
+        check("replay", False, str(exc))
+        return False, checks
+    check("result", result == doc.get("result"), f"{len(result['assignments'])} assignments")
+    check("result_hash", sha256_hex(canonical_json(result)) == doc.get("result_hash"),
+          sha256_hex(canonical_json(result)))
+    return all(ok for _, ok, _ in checks), checks
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 2 or argv[0] != "verify":
+        print("usage: algorithm.py verify DRAW.json", file=sys.stderr)
+        return 2
+    try:
+        with open(argv[1], encoding="utf-8") as handle:
+            doc = json.load(handle)
+        ok, checks = verify(doc)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"cannot read draw document: {exc}", file=sys.stderr)
+        return 2
+    for name, passed, detail in checks:
+        print(f"{'OK ' if passed else 'BAD'} {name} {detail}")
+    print(("MATCH: the published result follows from the disclosed inputs" if ok
+           else "MISMATCH: the published result does not follow from the disclosed inputs"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
