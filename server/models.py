@@ -5,4 +5,5 @@ from server.modules.directory import models as directory  # noqa: F401
 from server.modules.roster import models as roster  # noqa: F401
 from server.modules.inspections import models as inspections  # noqa: F401
 from server.modules.users import models as users  # noqa: F401
+from server.modules.sync import models as sync  # noqa: F401
 from server.modules.evidence import models as evidence  # noqa: F401

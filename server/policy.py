@@ -64,15 +64,39 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "roster.ConflictWithdraw": {"POST": MANAGERS},
     "roster.Recusals": {"GET": MANAGERS, "POST": BUREAU},
     "roster.RecusalDecision": {"POST": MANAGERS},
+    # offline sync, staff side: conflict queue and device health
+    "sync.Conflicts": {"GET": MANAGERS},
+    "sync.ConflictResolve": {"POST": MANAGERS},
+    "sync.SyncDevices": {"GET": MANAGERS},
     # evidence (证据): resumable uploads by devices; staff access is scoped and recorded
     "mobile_uploads.Uploads": {"OPTIONS": ANYONE, "POST": DEVICES},
     "mobile_uploads.UploadResource": {"*": DEVICES},
+    # evidence (证据): resumable uploads by devices; staff access is scoped and recorded
+    "mobile_uploads.Uploads": {"OPTIONS": ANYONE, "POST": DEVICES},
+    "mobile_uploads.UploadResource": {"*": DEVICES},
+    "mobile_media.Missing": {"POST": DEVICES},
+    "mobile_media.Online": {"POST": DEVICES},
+    "evidence.EvidenceList": {"GET": BUREAU},
+    "evidence.EvidenceDetail": {"GET": BUREAU},
+    "evidence.EvidenceOriginal": {"GET": BUREAU},
+    "evidence.EvidenceThumbnail": {"GET": BUREAU},
+    "evidence.EvidenceHandovers": {"POST": BUREAU},
+    "evidence.HandoverConfirm": {"POST": BUREAU},
+    "evidence.ChunkProof": {"GET": BUREAU},
+    "evidence.Overdue": {"GET": MANAGERS},
+    "evidence.FixityAlerts": {"GET": MANAGERS},
+    "evidence.DeletionRequests": {"POST": MANAGERS},
+    "evidence.DeletionApprove": {"POST": ADMIN},
     # system
     "system.Deadline": {"GET": STAFF | DEVICES},
     # device API
     "mobile_devices.RegisterDevice": {"POST": FIELD_STAFF},
     "mobile_devices.Refresh": {"POST": ANYONE},
     "mobile_devices.DeviceMe": {"GET": DEVICES},
+    "mobile_sync.Hello": {"POST": DEVICES},
+    "mobile_sync.Package": {"GET": DEVICES},
+    "mobile_sync.Changes": {"GET": DEVICES},
+    "mobile_sync.Push": {"POST": DEVICES},
 }
 
 

@@ -9,6 +9,7 @@ from server.extensions import mobile_api, web_api
 
 def register_routes(app: Flask) -> None:
     from mobile_api import devices as mobile_devices
+    from mobile_api import sync as mobile_sync
     from server.core import health
     from server.modules.audit import api as audit_api
     from server.modules.auth import api as auth_api
@@ -16,15 +17,17 @@ def register_routes(app: Flask) -> None:
     from server.modules.roster import api as roster_api
     from server.modules.directory import api as directory_api
     from server.modules.inspections import api as inspections_api
+    from server.modules.sync import api as sync_api
     from server.modules.system import api as system_api
     from server.modules.users import api as users_api
     from server import policy
 
-    for blueprint in (auth_api.blp, users_api.blp, devices_api.blp, inspections_api.blp, system_api.blp):
+    for blueprint in (auth_api.blp, users_api.blp, devices_api.blp, inspections_api.blp, system_api.blp,
+                      sync_api.blp):
         web_api.register_blueprint(blueprint, url_prefix="/api/v1")
     web_api.register_blueprint(audit_api.blp, url_prefix="/api/v1")
     web_api.register_blueprint(audit_api.public_blp, url_prefix="/api/v1/public")
-    for blueprint in (mobile_devices.blp,):
+    for blueprint in (mobile_devices.blp, mobile_sync.blp):
         mobile_api.register_blueprint(blueprint, url_prefix="/mobile/v1")
     for blueprint in (directory_api.blp, roster_api.blp):
         web_api.register_blueprint(blueprint, url_prefix="/api/v1")

@@ -1,0 +1,165 @@
+"""The change log devices pull: entries are queued in the session and numbered at commit.
+
+Numbering at commit time under the ``sync_head`` row lock (the ``audit_head`` pattern) is what
+makes the cursor safe: an autoincrement id is taken at INSERT, so a transaction that inserts
+id 41 and commits after another one committed id 42 would be skipped by a device that already
+pulled up to 42. Here a seq exists only once its transaction is committing, and the lock is
+held until COMMIT, so every seq ≤ ``sync_head.last_seq`` a reader sees is already visible.
+
+Changes made by other modules (assigning, reassigning, cancelling inspections) are picked up
+by a flush listener, so the inspections module needs no knowledge of sync.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session, scoped_session
+
+from server.core.db import utcnow
+from server.modules.audit import operations as _audit  # noqa: F401  (its before_commit hook runs first)
+from server.modules.inspections.models import Inspection, InspectionMember, InspectionStatus
+from server.modules.sync.models import SyncChange, SyncHead
+
+_PENDING = "sync_changes_pending"
+_TOUCHED = "sync_inspections_touched"
+_REMOVED = "sync_members_removed"
+
+
+@dataclass
+class PendingChange:
+    inspection_id: str
+    entity: str
+    entity_id: str
+    op: str
+    data: dict[str, Any] | None
+    audience_user_id: int | None = None
+    owner: Any = field(default=None, repr=False)
+
+
+def real_session(session: Any) -> Session:
+    """The Session behind Flask-SQLAlchemy's scoped_session (savepoint ownership needs it)."""
+    return session() if isinstance(session, scoped_session) else session
+
+
+def emit(session: Session, *, inspection_id: str, entity: str, entity_id: str, op: str,
+         data: dict[str, Any] | None, audience_user_id: int | None = None) -> None:
+    """Queue a change for the devices of ``inspection_id``'s team (or of one user)."""
+    session = real_session(session)
+    session.info.setdefault(_PENDING, []).append(PendingChange(
+        inspection_id, entity, str(entity_id), op, data, audience_user_id,
+        owner=session.get_nested_transaction() or session.get_transaction()))
+
+
+def _body(seq: int, change: PendingChange, at: str) -> str:
+    head = {"seq": seq, "entity": change.entity, "id": change.entity_id, "op": change.op,
+            "inspection_id": change.inspection_id, "at": at}
+    if change.data is not None:
+        head["data"] = change.data
+    return json.dumps(head, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def inspection_snapshot(inspection: Inspection) -> dict[str, Any]:
+    """What a device keeps of an inspection (its assignment is read-only to devices)."""
+    return {
+        "id": inspection.id, "status": inspection.status.value, "kind": inspection.kind.value,
+        "version": inspection.version, "target_id": inspection.target_id, "unit_id": inspection.unit_id,
+        "window_start": inspection.window_start.isoformat(), "window_end": inspection.window_end.isoformat(),
+        "purpose": inspection.purpose,
+        "members": [{"user_id": m.user_id, "team_role": m.team_role.value,
+                     "certificate_number": m.certificate_number} for m in inspection.members],
+    }
+
+
+def _emit_inspection_changes(session: Session) -> None:
+    touched: set[str] = session.info.pop(_TOUCHED, set())
+    removed: set[tuple[str, int]] = session.info.pop(_REMOVED, set())
+    if not touched and not removed:
+        return
+    ids = sorted(touched | {inspection_id for inspection_id, _ in removed})
+    inspections = {i.id: i for i in session.scalars(sa.select(Inspection).where(Inspection.id.in_(ids)))}
+    active = set(tuple(r) for r in session.execute(sa.select(InspectionMember.inspection_id, InspectionMember.user_id).where(
+        InspectionMember.inspection_id.in_(ids), InspectionMember.removed_at.is_(None))).all())
+    for inspection_id, user_id in sorted(removed):
+        if (inspection_id, user_id) not in active:  # reassigned away: that device drops the inspection
+            emit(session, inspection_id=inspection_id, entity="inspection", entity_id=inspection_id,
+                 op="tombstone", data={"reason": "unassigned"}, audience_user_id=user_id)
+    for inspection_id in ids:
+        inspection = inspections.get(inspection_id)
+        if inspection is None:
+            continue
+        session.refresh(inspection, ["members"])
+        if inspection.status is InspectionStatus.CANCELLED:
+            emit(session, inspection_id=inspection_id, entity="inspection", entity_id=inspection_id,
+                 op="tombstone", data={"reason": "cancelled"})
+        else:
+            emit(session, inspection_id=inspection_id, entity="inspection", entity_id=inspection_id,
+                 op="upsert", data=inspection_snapshot(inspection))
+
+
+def _sequence(session: Session) -> None:
+    pending: list[PendingChange] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    last = session.execute(sa.update(SyncHead).where(SyncHead.id == 1).values(last_seq=SyncHead.last_seq)
+                           .returning(SyncHead.last_seq)).scalar_one()
+    now = utcnow()
+    at = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    rows = []
+    for offset, change in enumerate(pending, start=1):
+        rows.append({"seq": last + offset, "inspection_id": change.inspection_id,
+                     "audience_user_id": change.audience_user_id, "entity": change.entity,
+                     "entity_id": change.entity_id, "op": change.op, "body": _body(last + offset, change, at),
+                     "committed_at": now})
+    session.execute(SyncChange.__table__.insert(), rows)
+    session.execute(sa.update(SyncHead).where(SyncHead.id == 1).values(last_seq=last + len(pending)))
+
+
+@event.listens_for(Session, "after_flush")
+def _watch_inspections(session: Session, _context: Any) -> None:
+    touched: set[str] | None = None
+    for obj in list(session.new) + list(session.dirty):
+        if isinstance(obj, Inspection):
+            touched = session.info.setdefault(_TOUCHED, set())
+            touched.add(obj.id)
+        elif isinstance(obj, InspectionMember):
+            touched = session.info.setdefault(_TOUCHED, set())
+            touched.add(obj.inspection_id)
+            if obj.removed_at is not None:
+                session.info.setdefault(_REMOVED, set()).add((obj.inspection_id, obj.user_id))
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    session.flush()
+    if session.info.get(_TOUCHED) or session.info.get(_REMOVED):
+        _emit_inspection_changes(session)
+    if session.info.get(_PENDING):
+        _sequence(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _discard(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        for key in (_PENDING, _TOUCHED, _REMOVED):
+            session.info.pop(key, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _discard_rolled_back(session: Session, previous_transaction: Any) -> None:
+    """Changes queued inside a rolled-back savepoint (one rejected sync item) are dropped."""
+    pending: list[PendingChange] | None = session.info.get(_PENDING)
+    if not pending or previous_transaction.parent is None:
+        return
+
+    def inside(transaction: Any) -> bool:
+        while transaction is not None:
+            if transaction is previous_transaction:
+                return True
+            transaction = transaction.parent
+        return False
+
+    pending[:] = [change for change in pending if not inside(change.owner)]

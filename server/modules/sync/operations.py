@@ -1,0 +1,999 @@
+"""Offline sync: push (exactly once), pull (scoped cursor), package, handshake, conflicts, health.
+
+The protocol is described in ``sync/PROTOCOL.md``. Operations flush; the view commits once.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from server.core import errors
+from server.core.access import Principal, Role
+from server.core.calendar import CHINA
+from server.core.canonical import canonical_json
+from server.core.db import utcnow
+from server.modules.audit import operations as audit
+from server.modules.devices.models import Device
+from server.modules.devices.operations import SignatureBad, verify_signature
+from server.modules.directory.models import Target
+from server.modules.inspections.models import Inspection, InspectionMember, InspectionStatus
+from server.modules.inspections.operations import InspectionNotFound, InvalidState
+from server.modules.sync import changes
+from server.modules.sync.models import (CheckIn, ConflictStatus, DocumentNumber, DocumentNumberCounter,
+                                        InspectionNote, InspectionRecord, InspectionRecordVersion, ManifestKind,
+                                        MediaManifest, OperationStatus, SyncChange, SyncConflict, SyncDevice,
+                                        SyncHead, SyncOperation)
+from server.modules.users.models import User
+from sync import merge
+
+PROTOCOL_VERSION = 1
+MAX_OPS = 1000  # per push request
+MAX_PAGE = 5000
+DEFAULT_PAGE = 1000
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+DOCUMENT_BLOCK = 10
+DOCUMENT_KIND = "on_site_decision"  # 当场行政处罚决定书
+RECORD_NAMESPACE = uuid.UUID("6f1c2a4e-5b0d-4c55-9a51-7e2f3c1d9b10")
+
+CursorInvalid = errors.error_code("sync.cursor_invalid", 400, "同步游标无法识别", "The sync cursor is not recognised")
+CursorExpired = errors.error_code(
+    "sync.cursor_expired", 410, "同步游标已过期，请重新下载离线包（本机未上传的记录会保留）",
+    "The cursor is too old to serve; download the offline package again (unpushed local changes are kept)")
+DeviceMismatch = errors.error_code("sync.device_mismatch", 403, "请求中的设备编号与令牌不符",
+                                   "The device id in the request is not the token's device")
+BatchTooLarge = errors.error_code("sync.batch_too_large", 413, "一次上传的操作过多，请分批",
+                                  "Too many operations in one push; split the batch")
+UnsupportedEncoding = errors.error_code("sync.unsupported_encoding", 415, "不支持的压缩格式（支持 gzip、zstd）",
+                                        "Unsupported Content-Encoding (gzip and zstd are supported)")
+Malformed = errors.error_code("sync.malformed_operation", 422, "操作格式错误", "The operation is malformed")
+UnknownEntity = errors.error_code("sync.unknown_entity", 422, "未知的同步对象类型或动作",
+                                  "Unknown entity type or action")
+NotAssigned = errors.error_code("sync.not_assigned", 403, "本设备的执法人员未被指派该检查任务",
+                                "The device's inspector is not assigned to this inspection")
+SequenceReused = errors.error_code("sync.sequence_reused", 409, "设备序号已被另一操作使用",
+                                   "This device sequence number was already used by another operation")
+OperationReused = errors.error_code("sync.operation_reused", 409, "操作编号已被内容不同的操作使用",
+                                    "This operation id was already used with different content")
+UnknownField = errors.error_code("sync.unknown_field", 422, "笔录模板中没有该字段或取值类型不符",
+                                 "The record template has no such field, or the value has the wrong type")
+UnknownTemplate = errors.error_code("sync.unknown_template", 422, "未知的笔录模板", "Unknown record template")
+BaseUnknown = errors.error_code("sync.base_version_unknown", 409, "基准版本在服务器上不存在，请先同步",
+                                "The base version does not exist on the server; pull first")
+InspectionClosed = errors.error_code("sync.inspection_closed", 409, "检查任务已撤销，不再接受记录",
+                                     "The inspection was cancelled and takes no more records")
+DocumentNumberUnknown = errors.error_code("sync.document_number_unknown", 404, "该文书编号未分配给本设备",
+                                          "This document number was not allocated to this device")
+DocumentNumberUsed = errors.error_code("sync.document_number_used", 409, "该文书编号已被使用",
+                                       "This document number has already been used")
+ConflictNotFound = errors.error_code("sync.conflict_not_found", 404, "冲突不存在", "No such conflict")
+ConflictClosed = errors.error_code("sync.conflict_resolved", 409, "该冲突已处理", "This conflict is already resolved")
+
+
+# ---- time -----------------------------------------------------------------------------------
+
+def iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: Any, name: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise Malformed(fields={name: ["ISO 8601 时间 / ISO 8601 time"]}) from None
+    if parsed.tzinfo is None:
+        raise Malformed(fields={name: ["须带时区 / needs a time zone"]})
+    return parsed.astimezone(dt.UTC)
+
+
+def time_flags(device_time: dt.datetime | None, *, now: dt.datetime, offset_ms: int | None,
+               window_start: dt.date | None, registered_at: dt.datetime | None) -> list[str] | None:
+    """Implausible device times, after correcting by the measured clock offset. Flags only:
+    ordering never uses device time."""
+    if device_time is None:
+        return None
+    corrected = device_time - dt.timedelta(milliseconds=offset_ms or 0)
+    flags = []
+    if corrected > now + FUTURE_TOLERANCE:
+        flags.append("future")
+    if window_start is not None and corrected < dt.datetime.combine(window_start, dt.time(), CHINA):
+        flags.append("before_window")
+    if registered_at is not None and corrected < registered_at - FUTURE_TOLERANCE:
+        flags.append("before_registration")
+    return flags or None
+
+
+# ---- templates --------------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def catalogue() -> dict[str, Any]:
+    """Record templates and checklists, shipped as data in the offline package."""
+    return json.loads((Path(__file__).parent / "templates.json").read_text(encoding="utf-8"))
+
+
+def template(code: str) -> dict[str, Any]:
+    for item in catalogue()["templates"]:
+        if item["code"] == code:
+            return item
+    raise UnknownTemplate(fields={"template": [code]})
+
+
+def _check_value(spec: dict[str, Any], value: Any) -> bool:
+    if value is None:
+        return True  # clearing a field is always allowed
+    kind = spec["type"]
+    if kind in ("string", "text"):
+        return isinstance(value, str) and len(value) <= spec.get("max_length", 20000)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "datetime":
+        try:
+            return isinstance(value, str) and dt.datetime.fromisoformat(value.replace("Z", "+00:00")) is not None
+        except ValueError:
+            return False
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "sha256":
+        return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    return False
+
+
+def record_id(inspection_id: str, template_code: str) -> str:
+    """Deterministic: every device computes the same id offline."""
+    return str(uuid.uuid5(RECORD_NAMESPACE, f"{inspection_id}/{template_code}"))
+
+
+# ---- cursor -----------------------------------------------------------------------------------
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"v{PROTOCOL_VERSION}:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str | None) -> int:
+    if not text:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        version, _, seq = raw.partition(":")
+        if version != f"v{PROTOCOL_VERSION}":
+            raise ValueError(version)
+        value = int(seq)
+        if value < 0:
+            raise ValueError(seq)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise CursorInvalid() from None
+    return value
+
+
+# ---- device state and handshake -------------------------------------------------------------
+
+def _upsert_ignore(session: Session, table: sa.Table, values: dict[str, Any]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING on both databases."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())
+
+
+def device_state(session: Session, device_id: str, *, lock: bool = False) -> SyncDevice:
+    """The device's sync row; ``lock`` serialises pushes of one device (SELECT … FOR UPDATE)."""
+    _upsert_ignore(session, SyncDevice.__table__, {"device_id": device_id, "acked_seq": 0, "max_seq": 0})
+    query = sa.select(SyncDevice).where(SyncDevice.device_id == device_id).execution_options(populate_existing=True)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).one()
+
+
+def _report(state: SyncDevice, report: dict[str, Any] | None, now: dt.datetime) -> None:
+    state.last_contact_at = now
+    for key in ("outbox_depth", "pending_media_bytes", "app_version"):
+        if report and report.get(key) is not None:
+            setattr(state, key, report[key])
+
+
+def handshake(session: Session, device: Device, *, client_time: dt.datetime, received_at: dt.datetime,
+              previous: dict[str, Any] | None = None, report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """NTP-style clock exchange. The device sends t0; the server answers t1 (receive) and t2 (send);
+    the device computes offset = ((t1 − t0) + (t2 − t3)) / 2 and round trip = (t3 − t0) − (t2 − t1),
+    and reports them with its next request (``previous``). Until then the server keeps the one-way
+    estimate t0 − t1, which is off by at most the one-way latency."""
+    state = device_state(session, device.id)
+    _report(state, report, received_at)
+    if previous and previous.get("offset_ms") is not None:
+        state.clock_offset_ms = int(previous["offset_ms"])
+        state.clock_rtt_ms = previous.get("rtt_ms")
+    else:
+        state.clock_offset_ms = int((client_time - received_at).total_seconds() * 1000)
+        state.clock_rtt_ms = None
+    state.clock_measured_at = received_at
+    session.flush()
+    head = session.get(SyncHead, 1)
+    assert head is not None
+    return {"protocol": PROTOCOL_VERSION, "device_id": device.id, "client_time": iso(client_time),
+            "server_receive": iso(received_at), "server_send": iso(utcnow()),
+            "offset_estimate_ms": state.clock_offset_ms, "acked_seq": state.acked_seq,
+            "max_seq": state.max_seq, "head": encode_cursor(head.last_seq)}
+
+
+# ---- push -------------------------------------------------------------------------------------
+
+@dataclass
+class Item:
+    index: int
+    raw: dict[str, Any]
+    op_id: str = ""
+    seq: int = 0
+    entity: str = ""
+    action: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    inspection_id: str | None = None
+    device_time: dt.datetime | None = None
+    digest: str = ""
+    result: dict[str, Any] | None = None
+    store: bool = True  # False when the op id or seq cannot be recorded (malformed, reused)
+    replayed: bool = False  # already stored: the first result is returned again
+
+
+@dataclass
+class Context:
+    session: Session
+    device: Device
+    user: User
+    state: SyncDevice
+    now: dt.datetime
+    inspections: dict[str, Inspection] = field(default_factory=dict)
+
+
+def _rejected(item: Item, error: errors.DomainError) -> dict[str, Any]:
+    return {"index": item.index, "op_id": item.op_id or None, "seq": item.seq or None, "status": "rejected",
+            "error": error.as_dict()}
+
+
+def _parse(index: int, raw: Any) -> Item:
+    if not isinstance(raw, dict):
+        item = Item(index, {}, store=False)
+        item.result = _rejected(item, Malformed("an operation is a JSON object"))
+        return item
+    item = Item(index, raw)
+    try:
+        item.op_id = str(uuid.UUID(str(raw.get("op_id"))))
+    except ValueError:
+        item.store = False
+        item.result = _rejected(item, Malformed(fields={"op_id": ["UUID"]}))
+        return item
+    seq = raw.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 < seq < 2**62:
+        item.store = False
+        item.result = _rejected(item, Malformed(fields={"seq": ["正整数 / positive integer"]}))
+        return item
+    item.seq = seq
+    item.entity, item.action = str(raw.get("entity", "")), str(raw.get("action", ""))
+    item.digest = hashlib.sha256(canonical_json(raw)).hexdigest()
+    data = raw.get("data")
+    try:
+        if not isinstance(data, dict):
+            raise Malformed(fields={"data": ["JSON 对象 / JSON object"]})
+        item.data = data
+        item.device_time = parse_time(raw.get("device_time"), "device_time")
+        if (item.entity, item.action) not in HANDLERS:
+            raise UnknownEntity(entity=item.entity, action=item.action)
+        inspection_id = data.get("inspection_id")
+        if not isinstance(inspection_id, str) or len(inspection_id) > 36:
+            raise Malformed(fields={"data.inspection_id": ["必填 / required"]})
+        item.inspection_id = inspection_id
+    except errors.DomainError as exc:
+        item.result = _rejected(item, exc)
+    return item
+
+
+def push(session: Session, device: Device, ops: list[Any], *, report: dict[str, Any] | None = None,
+         now: dt.datetime | None = None) -> dict[str, Any]:
+    """Apply a batch exactly once. Each item is applied in its own SAVEPOINT, so one bad item
+    is rejected alone; every stored item keeps its first result, which a replay gets back."""
+    if len(ops) > MAX_OPS:
+        raise BatchTooLarge(limit=MAX_OPS, got=len(ops))
+    session = changes.real_session(session)
+    now = now or utcnow()
+    state = device_state(session, device.id, lock=True)
+    _report(state, report, now)
+    ctx = Context(session, device, device.user, state, now)
+    items = [_parse(i, raw) for i, raw in enumerate(ops)]
+    # Duplicates within the batch itself: the first occurrence wins, the others replay it.
+    first_of: dict[str, Item] = {}
+    echoes: list[tuple[Item, Item]] = []
+    for item in items:
+        if item.store and item.op_id in first_of:
+            echoes.append((item, first_of[item.op_id]))
+            item.store = False
+        elif item.op_id:
+            first_of.setdefault(item.op_id, item)
+
+    _replays(ctx, [i for i in items if i.store])
+    _seq_reuse(ctx, [i for i in items if i.store])
+    live = [i for i in items if i.store and i.result is None]
+    _load_scope(ctx, live)
+    appendable = [i for i in live if HANDLERS[(i.entity, i.action)].bulk]
+    _apply_bulk(ctx, appendable)
+    for item in live:
+        if item.result is None:
+            _apply_one(ctx, item)
+
+    fresh = [i for i in items if i.store]
+    if fresh:
+        session.execute(SyncOperation.__table__.insert(), [{
+            "op_id": i.op_id, "device_id": device.id, "device_seq": i.seq, "entity": i.entity[:40],
+            "action": i.action[:20], "inspection_id": i.inspection_id, "digest": i.digest,
+            "status": i.result["status"],
+            "result": json.dumps(i.result, ensure_ascii=False, separators=(",", ":")),
+            "device_time": i.device_time, "received_at": now} for i in fresh])
+    for echo, original in echoes:
+        echo.result = original.result
+    gaps = _advance(ctx, [i.seq for i in fresh])
+    return {"results": [i.result for i in items], "device": gaps, "server_time": iso(utcnow()),
+            "replayed": sum(1 for i in items if i.replayed)}
+
+
+def _replays(ctx: Context, items: list[Item]) -> None:
+    """One query for the whole batch: operations already stored answer with their first result."""
+    if not items:
+        return
+    rows = {op_id: (device_id, digest, result) for op_id, device_id, digest, result in ctx.session.execute(
+        sa.select(SyncOperation.op_id, SyncOperation.device_id, SyncOperation.digest, SyncOperation.result)
+        .where(SyncOperation.op_id.in_([i.op_id for i in items])))}
+    for item in items:
+        row = rows.get(item.op_id)
+        if row is None:
+            continue
+        device_id, digest, result = row
+        item.store = False
+        if device_id != ctx.device.id or digest != item.digest:
+            item.result = _rejected(item, OperationReused())
+        else:
+            item.result = {**json.loads(result), "index": item.index}
+            item.replayed = True
+
+
+def _seq_reuse(ctx: Context, items: list[Item]) -> None:
+    if not items:
+        return
+    taken = set(ctx.session.scalars(sa.select(SyncOperation.device_seq).where(
+        SyncOperation.device_id == ctx.device.id, SyncOperation.device_seq.in_([i.seq for i in items]))))
+    seen: set[int] = set()
+    for item in items:
+        if item.seq in taken or item.seq in seen:
+            item.store = False
+            item.result = _rejected(item, SequenceReused(seq=item.seq))
+        seen.add(item.seq)
+
+
+def _load_scope(ctx: Context, items: list[Item]) -> None:
+    """The inspections the device's inspector is assigned to, among those the batch names."""
+    ids = {i.inspection_id for i in items if i.inspection_id}
+    if not ids:
+        return
+    mine = sa.select(InspectionMember.inspection_id).where(
+        InspectionMember.user_id == ctx.user.id, InspectionMember.removed_at.is_(None),
+        InspectionMember.inspection_id.in_(ids))
+    ctx.inspections = {i.id: i for i in ctx.session.scalars(sa.select(Inspection).where(Inspection.id.in_(mine)))}
+    for item in items:
+        inspection = ctx.inspections.get(item.inspection_id or "")
+        if inspection is None:
+            item.result = _rejected(item, NotAssigned(inspection_id=item.inspection_id))
+        elif inspection.status is InspectionStatus.CANCELLED:
+            item.result = _rejected(item, InspectionClosed(inspection_id=item.inspection_id))
+
+
+def _flags(ctx: Context, item: Item, at: dt.datetime | None = None) -> list[str] | None:
+    inspection = ctx.inspections.get(item.inspection_id or "")
+    return time_flags(at or item.device_time, now=ctx.now, offset_ms=ctx.state.clock_offset_ms,
+                      window_start=inspection.window_start if inspection else None,
+                      registered_at=ctx.device.registered_at)
+
+
+def _audit(ctx: Context, item: Item, action: str, entity_id: str, payload: dict[str, Any] | None = None) -> None:
+    audit.record(ctx.session, f"sync:{item.entity}:{action}",
+                 subjects={"inspection": item.inspection_id, item.entity: entity_id, "device": ctx.device.id},
+                 payload={"op_id": item.op_id, "seq": item.seq, "device_time": iso(item.device_time),
+                          **(payload or {})})
+
+
+def _apply_one(ctx: Context, item: Item) -> None:
+    handler = HANDLERS[(item.entity, item.action)]
+    for attempt in (1, 2):
+        savepoint = ctx.session.begin_nested()
+        try:
+            item.result = handler.apply(ctx, item)
+            savepoint.commit()
+            return
+        except errors.DomainError as exc:
+            savepoint.rollback()
+            item.result = _rejected(item, exc)
+            return
+        except sa.exc.IntegrityError:
+            # A concurrent push created the same row first (PostgreSQL waits, then refuses ours):
+            # roll back this item only and apply it again against what is there now.
+            savepoint.rollback()
+            if attempt == 2:
+                item.result = _rejected(item, errors.Conflict("concurrent write; retry"))
+
+
+def _ok(item: Item, status: str, entity_id: str, **extra: Any) -> dict[str, Any]:
+    return {"index": item.index, "op_id": item.op_id, "seq": item.seq, "status": status, "id": entity_id, **extra}
+
+
+# ---- append-only items (bulk) -------------------------------------------------------------------
+
+def _float(data: dict[str, Any], name: str, low: float, high: float, *, required: bool = True) -> float | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+        raise Malformed(fields={f"data.{name}": [f"{low}..{high}"]})
+    return float(value)
+
+
+def _text(data: dict[str, Any], name: str, limit: int, *, required: bool = True) -> str | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise Malformed(fields={f"data.{name}": [f"1..{limit} 字符 / characters"]})
+    return value
+
+
+def _item_id(data: dict[str, Any]) -> str:
+    try:
+        return str(uuid.UUID(str(data.get("id"))))
+    except ValueError:
+        raise Malformed(fields={"data.id": ["UUID"]}) from None
+
+
+def _base_row(ctx: Context, item: Item, entity_id: str) -> dict[str, Any]:
+    return {"id": entity_id, "inspection_id": item.inspection_id, "device_id": ctx.device.id,
+            "user_id": ctx.user.id, "op_id": item.op_id, "device_time": item.device_time,
+            "received_at": ctx.now, "time_flags": _flags(ctx, item)}
+
+
+def _check_in_row(ctx: Context, item: Item) -> dict[str, Any]:
+    d = item.data
+    return {**_base_row(ctx, item, _item_id(d)), "lat": _float(d, "lat", -90, 90), "lon": _float(d, "lon", -180, 180),
+            "accuracy_m": _float(d, "accuracy_m", 0, 100000, required=False)}
+
+
+def _note_row(ctx: Context, item: Item) -> dict[str, Any]:
+    return {**_base_row(ctx, item, _item_id(item.data)), "text": _text(item.data, "text", 20000)}
+
+
+def manifest_message(data: dict[str, Any]) -> bytes:
+    """The bytes a device signs for a media manifest (canonical JSON of these fields)."""
+    return canonical_json({k: data.get(k) for k in ("id", "inspection_id", "kind", "sha256", "size",
+                                                     "media_type", "captured_at")})
+
+
+def _manifest_row(ctx: Context, item: Item) -> dict[str, Any]:
+    d = item.data
+    try:
+        kind = ManifestKind(d.get("kind"))
+    except ValueError:
+        raise Malformed(fields={"data.kind": [", ".join(k.value for k in ManifestKind)]}) from None
+    sha = d.get("sha256")
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        raise Malformed(fields={"data.sha256": ["64 位小写十六进制 / 64 lower-case hex"]})
+    size = d.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise Malformed(fields={"data.size": [">= 0"]})
+    signature = _text(d, "signature", 100)
+    try:
+        raw_sig = base64.b64decode(signature or "", validate=True)
+    except binascii.Error:
+        raise Malformed(fields={"data.signature": ["base64"]}) from None
+    if not verify_signature(ctx.device, manifest_message(d), raw_sig):
+        raise SignatureBad()
+    captured = parse_time(d.get("captured_at"), "data.captured_at")
+    row = {**_base_row(ctx, item, _item_id(d)), "kind": kind.value, "sha256": sha, "size": size,
+           "media_type": _text(d, "media_type", 100), "captured_at": captured,
+           "lat": _float(d, "lat", -90, 90, required=False), "lon": _float(d, "lon", -180, 180, required=False),
+           "signature": signature}
+    if captured is not None:
+        row["time_flags"] = _flags(ctx, item, captured)
+    return row
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (iso(v) if isinstance(v, dt.datetime) else v) for k, v in row.items() if k != "op_id"}
+
+
+@dataclass(frozen=True)
+class Appender:
+    table: sa.Table
+    build: Callable[[Context, Item], dict[str, Any]]
+    bulk: bool = True
+
+    def apply(self, ctx: Context, item: Item) -> dict[str, Any]:
+        """One item alone (the fallback when the bulk insert of its group failed)."""
+        row = self.build(ctx, item)
+        if ctx.session.scalar(sa.select(self.table.c.id).where(self.table.c.id == row["id"])) is not None:
+            return _ok(item, "duplicate", row["id"])
+        ctx.session.execute(self.table.insert(), [row])
+        _record_append(ctx, item, row)
+        return _ok(item, "applied", row["id"])
+
+
+def _record_append(ctx: Context, item: Item, row: dict[str, Any]) -> None:
+    _audit(ctx, item, "appended", row["id"], {"time_flags": row.get("time_flags")})
+    changes.emit(ctx.session, inspection_id=item.inspection_id or "", entity=item.entity, entity_id=row["id"],
+                 op="append", data=_public(row))
+
+
+def _apply_bulk(ctx: Context, items: list[Item]) -> None:
+    """Append-only items of a batch: validated in Python, duplicates found with one query per
+    table, inserted with one executemany inside one SAVEPOINT. If that insert fails (a race on
+    the same id), the group falls back to one SAVEPOINT per item."""
+    by_table: dict[sa.Table, list[tuple[Item, dict[str, Any]]]] = {}
+    for item in items:
+        if item.result is not None:
+            continue
+        handler = HANDLERS[(item.entity, item.action)]
+        try:
+            row = handler.build(ctx, item)
+        except errors.DomainError as exc:
+            item.result = _rejected(item, exc)
+            continue
+        by_table.setdefault(handler.table, []).append((item, row))
+    for table, pairs in by_table.items():
+        existing = set(ctx.session.scalars(sa.select(table.c.id).where(table.c.id.in_([r["id"] for _, r in pairs]))))
+        fresh: list[tuple[Item, dict[str, Any]]] = []
+        for item, row in pairs:
+            if row["id"] in existing:
+                item.result = _ok(item, "duplicate", row["id"])
+            else:
+                existing.add(row["id"])
+                fresh.append((item, row))
+        if not fresh:
+            continue
+        savepoint = ctx.session.begin_nested()
+        try:
+            ctx.session.execute(table.insert(), [row for _, row in fresh])
+            for item, row in fresh:
+                _record_append(ctx, item, row)
+                item.result = _ok(item, "applied", row["id"])
+            savepoint.commit()
+        except sa.exc.IntegrityError:
+            savepoint.rollback()
+            for item, _ in fresh:
+                item.result = None  # _apply_one takes them one by one
+
+
+# ---- inspection status ------------------------------------------------------------------------
+
+_NEXT = {InspectionStatus.ASSIGNED: {InspectionStatus.IN_PROGRESS},
+         InspectionStatus.IN_PROGRESS: {InspectionStatus.COMPLETED}}
+_ORDER = [InspectionStatus.ASSIGNED, InspectionStatus.IN_PROGRESS, InspectionStatus.COMPLETED]
+
+
+@dataclass(frozen=True)
+class StatusHandler:
+    bulk: bool = False
+
+    def apply(self, ctx: Context, item: Item) -> dict[str, Any]:
+        """assigned → in_progress → completed. A device that reports a step already reached (its
+        teammate was first) gets ``duplicate``; going back is refused."""
+        try:
+            wanted = InspectionStatus(item.data.get("status"))
+        except ValueError:
+            raise Malformed(fields={"data.status": ["in_progress | completed"]}) from None
+        inspection = ctx.session.scalars(sa.select(Inspection).where(Inspection.id == item.inspection_id)
+                                         .with_for_update().execution_options(populate_existing=True)).one()
+        current = inspection.status
+        if wanted in _ORDER and current in _ORDER and _ORDER.index(wanted) <= _ORDER.index(current):
+            return _ok(item, "duplicate", inspection.id, inspection_status=current.value)
+        if wanted not in _NEXT.get(current, set()):
+            if current is InspectionStatus.ASSIGNED and wanted is InspectionStatus.COMPLETED:
+                inspection.started_at = inspection.started_at or ctx.now  # both steps at once
+            else:
+                raise InvalidState(status=current.value, wanted=wanted.value)
+        if wanted is InspectionStatus.IN_PROGRESS:
+            inspection.started_at = ctx.now
+        else:
+            inspection.completed_at = ctx.now
+        inspection.status = wanted
+        ctx.session.flush()
+        _audit(ctx, item, "status_changed", inspection.id, {"before": current.value, "after": wanted.value})
+        return _ok(item, "applied", inspection.id, inspection_status=wanted.value, version=inspection.version)
+
+
+# ---- the editable record: three-way merge -----------------------------------------------------
+
+def record_snapshot(record: InspectionRecord) -> dict[str, Any]:
+    return {"id": record.id, "inspection_id": record.inspection_id, "template": record.template_code,
+            "template_version": record.template_version, "version": record.version, "fields": record.fields,
+            "open_conflicts": record.open_conflicts}
+
+
+def lock_record(session: Session, inspection_id: str, template_code: str) -> InspectionRecord:
+    spec = template(template_code)
+    rid = record_id(inspection_id, template_code)
+    _upsert_ignore(session, InspectionRecord.__table__, {
+        "id": rid, "inspection_id": inspection_id, "template_code": template_code,
+        "template_version": spec["version"], "fields": {}, "version": 0, "open_conflicts": 0,
+        "updated_at": utcnow()})
+    return session.scalars(sa.select(InspectionRecord).where(InspectionRecord.id == rid).with_for_update()
+                           .execution_options(populate_existing=True)).one()
+
+
+def fields_at(session: Session, record: InspectionRecord, version: int) -> dict[str, Any]:
+    if version == record.version:
+        return dict(record.fields)
+    if version == 0:
+        return {}
+    snapshot = session.scalar(sa.select(InspectionRecordVersion.fields).where(
+        InspectionRecordVersion.record_id == record.id, InspectionRecordVersion.version == version))
+    if snapshot is None:
+        raise BaseUnknown(base_version=version, current_version=record.version)
+    return dict(snapshot)
+
+
+def new_version(session: Session, record: InspectionRecord, fields: dict[str, Any], changed: Iterable[str], *,
+                op_id: str | None, device_id: str | None, user_id: int | None, reason: str | None = None) -> None:
+    record.version += 1
+    record.fields = fields
+    record.updated_at = utcnow()
+    session.add(InspectionRecordVersion(record_id=record.id, version=record.version, fields=fields,
+                                        changed=sorted(changed), op_id=op_id, device_id=device_id,
+                                        user_id=user_id, reason=reason))
+
+
+@dataclass(frozen=True)
+class RecordHandler:
+    bulk: bool = False
+
+    def apply(self, ctx: Context, item: Item) -> dict[str, Any]:
+        """Merge the device's changed fields into the record against the version it edited."""
+        code = item.data.get("template")
+        if not isinstance(code, str):
+            raise Malformed(fields={"data.template": ["必填 / required"]})
+        spec = {f["name"]: f for f in template(code)["fields"]}
+        patch = item.data.get("fields")
+        base_version = item.data.get("base_version")
+        if not isinstance(patch, dict) or not patch:
+            raise Malformed(fields={"data.fields": ["非空对象 / non-empty object"]})
+        if not isinstance(base_version, int) or isinstance(base_version, bool) or base_version < 0:
+            raise Malformed(fields={"data.base_version": [">= 0"]})
+        bad = sorted(name for name, value in patch.items() if name not in spec or not _check_value(spec[name], value))
+        if bad:
+            raise UnknownField(fields={name: ["模板外字段或类型错误 / unknown field or wrong type"] for name in bad})
+        record = lock_record(ctx.session, item.inspection_id or "", code)
+        if base_version > record.version:
+            raise BaseUnknown(base_version=base_version, current_version=record.version)
+        before_version = record.version
+        result = merge.three_way(fields_at(ctx.session, record, base_version), record.fields, patch)
+        if result.changed:
+            new_version(ctx.session, record, result.fields, result.applied, op_id=item.op_id,
+                        device_id=ctx.device.id, user_id=ctx.user.id)
+        conflict_ids = [self._keep(ctx, item, record, c, before_version) for c in result.conflicts]
+        ctx.session.flush()
+        outcome = result.outcome(base_version, before_version)
+        _audit(ctx, item, "updated" if outcome != "conflict" else "conflicted", record.id,
+               {"base_version": base_version, "version": record.version, "applied": result.applied,
+                "conflicts": [c.field for c in result.conflicts], "fields": patch,
+                "time_flags": _flags(ctx, item)})
+        if result.changed or result.conflicts:
+            changes.emit(ctx.session, inspection_id=record.inspection_id, entity="inspection_record",
+                         entity_id=record.id, op="upsert", data=record_snapshot(record))
+        return _ok(item, outcome, record.id, version=record.version, applied=result.applied,
+                   conflicts=[{"field": c.field, "conflict_id": cid, "current": c.current, "yours": c.incoming}
+                              for c, cid in zip(result.conflicts, conflict_ids)])
+
+    @staticmethod
+    def _keep(ctx: Context, item: Item, record: InspectionRecord, c: merge.FieldConflict, version: int) -> int:
+        """Both values are kept: the current one stays current, the device's waits in the queue."""
+        yours = {"value": c.incoming, "op_id": item.op_id, "device_id": ctx.device.id, "user_id": ctx.user.id}
+        conflict = ctx.session.scalar(sa.select(SyncConflict).where(
+            SyncConflict.record_id == record.id, SyncConflict.field == c.field,
+            SyncConflict.status == ConflictStatus.OPEN))
+        if conflict is None:
+            conflict = SyncConflict(record_id=record.id, inspection_id=record.inspection_id,
+                                    unit_id=ctx.inspections[record.inspection_id].unit_id, field=c.field,
+                                    base_value=c.base,
+                                    values=[{"value": c.current, "version": version}, yours])
+            ctx.session.add(conflict)
+            record.open_conflicts += 1
+        else:
+            conflict.values = [*conflict.values, yours]
+        ctx.session.flush()
+        return conflict.id
+
+
+# ---- document numbers -------------------------------------------------------------------------
+
+def document_text(unit_id: int, year: int, number: int) -> str:
+    return f"商环当罚〔{year}〕{unit_id}-{number}号"
+
+
+def allocate_numbers(session: Session, device: Device, *, today: dt.date, block: int = DOCUMENT_BLOCK,
+                     ) -> list[DocumentNumber]:
+    """Top the device's block of unused on-site decision numbers up to ``block``. Numbers are
+    unique per unit and year: the counter row's lock serialises allocators."""
+    unit_id, year = device.user.unit_id, today.year
+    unused = list(session.scalars(sa.select(DocumentNumber).where(
+        DocumentNumber.device_id == device.id, DocumentNumber.year == year, DocumentNumber.kind == DOCUMENT_KIND,
+        DocumentNumber.used_at.is_(None)).order_by(DocumentNumber.number)))
+    missing = block - len(unused)
+    if missing > 0:
+        _upsert_ignore(session, DocumentNumberCounter.__table__,
+                       {"unit_id": unit_id, "year": year, "kind": DOCUMENT_KIND, "next_number": 1})
+        end = session.execute(sa.update(DocumentNumberCounter).where(
+            DocumentNumberCounter.unit_id == unit_id, DocumentNumberCounter.year == year,
+            DocumentNumberCounter.kind == DOCUMENT_KIND).values(next_number=DocumentNumberCounter.next_number + missing)
+            .returning(DocumentNumberCounter.next_number)).scalar_one()
+        for number in range(end - missing, end):
+            row = DocumentNumber(unit_id=unit_id, year=year, kind=DOCUMENT_KIND, number=number,
+                                 text=document_text(unit_id, year, number), device_id=device.id)
+            session.add(row)
+            unused.append(row)
+        session.flush()
+        audit.record(session, "sync:document_number:allocated", subjects={"device": device.id, "unit": unit_id},
+                     payload={"year": year, "kind": DOCUMENT_KIND, "numbers": [end - missing, end - 1]})
+    return unused
+
+
+@dataclass(frozen=True)
+class DocumentNumberHandler:
+    bulk: bool = False
+
+    def apply(self, ctx: Context, item: Item) -> dict[str, Any]:
+        """A pre-allocated number used offline comes back with the inspection it was used in."""
+        text = _text(item.data, "text", 60)
+        row = ctx.session.scalars(sa.select(DocumentNumber).where(DocumentNumber.text == text).with_for_update()).first()
+        if row is None or row.device_id != ctx.device.id:
+            raise DocumentNumberUnknown(text=text)
+        if row.used_op_id is not None:
+            raise DocumentNumberUsed(text=text)
+        row.used_at = item.device_time or ctx.now
+        row.used_op_id = item.op_id
+        row.used_inspection_id = item.inspection_id
+        ctx.session.flush()
+        _audit(ctx, item, "used", str(row.id), {"text": text})
+        changes.emit(ctx.session, inspection_id=item.inspection_id or "", entity="document_number",
+                     entity_id=str(row.id), op="upsert",
+                     data={"text": text, "used_at": iso(row.used_at), "device_id": ctx.device.id})
+        return _ok(item, "applied", str(row.id), text=text)
+
+
+HANDLERS: dict[tuple[str, str], Any] = {
+    ("inspection", "set_status"): StatusHandler(),
+    ("inspection_record", "edit"): RecordHandler(),
+    ("check_in", "append"): Appender(CheckIn.__table__, _check_in_row),  # type: ignore[arg-type]
+    ("note", "append"): Appender(InspectionNote.__table__, _note_row),  # type: ignore[arg-type]
+    ("media_manifest", "append"): Appender(MediaManifest.__table__, _manifest_row),  # type: ignore[arg-type]
+    ("document_number", "use"): DocumentNumberHandler(),
+}
+
+
+def _advance(ctx: Context, seqs: list[int]) -> dict[str, Any]:
+    """Move the device's contiguous watermark and report the gaps below its highest seq. Items
+    are applied on arrival (nothing waits for a missing predecessor); the client resends the gaps."""
+    state = ctx.state
+    if seqs:
+        state.max_seq = max(state.max_seq, *seqs)
+    stored = list(ctx.session.scalars(sa.select(SyncOperation.device_seq).where(
+        SyncOperation.device_id == ctx.device.id, SyncOperation.device_seq > state.acked_seq)
+        .order_by(SyncOperation.device_seq)))
+    acked = state.acked_seq
+    missing: list[list[int]] = []
+    for seq in stored:
+        if seq != acked + 1:
+            break
+        acked = seq
+    # Gaps: ranges between the contiguous watermark and the highest seq not stored.
+    expected = acked + 1
+    for seq in stored:
+        if seq <= acked:
+            continue
+        if seq > expected:
+            missing.append([expected, seq - 1])
+        expected = seq + 1
+    state.acked_seq = acked
+    ctx.session.flush()
+    return {"acked_seq": acked, "max_seq": state.max_seq, "missing": missing[:100]}
+
+
+# ---- pull ---------------------------------------------------------------------------------------
+
+def pull(session: Session, device: Device, cursor: str | None, limit: int = DEFAULT_PAGE,
+         ) -> tuple[list[str], str, bool]:
+    """Changes after ``cursor`` that the device's inspector may see, oldest first, as JSON texts.
+    Returns (changes, next cursor, more)."""
+    since = decode_cursor(cursor)
+    head = session.execute(sa.select(SyncHead.last_seq, SyncHead.floor_seq).where(SyncHead.id == 1)).one()
+    if since < head.floor_seq or since > head.last_seq:
+        raise CursorExpired(cursor_seq=since, floor=head.floor_seq)
+    limit = max(1, min(limit, MAX_PAGE))
+    user_id = device.user_id
+    mine = sa.select(InspectionMember.inspection_id).where(
+        InspectionMember.user_id == user_id, InspectionMember.removed_at.is_(None))
+    rows = session.execute(sa.select(SyncChange.seq, SyncChange.body).where(
+        SyncChange.seq > since, SyncChange.seq <= head.last_seq,
+        sa.or_(sa.and_(SyncChange.audience_user_id.is_(None), SyncChange.inspection_id.in_(mine)),
+               SyncChange.audience_user_id == user_id)).order_by(SyncChange.seq).limit(limit)).all()
+    more = len(rows) == limit
+    # Serving only up to the head read first keeps the cursor safe; with no more rows the cursor
+    # jumps to the head, so irrelevant changes are never scanned again.
+    next_seq = rows[-1][0] if more else head.last_seq
+    state = device_state(session, device.id)
+    state.last_contact_at = utcnow()
+    state.last_pull_seq = next_seq
+    return [body for _, body in rows], encode_cursor(next_seq), more
+
+
+def compact(session: Session, *, keep_after_seq: int) -> int:
+    """Drop change-log entries up to ``keep_after_seq``; older cursors then get ``sync.cursor_expired``."""
+    head = session.get(SyncHead, 1, with_for_update=True)
+    assert head is not None
+    floor = min(keep_after_seq, head.last_seq)
+    deleted = session.execute(sa.delete(SyncChange).where(SyncChange.seq <= floor)).rowcount
+    head.floor_seq = max(head.floor_seq, floor)
+    session.flush()
+    audit.record(session, "sync:change_log:compacted", payload={"floor_seq": head.floor_seq, "deleted": deleted})
+    return deleted
+
+
+# ---- offline package ----------------------------------------------------------------------------
+
+def _certificates(session: Session, user_ids: set[int], today: dt.date) -> dict[int, list[dict[str, Any]]]:
+    from server.modules.users.models import Certificate
+
+    out: dict[int, list[dict[str, Any]]] = {}
+    for cert in session.scalars(sa.select(Certificate).where(Certificate.user_id.in_(user_ids))):
+        out.setdefault(cert.user_id, []).append({
+            "number": cert.number, "valid_from": cert.valid_from.isoformat(),
+            "valid_until": cert.valid_until.isoformat(), "status": cert.status.value,
+            "valid_today": cert.is_valid_on(today)})
+    return out
+
+
+def package(session: Session, device: Device, *, today: dt.date, inspection_id: str | None = None,
+            ) -> dict[str, Any]:
+    """Everything the inspector needs offline for their assignments. The cursor is read first:
+    changes committed while the package is built arrive again on the next pull (idempotent)."""
+    head = session.execute(sa.select(SyncHead.last_seq)).scalar_one()
+    user = device.user
+    query = sa.select(Inspection).join(InspectionMember, sa.and_(
+        InspectionMember.inspection_id == Inspection.id, InspectionMember.user_id == user.id,
+        InspectionMember.removed_at.is_(None))).where(
+        Inspection.status.in_([InspectionStatus.ASSIGNED, InspectionStatus.IN_PROGRESS,
+                               InspectionStatus.COMPLETED])).order_by(Inspection.window_start, Inspection.id)
+    if inspection_id:
+        query = query.where(Inspection.id == inspection_id)
+    inspections = list(session.scalars(query))
+    ids = [i.id for i in inspections]
+    team = {m.user_id for i in inspections for m in i.members}
+    people = {u.id: u for u in session.scalars(sa.select(User).where(User.id.in_(team)))} if team else {}
+    certs = _certificates(session, set(people), today) if people else {}
+    targets = {t.id: t for t in session.scalars(sa.select(Target).where(
+        Target.id.in_({i.target_id for i in inspections})))} if inspections else {}
+    records = list(session.scalars(sa.select(InspectionRecord).where(InspectionRecord.inspection_id.in_(ids))))
+    notes = list(session.scalars(sa.select(InspectionNote).where(InspectionNote.inspection_id.in_(ids))))
+    check_ins = list(session.scalars(sa.select(CheckIn).where(CheckIn.inspection_id.in_(ids))))
+    manifests = list(session.scalars(sa.select(MediaManifest).where(MediaManifest.inspection_id.in_(ids))))
+    numbers = allocate_numbers(session, device, today=today)
+    state = device_state(session, device.id)
+    state.last_contact_at = utcnow()
+
+    def row(obj: Any) -> dict[str, Any]:
+        return _public({c.key: getattr(obj, c.key) for c in obj.__table__.columns})
+
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "cursor": encode_cursor(head),
+        "generated_at": iso(utcnow()),
+        "inspections": [changes.inspection_snapshot(i) for i in inspections],
+        "targets": [{"id": t.id, "name": t.name, "uscc": t.uscc, "address": t.address, "lat": t.lat, "lon": t.lon,
+                     "region_code": t.region_code, "industry": t.industry, "risk_class": t.risk_class.value,
+                     "permit_class": t.permit_class.value, "permit_number": t.permit_number,
+                     "credit_rating": t.credit_rating,
+                     # TODO(cases issue): past violations come from the cases module; empty until it exists.
+                     "past_violations": []} for t in targets.values()],
+        "team": [{"user_id": u.id, "display_name": u.display_name, "role": u.role.value,
+                  "certificates": certs.get(u.id, [])} for u in people.values()],
+        "records": [record_snapshot(r) for r in records],
+        "notes": [row(n) for n in notes],
+        "check_ins": [row(c) for c in check_ins],
+        "media_manifests": [row(m) for m in manifests],
+        "templates": catalogue()["templates"],
+        "checklists": catalogue()["checklists"],
+        "document_numbers": [{"text": n.text, "year": n.year, "kind": n.kind} for n in numbers],
+    }
+
+
+# ---- conflicts and health (staff) ------------------------------------------------------------------
+
+def conflicts_visible(principal: Principal) -> sa.Select[tuple[SyncConflict]]:
+    query = sa.select(SyncConflict).order_by(SyncConflict.id)
+    if principal.role == Role.ADMIN.value:
+        return query
+    return query.where(SyncConflict.unit_id == principal.unit_id)
+
+
+def get_conflict(session: Session, principal: Principal, conflict_id: int) -> SyncConflict:
+    conflict = session.get(SyncConflict, conflict_id)
+    if conflict is None or (principal.role != Role.ADMIN.value and conflict.unit_id != principal.unit_id):
+        raise ConflictNotFound()
+    return conflict
+
+
+def resolve(session: Session, conflict: SyncConflict, *, by: User, reason: str, value: Any = None,
+            choice: int | None = None) -> SyncConflict:
+    """A supervisor chooses one of the kept values or gives a merged one. The resolution is a new
+    record version carrying the reason, and an audit entry (干预留痕)."""
+    if conflict.status is not ConflictStatus.OPEN:
+        raise ConflictClosed()
+    session = changes.real_session(session)
+    if choice is not None:
+        if not 0 <= choice < len(conflict.values):
+            raise errors.ValidationFailed(fields={"choice": [f"0..{len(conflict.values) - 1}"]})
+        value = conflict.values[choice]["value"]
+    record = session.scalars(sa.select(InspectionRecord).where(InspectionRecord.id == conflict.record_id)
+                             .with_for_update().execution_options(populate_existing=True)).one()
+    spec = {f["name"]: f for f in template(record.template_code)["fields"]}
+    if not _check_value(spec[conflict.field], value):
+        raise UnknownField(fields={conflict.field: ["类型错误 / wrong type"]})
+    fields = dict(record.fields)
+    fields[conflict.field] = value
+    new_version(session, record, fields, [conflict.field], op_id=None, device_id=None, user_id=by.id, reason=reason)
+    record.open_conflicts = max(0, record.open_conflicts - 1)
+    conflict.status = ConflictStatus.RESOLVED
+    conflict.resolved_value, conflict.resolved_reason = value, reason
+    conflict.resolved_by, conflict.resolved_at, conflict.resolved_version = by.id, utcnow(), record.version
+    session.flush()
+    audit.record(session, "sync:inspection_record:conflict_resolved",
+                 subjects={"inspection": record.inspection_id, "inspection_record": record.id,
+                           "sync_conflict": conflict.id},
+                 payload={"field": conflict.field, "values": conflict.values, "chosen": value, "choice": choice,
+                          "version": record.version}, reason=reason)
+    changes.emit(session, inspection_id=record.inspection_id, entity="inspection_record", entity_id=record.id,
+                 op="upsert", data=record_snapshot(record))
+    return conflict
+
+
+def health(session: Session, principal: Principal) -> list[dict[str, Any]]:
+    """Per device: last contact, reported outbox and pending media, clock offset, open conflicts."""
+    query = sa.select(Device, SyncDevice, User).join(User, User.id == Device.user_id).outerjoin(
+        SyncDevice, SyncDevice.device_id == Device.id).order_by(Device.id)
+    if principal.role != Role.ADMIN.value:
+        query = query.where(User.unit_id == principal.unit_id)
+    rows = session.execute(query).all()
+    open_by_user = dict(session.execute(
+        sa.select(InspectionMember.user_id, sa.func.count(sa.distinct(SyncConflict.id)))
+        .join(SyncConflict, SyncConflict.inspection_id == InspectionMember.inspection_id)
+        .where(SyncConflict.status == ConflictStatus.OPEN, InspectionMember.removed_at.is_(None))
+        .group_by(InspectionMember.user_id)).all())
+    out = []
+    for device, state, user in rows:
+        out.append({
+            "device_id": device.id, "label": device.label, "user_id": user.id, "display_name": user.display_name,
+            "revoked": device.revoked_at is not None,
+            "last_contact_at": state.last_contact_at if state else None,
+            "outbox_depth": state.outbox_depth if state else None,
+            "pending_media_bytes": state.pending_media_bytes if state else None,
+            "clock_offset_ms": state.clock_offset_ms if state else None,
+            "clock_rtt_ms": state.clock_rtt_ms if state else None,
+            "acked_seq": state.acked_seq if state else 0, "max_seq": state.max_seq if state else 0,
+            "app_version": state.app_version if state else device.app_version,
+            "open_conflicts": open_by_user.get(user.id, 0),
+        })
+    return out
+
+
+__all__ = ["push", "pull", "package", "handshake", "resolve", "health", "compact", "InspectionNotFound"]

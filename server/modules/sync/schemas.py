@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from server.modules.sync.models import ConflictStatus
+
+
+class DeviceReportSchema(ma.Schema):
+    outbox_depth = ma.fields.Integer(validate=validate.Range(min=0))
+    pending_media_bytes = ma.fields.Integer(validate=validate.Range(min=0))
+    app_version = ma.fields.String(validate=validate.Length(max=40))
+
+
+class ClockSampleSchema(ma.Schema):
+    offset_ms = ma.fields.Integer(metadata={"description": "device − server, from the previous exchange"})
+    rtt_ms = ma.fields.Integer(validate=validate.Range(min=0))
+
+
+class HelloSchema(ma.Schema):
+    client_time = ma.fields.AwareDateTime(required=True, metadata={"description": "t0: device clock at send"})
+    previous = ma.fields.Nested(ClockSampleSchema)
+    report = ma.fields.Nested(DeviceReportSchema)
+
+
+class HelloResultSchema(ma.Schema):
+    protocol = ma.fields.Integer()
+    device_id = ma.fields.String()
+    client_time = ma.fields.String()
+    server_receive = ma.fields.String(metadata={"description": "t1"})
+    server_send = ma.fields.String(metadata={"description": "t2"})
+    offset_estimate_ms = ma.fields.Integer()
+    acked_seq = ma.fields.Integer()
+    max_seq = ma.fields.Integer()
+    head = ma.fields.String()
+
+
+class PushSchema(ma.Schema):
+    device_id = ma.fields.String(metadata={"description": "optional; must be the token's device"})
+    ops = ma.fields.List(ma.fields.Raw(), required=True)
+    report = ma.fields.Nested(DeviceReportSchema)
+
+
+class PushResultSchema(ma.Schema):
+    results = ma.fields.List(ma.fields.Dict(), metadata={"description": "one per operation, in order"})
+    device = ma.fields.Dict(metadata={"description": "acked_seq, max_seq, missing [[from, to], …]"})
+    replayed = ma.fields.Integer()
+    server_time = ma.fields.String()
+
+
+class PullQuerySchema(ma.Schema):
+    cursor = ma.fields.String(load_default=None)
+    limit = ma.fields.Integer(load_default=1000, validate=validate.Range(min=1, max=5000))
+
+
+class PullResultSchema(ma.Schema):
+    changes = ma.fields.List(ma.fields.Dict())
+    cursor = ma.fields.String()
+    more = ma.fields.Boolean()
+
+
+class PackageQuerySchema(ma.Schema):
+    inspection_id = ma.fields.String(load_default=None)
+
+
+class PackageSchema(ma.Schema):
+    protocol = ma.fields.Integer()
+    cursor = ma.fields.String()
+    generated_at = ma.fields.String()
+    inspections = ma.fields.List(ma.fields.Dict())
+    targets = ma.fields.List(ma.fields.Dict())
+    team = ma.fields.List(ma.fields.Dict())
+    records = ma.fields.List(ma.fields.Dict())
+    notes = ma.fields.List(ma.fields.Dict())
+    check_ins = ma.fields.List(ma.fields.Dict())
+    media_manifests = ma.fields.List(ma.fields.Dict())
+    templates = ma.fields.List(ma.fields.Dict())
+    checklists = ma.fields.List(ma.fields.Dict())
+    document_numbers = ma.fields.List(ma.fields.Dict())
+
+
+class ConflictSchema(ma.Schema):
+    id = ma.fields.Integer()
+    record_id = ma.fields.String()
+    inspection_id = ma.fields.String()
+    unit_id = ma.fields.Integer()
+    field = ma.fields.String()
+    base_value = ma.fields.Raw()
+    values = ma.fields.List(ma.fields.Dict())
+    status = ma.fields.Enum(ConflictStatus, by_value=True)
+    created_at = ma.fields.DateTime()
+    resolved_value = ma.fields.Raw()
+    resolved_reason = ma.fields.String()
+    resolved_by = ma.fields.Integer()
+    resolved_at = ma.fields.DateTime()
+    resolved_version = ma.fields.Integer()
+
+
+class ConflictQuerySchema(ma.Schema):
+    status = ma.fields.Enum(ConflictStatus, by_value=True, load_default=ConflictStatus.OPEN)
+
+
+class ResolveSchema(ma.Schema):
+    choice = ma.fields.Integer(metadata={"description": "index into values"})
+    value = ma.fields.Raw(allow_none=True, metadata={"description": "a merged value instead of a choice"})
+    reason = ma.fields.String(required=True, validate=validate.Length(2, 400))
+
+    @ma.validates_schema
+    def _one_of(self, data: dict, **_: object) -> None:
+        if ("choice" in data) == ("value" in data):
+            raise ma.ValidationError("give either choice or value / 二选一", "choice")
+
+
+class DeviceHealthSchema(ma.Schema):
+    device_id = ma.fields.String()
+    label = ma.fields.String()
+    user_id = ma.fields.Integer()
+    display_name = ma.fields.String()
+    revoked = ma.fields.Boolean()
+    last_contact_at = ma.fields.DateTime(allow_none=True)
+    outbox_depth = ma.fields.Integer(allow_none=True)
+    pending_media_bytes = ma.fields.Integer(allow_none=True)
+    clock_offset_ms = ma.fields.Integer(allow_none=True)
+    clock_rtt_ms = ma.fields.Integer(allow_none=True)
+    acked_seq = ma.fields.Integer()
+    max_seq = ma.fields.Integer()
+    app_version = ma.fields.String(allow_none=True)
+    open_conflicts = ma.fields.Integer()
