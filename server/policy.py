@@ -71,22 +71,6 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     # evidence (证据): resumable uploads by devices; staff access is scoped and recorded
     "mobile_uploads.Uploads": {"OPTIONS": ANYONE, "POST": DEVICES},
     "mobile_uploads.UploadResource": {"*": DEVICES},
-    # evidence (证据): resumable uploads by devices; staff access is scoped and recorded
-    "mobile_uploads.Uploads": {"OPTIONS": ANYONE, "POST": DEVICES},
-    "mobile_uploads.UploadResource": {"*": DEVICES},
-    "mobile_media.Missing": {"POST": DEVICES},
-    "mobile_media.Online": {"POST": DEVICES},
-    "evidence.EvidenceList": {"GET": BUREAU},
-    "evidence.EvidenceDetail": {"GET": BUREAU},
-    "evidence.EvidenceOriginal": {"GET": BUREAU},
-    "evidence.EvidenceThumbnail": {"GET": BUREAU},
-    "evidence.EvidenceHandovers": {"POST": BUREAU},
-    "evidence.HandoverConfirm": {"POST": BUREAU},
-    "evidence.ChunkProof": {"GET": BUREAU},
-    "evidence.Overdue": {"GET": MANAGERS},
-    "evidence.FixityAlerts": {"GET": MANAGERS},
-    "evidence.DeletionRequests": {"POST": MANAGERS},
-    "evidence.DeletionApprove": {"POST": ADMIN},
     # system
     "system.Deadline": {"GET": STAFF | DEVICES},
     # device API
