@@ -6,10 +6,12 @@ import click
 
 def register(cli: click.Group) -> None:
     from server.modules.demo.cli import demo_cli
+    from server.modules.draws.cli import draw_cli
     from server.modules.devices.cli import devices_cli, tokens_cli
     from server.modules.users.cli import users_cli
     from server.modules.audit.cli import audit_cli
 
     for group in (users_cli, devices_cli, tokens_cli, demo_cli):
         cli.add_command(group)
+    cli.add_command(draw_cli)
     cli.add_command(audit_cli)

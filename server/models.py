@@ -2,6 +2,8 @@
 from server.modules.audit import models as audit  # noqa: F401
 from server.modules.devices import models as devices  # noqa: F401
 from server.modules.directory import models as directory  # noqa: F401
+from server.modules.disclosure import models as disclosure  # noqa: F401
+from server.modules.draws import models as draws  # noqa: F401
 from server.modules.roster import models as roster  # noqa: F401
 from server.modules.inspections import models as inspections  # noqa: F401
 from server.modules.users import models as users  # noqa: F401

@@ -11,6 +11,8 @@ from __future__ import annotations
 from server.core.access import ADMIN, ANYONE, BUREAU, DEVICES, MANAGERS, STAFF, allow
 
 FIELD_STAFF = frozenset({"inspector", "auxiliary", "supervisor"})
+# Witnesses of a draw who commit and reveal seed secrets: supervisors and legal/discipline observers.
+DRAW_PARTIES = MANAGERS | frozenset({"legal_reviewer"})
 
 # endpoint: {method (or "*"): roles}
 TABLE: dict[str, dict[str, frozenset[str]]] = {
@@ -64,6 +66,31 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "roster.ConflictWithdraw": {"POST": MANAGERS},
     "roster.Recusals": {"GET": MANAGERS, "POST": BUREAU},
     "roster.RecusalDecision": {"POST": MANAGERS},
+    # sampling rules, annual plans, draws (双随机)
+    "draws.SamplingRules": {"GET": BUREAU, "POST": MANAGERS},
+    "draws.AnnualPlans": {"GET": BUREAU, "POST": MANAGERS},
+    "draws.AnnualPlanApprove": {"POST": MANAGERS},
+    "draws.Draws": {"GET": DRAW_PARTIES, "POST": MANAGERS},
+    "draws.DrawDetail": {"GET": DRAW_PARTIES},
+    "draws.DrawCommitments": {"POST": DRAW_PARTIES},
+    "draws.DrawFreeze": {"POST": MANAGERS},
+    "draws.DrawPublicValue": {"POST": MANAGERS},
+    "draws.DrawReveals": {"POST": DRAW_PARTIES},
+    "draws.DrawRun": {"POST": MANAGERS},
+    "draws.DrawPublish": {"POST": MANAGERS},
+    "draws.DrawDocument": {"GET": MANAGERS},
+    "draws.RedrawRequests": {"POST": MANAGERS},
+    "draws.RedrawApprove": {"POST": MANAGERS},
+    # disclosure (一公开): staff side, then the public API
+    "disclosure.SamplingItems": {"GET": BUREAU, "POST": MANAGERS},
+    "disclosure.Results": {"POST": MANAGERS},
+    "disclosure.Deadlines": {"GET": MANAGERS},
+    "disclosure_public.PublicSamplingItems": {"GET": ANYONE},
+    "disclosure_public.PublicPlans": {"GET": ANYONE},
+    "disclosure_public.PublicResults": {"GET": ANYONE},
+    "disclosure_public.PublicDraws": {"GET": ANYONE},
+    "disclosure_public.PublicDrawDetail": {"GET": ANYONE},
+    "disclosure_public.PublicDrawDocument": {"GET": ANYONE},
     # offline sync, staff side: conflict queue and device health
     "sync.Conflicts": {"GET": MANAGERS},
     "sync.ConflictResolve": {"POST": MANAGERS},

@@ -14,6 +14,8 @@ def register_routes(app: Flask) -> None:
     from server.modules.audit import api as audit_api
     from server.modules.auth import api as auth_api
     from server.modules.devices import api as devices_api
+    from server.modules.disclosure import api as disclosure_api
+    from server.modules.draws import api as draws_api
     from server.modules.roster import api as roster_api
     from server.modules.directory import api as directory_api
     from server.modules.inspections import api as inspections_api
@@ -29,8 +31,9 @@ def register_routes(app: Flask) -> None:
     web_api.register_blueprint(audit_api.public_blp, url_prefix="/api/v1/public")
     for blueprint in (mobile_devices.blp, mobile_sync.blp):
         mobile_api.register_blueprint(blueprint, url_prefix="/mobile/v1")
-    for blueprint in (directory_api.blp, roster_api.blp):
+    for blueprint in (directory_api.blp, roster_api.blp, draws_api.blp, disclosure_api.blp):
         web_api.register_blueprint(blueprint, url_prefix="/api/v1")
+    web_api.register_blueprint(disclosure_api.public_blp, url_prefix="/api/v1/public")
     app.register_blueprint(health.blp)
     from mobile_api import uploads as mobile_uploads
 

@@ -130,7 +130,32 @@ def load(session: Session, *, seed: int = 611000, targets: int = 2000, inspector
     session.flush()
 
     count = _load_targets(session, rng, targets)
+    _load_sampling(session, detachment.id, created_by=session.scalar(sa.select(User.id).where(User.username == "supervisor")),
+                   approved_by=session.scalar(sa.select(User.id).where(User.username == "admin")), year=today.year)
     return DemoResult(True, logins, count)
+
+
+def _load_sampling(session: Session, unit_id: int, *, created_by: int | None, approved_by: int | None, year: int) -> None:
+    """Default sampling rules (data, with sources), the sampling-item list and an approved plan."""
+    from server.modules.disclosure.models import SamplingItem
+    from server.modules.draws import rules
+    from server.modules.draws.models import AnnualPlan, PlanStatus
+
+    rules.load_defaults(session)
+    session.add_all([
+        SamplingItem(code="SL-EE-001", name="排污许可证执行情况检查", legal_basis="排污许可管理条例 第25条、第33–34条",
+                     implementing_body="商洛市生态环境局", content="许可排放浓度与排放量、自行监测、环境管理台账、执行报告",
+                     method="双随机抽查，现场检查与非现场核查结合"),
+        SamplingItem(code="SL-EE-002", name="污染防治设施运行情况检查", legal_basis="中华人民共和国环境保护法 第24条、第42条",
+                     implementing_body="商洛市生态环境局", content="污染防治设施是否正常运行、有无偷排漏排",
+                     method="双随机抽查，现场检查"),
+    ])
+    assert created_by is not None and approved_by is not None
+    session.add(AnnualPlan(year=year, unit_id=unit_id, title=f"{year}年度生态环境执法现场检查计划（示例）",
+                           planned={"key": 60, "general": 240, "special": 30}, cap_per_enterprise=2,
+                           basis="排污许可管理条例 第25条；按省、市确定的比例（示例数据）", status=PlanStatus.APPROVED,
+                           created_by=created_by, approved_by=approved_by, approved_at=dt.datetime.now(dt.UTC)))
+    session.flush()
 
 
 def _load_targets(session: Session, rng: random.Random, n: int) -> int:

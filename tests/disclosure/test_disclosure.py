@@ -1,0 +1,84 @@
+import datetime as dt
+
+import pytest
+
+from server.core.access import Role
+from server.core.calendar import Calendar
+from server.core.db import utcnow
+from server.modules.disclosure import operations as ops
+from server.modules.inspections import operations as inspections
+from server.modules.inspections.models import InspectionKind, InspectionStatus
+from tests import factories
+from tests.helpers import assert_contract, audit_entries, staff_headers
+
+TODAY = dt.date.today()
+
+
+@pytest.fixture()
+def done(db_session):
+    """A completed random inspection and its supervisor."""
+    unit = factories.UnitFactory()
+    supervisor = factories.UserFactory(role=Role.SUPERVISOR, unit=unit)
+    a, b = factories.inspector(unit=unit), factories.inspector(unit=unit)
+    target = factories.TargetFactory()
+    inspection = inspections.create(db_session, target_id=target.id, lead_id=a.id, member_ids=[b.id],
+                                    window_start=TODAY, window_end=TODAY, kind=InspectionKind.RANDOM,
+                                    created_by=supervisor, secret=True)
+    return supervisor, inspection
+
+
+def test_result_is_published_with_team_certificates_within_twenty_working_days(client, db_session, done):
+    supervisor, inspection = done
+    body = {"inspection_id": inspection.id, "findings": "未发现环境违法行为", "outcome": "no_problem"}
+    assert_contract(client.post("/api/v1/disclosure/results", json=body, headers=staff_headers(supervisor)), 409,
+                    "disclosure.inspection_not_completed")
+    inspection.status, inspection.completed_at = InspectionStatus.COMPLETED, utcnow()
+    db_session.flush()
+    response = client.post("/api/v1/disclosure/results", json=body, headers=staff_headers(supervisor))
+    assert response.status_code == 201, response.json
+    assert response.json["on_time"] is True
+    inspected = dt.date.fromisoformat(response.json["inspected_on"])
+    assert dt.date.fromisoformat(response.json["due_on"]) == Calendar().add_working_days(inspected, 20)
+    public = client.get("/api/v1/public/results").json
+    assert public[0]["target_uscc"] == inspection.target.uscc
+    assert sorted(public[0]["team_certificates"]) == sorted(m.certificate_number for m in inspection.members)
+    assert_contract(client.post("/api/v1/disclosure/results", json=body, headers=staff_headers(supervisor)), 409,
+                    "disclosure.already_published")
+    assert audit_entries("disclosure:result:published", inspection=inspection.id)
+
+
+def test_overdue_results_are_listed_for_staff(client, db_session, done):
+    supervisor, inspection = done
+    inspection.status = InspectionStatus.COMPLETED
+    inspection.completed_at = utcnow() - dt.timedelta(days=45)
+    db_session.flush()
+    overdue = client.get("/api/v1/disclosure/deadlines?overdue=true", headers=staff_headers(supervisor)).json
+    assert [row["inspection_id"] for row in overdue] == [inspection.id]
+    assert overdue[0]["overdue"] is True and overdue[0]["working_days_left"] < 0
+    late = ops.publish_result(db_session, inspection_id=inspection.id, findings="发现问题，已责令整改",
+                              outcome=ops.Outcome.RECTIFICATION_ORDERED, by_user_id=supervisor.id)
+    assert late.on_time is False
+    assert client.get("/api/v1/disclosure/deadlines", headers=staff_headers(supervisor)).json == []
+
+
+def test_public_sees_items_and_approved_plans_without_logging_in(client, db_session):
+    author = factories.UserFactory(role=Role.SUPERVISOR)
+    approver = factories.UserFactory(role=Role.SUPERVISOR, unit=author.unit)
+    item = {"code": "SX-EE-001", "name": "排污许可证执行情况检查", "legal_basis": "排污许可管理条例 第25条",
+            "implementing_body": "商洛市生态环境局", "content": "许可排放浓度、排放量、自行监测、台账",
+            "method": "双随机抽查，现场检查"}
+    assert client.post("/api/v1/sampling-items", json=item, headers=staff_headers(author)).status_code == 201
+    plan = client.post("/api/v1/annual-plans", headers=staff_headers(author),
+                       json={"year": TODAY.year, "title": "年度现场检查计划", "planned": {"key": 40, "general": 120},
+                             "cap_per_enterprise": 2}).json
+    assert client.get("/api/v1/public/plans").json["plans"] == []
+    assert_contract(client.post(f"/api/v1/annual-plans/{plan['id']}/approve", headers=staff_headers(author)), 403,
+                    "plan.second_approver_required")
+    assert client.post(f"/api/v1/annual-plans/{plan['id']}/approve", headers=staff_headers(approver)).status_code == 200
+    assert client.get("/api/v1/public/sampling-items").json[0]["code"] == "SX-EE-001"
+    assert client.get("/api/v1/public/plans").json["plans"][0]["planned"] == {"key": 40, "general": 120}
+
+
+def test_public_results_never_show_unpublished_draws(client, db_session, done):
+    assert client.get("/api/v1/public/results").json == []
+    assert client.get("/api/v1/public/draws").json == []

@@ -1,0 +1,254 @@
+"""The draw ceremony through the API, on the real database."""
+import datetime as dt
+import decimal
+import json
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from server.core.access import Role
+from server.core.db import utcnow
+from server.modules.draws import algorithm, rules
+from server.modules.draws.cli import draw_cli
+from server.modules.draws.models import Draw, SamplingRule
+from server.modules.inspections.models import Inspection, InspectionStatus
+from server.modules.roster import operations as roster
+from server.modules.roster.models import AbsenceKind, ConflictRelation
+from tests import factories
+from tests.helpers import assert_contract, audit_entries, staff_headers
+
+TODAY = dt.date.today()
+START, END = TODAY + dt.timedelta(days=3), TODAY + dt.timedelta(days=20)
+SECRETS = {"chief": "chief-secret-0123456789abcdef", "observer": "observer-secret-fedcba9876543210"}
+
+
+class World:
+    def __init__(self, per_region=5, targets_per_region=20, rule=None):
+        agency = factories.AgencyFactory()
+        self.detachment = factories.UnitFactory(agency=agency, region_code="611000")
+        self.brigades = {code: factories.UnitFactory(agency=agency, region_code=code) for code in ("611002", "611021")}
+        self.chief = factories.UserFactory(role=Role.SUPERVISOR, unit=self.detachment)
+        self.deputy = factories.UserFactory(role=Role.SUPERVISOR, unit=self.detachment)
+        self.observer = factories.UserFactory(role=Role.LEGAL_REVIEWER, unit=self.detachment)
+        self.inspectors = {code: [factories.inspector(unit=unit) for _ in range(per_region)]
+                           for code, unit in self.brigades.items()}
+        self.targets = {code: [factories.TargetFactory(region_code=code) for _ in range(targets_per_region)]
+                        for code in self.brigades}
+        from server.extensions import db
+        db.session.add(SamplingRule(level="county", region_code="611000", category="general",
+                                    **(rule or {"basis": "percent", "value": decimal.Decimal("10")}),
+                                    period="quarter", effective_from=TODAY - dt.timedelta(days=30), source="[R] test"))
+        db.session.flush()
+
+    def party(self, name):
+        return {"chief": self.chief, "observer": self.observer}[name]
+
+
+@pytest.fixture()
+def world(db_session):
+    return World()
+
+
+def _open(client, world, **extra):
+    body = {"title": "2026年第四季度双随机抽查", "region_codes": ["611002", "611021"], "level": "county",
+            "period_label": "2026Q4", "window_start": START.isoformat(), "window_end": END.isoformat(), **extra}
+    response = client.post("/api/v1/draws", json=body, headers=staff_headers(world.chief))
+    assert response.status_code == 201, response.json
+    return response.json["id"]
+
+
+def _commit_all(client, world, draw_id):
+    for name in ("chief", "observer"):
+        user = world.party(name)
+        digest = algorithm.commitment(draw_id, f"user:{user.id}", SECRETS[name])
+        response = client.post(f"/api/v1/draws/{draw_id}/commitments", json={"commitment": digest},
+                               headers=staff_headers(user))
+        assert response.status_code == 201, response.json
+
+
+def _ceremony(client, world, **extra):
+    draw_id = _open(client, world, **extra)
+    _commit_all(client, world, draw_id)
+    frozen = client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(world.chief))
+    assert frozen.status_code == 200, frozen.json
+    assert client.post(f"/api/v1/draws/{draw_id}/public-value", json={"public_value": "福彩3D 2026320期 517"},
+                       headers=staff_headers(world.chief)).status_code == 200
+    for name in ("chief", "observer"):
+        response = client.post(f"/api/v1/draws/{draw_id}/reveals", json={"secret": SECRETS[name]},
+                               headers=staff_headers(world.party(name)))
+        assert response.status_code == 201, response.json
+    ran = client.post(f"/api/v1/draws/{draw_id}/run", headers=staff_headers(world.chief))
+    assert ran.status_code == 200, ran.json
+    return ran.json
+
+
+def test_full_ceremony_creates_secret_teams_and_publishes_a_verifiable_draw(client, db_session, world, tmp_path):
+    result = _ceremony(client, world)
+    assert result["status"] == "executed" and result["drawn_count"] == 4  # ceil(20 × 10%) per region
+    inspections = db_session.scalars(sa.select(Inspection).where(Inspection.draw_id == result["id"])).all()
+    assert len(inspections) == 4 and all(i.secret and i.kind.value == "random" for i in inspections)
+    region_of = {u.id: code for code, people in world.inspectors.items() for u in people}
+    for inspection in inspections:
+        team = [m.user_id for m in inspection.members]
+        assert len(team) == 2 and {region_of[u] for u in team} == {inspection.target.region_code}
+
+    # Secret until the visit: not public, not for other inspectors, not for the observer.
+    anonymous = client.get(f"/api/v1/public/draws/{result['id']}").json
+    assert anonymous["seed"] is None and "assignments" not in anonymous
+    assert_contract(client.get(f"/api/v1/public/draws/{result['id']}/document"), 404, "draw.not_published")
+    observed = client.get(f"/api/v1/draws/{result['id']}", headers=staff_headers(world.observer)).json
+    assert observed["assignments"] is None
+    members = {m.user_id for i in inspections for m in i.members}
+    outsider = next(u for people in world.inspectors.values() for u in people if u.id not in members)
+    assert client.get("/api/v1/inspections", headers=staff_headers(outsider)).json == []
+    assert_contract(client.post(f"/api/v1/draws/{result['id']}/publish", headers=staff_headers(world.chief)),
+                    409, "draw.not_yet_visited")
+
+    for inspection in inspections:
+        inspection.status, inspection.completed_at = InspectionStatus.COMPLETED, utcnow()
+    db_session.flush()
+    published = client.post(f"/api/v1/draws/{result['id']}/publish", headers=staff_headers(world.chief))
+    assert published.status_code == 200, published.json
+    document = client.get(f"/api/v1/public/draws/{result['id']}/document")
+    assert document.status_code == 200
+    doc = json.loads(document.data)
+    ok, checks = algorithm.verify(doc)
+    assert ok, checks
+    assert doc["public_value"] == "福彩3D 2026320期 517" and len(doc["reveals"]) == 2
+    path = tmp_path / "draw.json"
+    path.write_bytes(document.data)
+    outcome = CliRunner().invoke(draw_cli, ["verify", str(path)])
+    assert outcome.exit_code == 0 and "MATCH" in outcome.output
+    tags = [e["tag"] for e in audit_entries(draw=result["id"])]
+    assert tags[:2] == ["draws:draw:created", "draws:draw:committed"]
+    assert {"draws:draw:frozen", "draws:draw:revealed", "draws:draw:executed", "draws:draw:published"} <= set(tags)
+
+
+def test_freezing_needs_two_parties_one_an_observer(client, db_session, world):
+    draw_id = _open(client, world)
+    digest = algorithm.commitment(draw_id, f"user:{world.chief.id}", SECRETS["chief"])
+    client.post(f"/api/v1/draws/{draw_id}/commitments", json={"commitment": digest}, headers=staff_headers(world.chief))
+    assert_contract(client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(world.chief)), 409,
+                    "draw.observer_required")
+    again = client.post(f"/api/v1/draws/{draw_id}/commitments", json={"commitment": digest},
+                        headers=staff_headers(world.chief))
+    assert_contract(again, 409, "draw.already_committed")
+
+
+def test_reveal_not_matching_the_commitment_is_refused_and_logged(client, db_session, world):
+    draw_id = _open(client, world)
+    _commit_all(client, world, draw_id)
+    client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(world.chief))
+    bad = client.post(f"/api/v1/draws/{draw_id}/reveals", json={"secret": "not-the-secret-at-all"},
+                      headers=staff_headers(world.observer))
+    assert_contract(bad, 422, "draw.reveal_mismatch")
+    assert audit_entries("draws:draw:reveal_refused", draw=draw_id)
+    client.post(f"/api/v1/draws/{draw_id}/reveals", json={"secret": SECRETS["chief"]}, headers=staff_headers(world.chief))
+    assert_contract(client.post(f"/api/v1/draws/{draw_id}/public-value", json={"public_value": "x"},
+                                headers=staff_headers(world.chief)), 409, "draw.public_value_late")
+    assert_contract(client.post(f"/api/v1/draws/{draw_id}/run", headers=staff_headers(world.chief)), 409,
+                    "draw.reveals_incomplete")
+    assert db_session.scalar(sa.select(sa.func.count(Inspection.id)).where(Inspection.draw_id == draw_id)) == 0
+
+
+def test_plan_asking_for_more_targets_than_exist_changes_nothing(client, db_session):
+    world = World(rule={"basis": "fixed", "value": decimal.Decimal("50")})
+    draw_id = _open(client, world)
+    _commit_all(client, world, draw_id)
+    assert_contract(client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(world.chief)), 422,
+                    "draw.not_enough_targets")
+    draw = db_session.get(Draw, draw_id)
+    assert draw.status.value == "committing" and draw.document is None
+
+
+def test_too_few_eligible_inspectors_for_a_team_of_two(client, db_session):
+    world = World(per_region=2)
+    # one inspector of 611021 on leave, the other with a certificate expiring inside the window
+    away, lapsing = world.inspectors["611021"]
+    roster.add_absence(db_session, away, kind=AbsenceKind.LEAVE, starts_on=START, ends_on=START, by=world.chief)
+    lapsing.certificates[0].valid_until = START + dt.timedelta(days=1)
+    db_session.flush()
+    draw_id = _open(client, world)
+    _commit_all(client, world, draw_id)
+    body = assert_contract(client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(world.chief)), 422,
+                           "draw.not_enough_inspectors")
+    assert body["context"]["region"] == "611021"
+
+
+def test_conflicted_inspectors_are_excluded_and_cross_region_teams_come_from_elsewhere(client, db_session, world):
+    conflicted = world.inspectors["611002"][0]
+    for target in world.targets["611021"]:
+        roster.declare_conflict(db_session, conflicted, uscc=target.uscc, relation=ConflictRelation.RELATIVE,
+                                detail="亲属持股", by=world.chief)
+    result = _ceremony(client, world, cross_region=True, joint_agencies=["商洛市水利局"])
+    region_of = {u.id: code for code, people in world.inspectors.items() for u in people}
+    target_region = {t.id: code for code, ts in world.targets.items() for t in ts}
+    for item in result["assignments"]:
+        assert all(region_of[u] != target_region[item["target"]] for u in item["team"])
+        if target_region[item["target"]] == "611021":
+            assert conflicted.id not in item["team"]
+        assert item["joint_with"] == ["商洛市水利局"]
+    doc = json.loads(client.get(f"/api/v1/draws/{result['id']}/document", headers=staff_headers(world.chief)).data)
+    assert len(doc["conflicts"]) == 20
+
+
+def test_redraw_needs_a_reason_and_a_second_approver_and_is_shown_publicly(client, db_session, world):
+    first = _ceremony(client, world)
+    request = client.post(f"/api/v1/draws/{first['id']}/redraw-requests", headers=staff_headers(world.chief),
+                          json={"reason_code": "data_error", "reason": "名录库中两家企业已注销"})
+    assert request.status_code == 201, request.json
+    assert_contract(client.post(f"/api/v1/redraw-requests/{request.json['id']}/approve",
+                                headers=staff_headers(world.chief)), 403, "draw.second_approver_required")
+    approved = client.post(f"/api/v1/redraw-requests/{request.json['id']}/approve", headers=staff_headers(world.deputy))
+    assert approved.status_code == 200, approved.json
+    assert approved.json["attempt"] == 2 and approved.json["redraw_of"] == first["id"]
+    statuses = set(db_session.scalars(sa.select(Inspection.status).where(Inspection.draw_id == first["id"])))
+    assert statuses == {InspectionStatus.CANCELLED}
+    public = client.get(f"/api/v1/public/draws/{approved.json['id']}").json
+    assert public["attempt"] == 2 and public["redraws"][0]["reason"] == "名录库中两家企业已注销"
+    assert client.get(f"/api/v1/public/draws/{first['id']}").json["status"] == "superseded"
+
+
+@pytest.mark.parametrize("rule_specs,region,on,expected", [
+    ([("city", "611000", "2026-01-01")], "611002", "2026-06-01", 0),
+    ([("city", "611000", "2026-01-01"), ("city", "611002", "2026-03-01")], "611002", "2026-06-01", 1),
+    ([("city", "611000", "2026-01-01"), ("city", "611002", "2026-09-01")], "611002", "2026-06-01", 0),
+    ([("city", "611000", "2026-01-01"), ("city", "611000", "2026-04-01")], "611021", "2026-06-01", 1),
+    ([("county", "611000", "2026-01-01")], "611021", "2026-06-01", None),
+])
+def test_rule_selection_prefers_the_region_and_the_latest_version(rule_specs, region, on, expected):
+    views = [rules.RuleView(i, level, code, "key", dt.date.fromisoformat(start), None)
+             for i, (level, code, start) in enumerate(rule_specs)]
+    chosen = rules.pick(views, "city", region, "key", dt.date.fromisoformat(on))
+    assert (chosen.id if chosen else None) == expected
+
+
+@pytest.mark.parametrize("day,period,back,expected", [
+    ("2026-11-30", "quarter", 0, "2026-10-01"), ("2026-11-30", "quarter", 1, "2026-07-01"),
+    ("2026-02-15", "quarter", 1, "2025-10-01"), ("2026-01-31", "month", 2, "2025-11-01"),
+    ("2026-05-05", "year", 1, "2025-01-01"),
+])
+def test_period_start(day, period, back, expected):
+    from server.modules.draws.models import Period
+
+    assert rules.period_start(dt.date.fromisoformat(day), Period(period), back) == dt.date.fromisoformat(expected)
+
+
+def test_default_rules_load_once_with_their_sources(db_session):
+    db_session.execute(sa.delete(SamplingRule))
+    assert rules.load_defaults(db_session) == 6
+    assert rules.load_defaults(db_session) == 0
+    assert all(r.source.startswith("[") for r in db_session.scalars(sa.select(SamplingRule)))
+
+
+def test_recently_drawn_targets_are_left_out(client, db_session):
+    world = World(rule={"basis": "percent", "value": decimal.Decimal("10"), "exclude_recent_periods": 1})
+    first = _ceremony(client, world)
+    drawn = {item["target"] for item in first["assignments"]}
+    second_id = _open(client, world, title="补充抽查")
+    _commit_all(client, world, second_id)
+    client.post(f"/api/v1/draws/{second_id}/freeze", headers=staff_headers(world.chief))
+    doc = json.loads(client.get(f"/api/v1/draws/{second_id}/document", headers=staff_headers(world.chief)).data)
+    assert drawn.isdisjoint(row[0] for row in doc["targets"])
+    assert db_session.get(Draw, second_id).exclusions["drawn_recently"] == len(drawn)
