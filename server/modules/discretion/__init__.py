@@ -1,0 +1,1 @@
+"""Discretion benchmarks (自由裁量基准): versioned data, a pure calculator, and recorded results."""
