@@ -71,3 +71,22 @@ def db_session(app: Flask) -> Iterator[Any]:
 @pytest.fixture()
 def client(app: Flask, db_session: Any) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture()
+def fresh_app(tmp_path: Path) -> Iterator[Any]:
+    """``fresh_app(name, **config)``: an app on its own new migrated database, for tests that need
+    real commits or other processes. Its connections are closed after the test."""
+    from server.extensions import db
+
+    made: list[Flask] = []
+
+    def make(name: str = "", **overrides: Any) -> Flask:
+        made.append(testdb.fresh_app(tmp_path, name, **overrides))
+        return made[-1]
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()

@@ -1,0 +1,154 @@
+"""Staff sign-in: bearer tokens, lockout, logout, deactivation and expiry."""
+from __future__ import annotations
+
+import pytest
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from server.core.access import Role
+from server.extensions import db
+from server.modules.users.models import User
+from tests import factories
+from tests.helpers import assert_contract, audit_entries, bearer, login, staff_headers
+
+
+def test_login_gives_a_working_bearer_token(client, db_session):
+    user = factories.inspector()
+    response = client.post("/api/v1/auth/login", json={"username": user.username, "password": factories.PASSWORD})
+    assert response.status_code == 200
+    assert response.json["token_type"] == "Bearer"
+    assert response.json["expires_in"] == client.application.config["STAFF_TOKEN_TTL_S"]
+    me = client.get("/api/v1/auth/me", headers=bearer(response.json["access_token"]))
+    assert me.status_code == 200
+    assert me.json == {"kind": "user", "role": "inspector", "user_id": user.id, "username": user.username,
+                       "unit_id": user.unit_id, "region_code": user.region_code, "device_id": None}
+    assert [e["subjects"] for e in audit_entries("web:login:succeeded")] == [[f"user:{user.id}"]]
+
+
+def test_wrong_password_and_unknown_user_look_the_same(client, db_session):
+    user = factories.inspector()
+    wrong = client.post("/api/v1/auth/login", json={"username": user.username, "password": "not it"})
+    unknown = client.post("/api/v1/auth/login", json={"username": "nobody.here", "password": "not it"})
+    assert assert_contract(wrong, 401, "auth.invalid_credentials").keys() == \
+        assert_contract(unknown, 401, "auth.invalid_credentials").keys()
+    assert "token" not in wrong.get_data(as_text=True)
+    assert len(audit_entries("web:login:failed")) == 2
+
+
+def test_an_account_without_a_password_cannot_log_in(client, db_session):
+    user = factories.UserFactory(password_hash=None)
+    response = client.post("/api/v1/auth/login", json={"username": user.username, "password": ""})
+    assert_contract(response, 422, "request.validation_failed")
+    response = client.post("/api/v1/auth/login", json={"username": user.username, "password": "anything"})
+    assert_contract(response, 401, "auth.invalid_credentials")
+
+
+def test_lockout_after_max_failures_and_the_count_survives_the_failed_requests(fresh_app):
+    """Each failed login is committed although its request fails (a real commit, on its own database)."""
+    app = fresh_app("lockout", LOGIN_MAX_FAILURES=3, LOGIN_LOCK_MINUTES=15)
+    with app.app_context():
+        user = factories.inspector()
+        db.session.commit()
+        username, user_id = user.username, user.id
+    client = app.test_client()
+
+    for attempt in (1, 2):
+        assert_contract(client.post("/api/v1/auth/login", json={"username": username, "password": "wrong"}),
+                        401, "auth.invalid_credentials")
+        with app.app_context():
+            assert db.session.get(User, user_id).failed_logins == attempt
+    # The third failure locks the account; from then on even the right password is refused.
+    assert_contract(client.post("/api/v1/auth/login", json={"username": username, "password": "wrong"}),
+                    401, "auth.invalid_credentials")
+    body = assert_contract(client.post("/api/v1/auth/login",
+                                       json={"username": username, "password": factories.PASSWORD}),
+                           423, "auth.account_locked")
+    assert "until" in body["context"]
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        assert user.locked_until is not None
+        assert [e["payload"]["failed_logins"] for e in audit_entries("web:login:failed", user=user_id)] == [1, 2, 3]
+        assert len(audit_entries("web:login:refused_locked", user=user_id)) == 1
+        # Once the lock has passed, the right password works and the counters are cleared.
+        user.locked_until = user.locked_until.replace(year=2000)
+        db.session.commit()
+    assert login(client, username)
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        assert (user.failed_logins, user.locked_until) == (0, None)
+
+
+def test_logout_invalidates_every_token_of_the_user(client, db_session):
+    user = factories.inspector()
+    first, second = login(client, user.username), login(client, user.username)
+    assert client.post("/api/v1/auth/logout", headers=bearer(first)).status_code == 204
+    for token in (first, second):
+        assert_contract(client.get("/api/v1/auth/me", headers=bearer(token)), 401, "auth.token_invalid")
+    assert audit_entries("web:login:logged_out", user=user.id)
+    assert client.get("/api/v1/auth/me", headers=bearer(login(client, user.username))).status_code == 200
+
+
+def test_deactivated_users_token_stops_at_once(client, db_session):
+    admin = factories.UserFactory(role=Role.ADMIN)
+    user = factories.inspector()
+    token = login(client, user.username)
+    assert client.get("/api/v1/auth/me", headers=bearer(token)).status_code == 200
+    response = client.patch(f"/api/v1/users/{user.id}", json={"active": False}, headers=staff_headers(admin))
+    assert response.status_code == 200 and response.json["active"] is False
+    assert_contract(client.get("/api/v1/auth/me", headers=bearer(token)), 401, "auth.token_invalid")
+    # and no new token can be had with the password
+    response = client.post("/api/v1/auth/login", json={"username": user.username, "password": factories.PASSWORD})
+    assert_contract(response, 403, "auth.account_inactive")
+
+
+def test_password_reset_logs_out_other_sessions(client, db_session):
+    admin = factories.UserFactory(role=Role.ADMIN)
+    user = factories.inspector()
+    token = login(client, user.username)
+    response = client.patch(f"/api/v1/users/{user.id}", json={"password": "a brand new secret"},
+                            headers=staff_headers(admin))
+    assert response.status_code == 200
+    assert_contract(client.get("/api/v1/auth/me", headers=bearer(token)), 401, "auth.token_invalid")
+    assert login(client, user.username, "a brand new secret")
+    updated = audit_entries("admin:user:updated", user=user.id)[-1]["payload"]
+    assert updated == {"before": {"password": "***"}, "after": {"password": "***"}}
+
+
+def _aged_token(app, claims: dict, age_s: int) -> str:
+    class Aged(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return super().get_timestamp() - age_s
+
+    return URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="qinling-field.bearer", signer=Aged).dumps(claims)
+
+
+@pytest.mark.parametrize("age_s, ok", [(0, True), (3600, True), (12 * 3600 - 30, True), (12 * 3600 + 30, False)])
+def test_staff_token_expires_after_its_ttl(app, client, db_session, age_s, ok):
+    assert app.config["STAFF_TOKEN_TTL_S"] == 12 * 3600
+    user = factories.inspector()
+    token = _aged_token(app, {"k": "s", "u": user.id, "g": user.token_generation}, age_s)
+    response = client.get("/api/v1/auth/me", headers=bearer(token))
+    if ok:
+        assert response.status_code == 200
+    else:
+        assert_contract(response, 401, "auth.token_expired")
+
+
+def test_staff_token_ttl_comes_from_configuration(fresh_app):
+    app = fresh_app("ttl", STAFF_TOKEN_TTL_S=1)
+    with app.app_context():
+        user = factories.inspector()
+        db.session.commit()
+        young = _aged_token(app, {"k": "s", "u": user.id, "g": user.token_generation}, 0)
+        old = _aged_token(app, {"k": "s", "u": user.id, "g": user.token_generation}, 5)
+    client = app.test_client()
+    assert client.get("/api/v1/auth/me", headers=bearer(young)).status_code == 200
+    assert_contract(client.get("/api/v1/auth/me", headers=bearer(old)), 401, "auth.token_expired")
+
+
+def test_token_of_a_deleted_or_unknown_user_is_invalid(app, client, db_session):
+    token = _aged_token(app, {"k": "s", "u": 10**9, "g": 1}, 0)
+    assert_contract(client.get("/api/v1/auth/me", headers=bearer(token)), 401, "auth.token_invalid")
+    token = _aged_token(app, {"k": "x", "u": 1}, 0)
+    assert_contract(client.get("/api/v1/auth/me", headers=bearer(token)), 401, "auth.token_invalid")
+    token = _aged_token(app, ["not", "a", "dict"], 0)  # type: ignore[arg-type]
+    assert_contract(client.get("/api/v1/auth/me", headers=bearer(token)), 401, "auth.token_invalid")
