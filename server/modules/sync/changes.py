@@ -134,6 +134,8 @@ def _watch_inspections(session: Session, _context: Any) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT release: number the changes once, at the real COMMIT, lock held briefly
     session.flush()
     if session.info.get(_TOUCHED) or session.info.get(_REMOVED):
         _emit_inspection_changes(session)

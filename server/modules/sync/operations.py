@@ -677,7 +677,18 @@ class RecordHandler:
         if base_version > record.version:
             raise BaseUnknown(base_version=base_version, current_version=record.version)
         before_version = record.version
-        result = merge.three_way(fields_at(ctx.session, record, base_version), record.fields, patch)
+        base = fields_at(ctx.session, record, base_version)
+        if base_version < record.version:
+            # The device saw its own earlier edits even though it could not learn their versions
+            # offline: a field changed since the base only by this device is not a conflict.
+            foreign: set[str] = set()
+            for changed, device_id in ctx.session.execute(sa.select(
+                    InspectionRecordVersion.changed, InspectionRecordVersion.device_id).where(
+                    InspectionRecordVersion.record_id == record.id, InspectionRecordVersion.version > base_version)):
+                if device_id != ctx.device.id:
+                    foreign.update(changed)
+            base.update({name: record.fields.get(name) for name in patch if name not in foreign})
+        result = merge.three_way(base, record.fields, patch)
         if result.changed:
             new_version(ctx.session, record, result.fields, result.applied, op_id=item.op_id,
                         device_id=ctx.device.id, user_id=ctx.user.id)
