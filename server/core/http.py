@@ -13,6 +13,7 @@ import sqlalchemy.exc
 from flask import Flask, g, has_request_context, jsonify, request
 from pythonjsonlogger.json import JsonFormatter
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from server.core import errors
 
@@ -114,7 +115,18 @@ def handle_http_exception(exc: HTTPException) -> Any:
     return error_response(_from_http_exception(exc))
 
 
+class BoundedIntConverter(IntegerConverter):
+    """``<int:…>`` limited to what a database integer column holds: a larger id matches no route
+    (404) instead of overflowing the driver (500)."""
+
+    def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None,  # noqa: A002
+                 max: int | None = 2**63 - 1, signed: bool = False) -> None:  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def init_app(app: Flask) -> None:
+    app.url_map.converters["int"] = BoundedIntConverter
+
     @app.before_request
     def _assign_request_id() -> None:
         supplied = request.headers.get("X-Request-ID", "")
