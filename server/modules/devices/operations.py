@@ -131,6 +131,11 @@ def refresh(session: Session, refresh_token: str) -> dict[str, object]:
         raise RefreshInvalid()
     if row.expires_at <= now:
         raise RefreshInvalid()
-    row.used_at = now
+    # Claim the token with a conditional update: of two concurrent exchanges only one rotates it.
+    claimed = session.execute(sa.update(DeviceRefreshToken)
+                              .where(DeviceRefreshToken.id == row.id, DeviceRefreshToken.used_at.is_(None))
+                              .values(used_at=now))
+    if claimed.rowcount != 1:
+        raise RefreshInvalid()
     device.last_seen_at = now
     return issue_tokens(session, device)
