@@ -195,3 +195,52 @@ def test_device_of_a_deactivated_user_stops(client, inspector, registered):
                         headers=staff_headers(admin)).status_code == 200
     assert_contract(client.get("/mobile/v1/me", headers=bearer(registered["access_token"])),
                     403, "auth.account_inactive")
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(60)
+def test_two_concurrent_exchanges_of_one_refresh_token_let_only_one_win(fresh_app):
+    """Both requests read the token as unused; the row lock held here makes both reach the update,
+    then only one may rotate it (PostgreSQL: real concurrency on one row)."""
+    import threading
+    import time
+
+    from tests.db import postgres_url
+
+    if postgres_url() is None:
+        pytest.skip("needs PostgreSQL (ENFORCE_DATABASE_URL), as in .ci/run")
+    app = fresh_app("refresh_race")
+    with app.app_context():
+        user = factories.inspector()
+        device = factories.DeviceFactory(user=user)
+        db.session.commit()
+        from server.modules.devices.operations import issue_tokens
+
+        token = str(issue_tokens(db.session, device)["refresh_token"])
+        db.session.commit()
+        engine = db.engine
+
+    results: list[int] = []
+
+    def exchange() -> None:
+        response = app.test_client().post("/mobile/v1/auth/refresh", json={"refresh_token": token})
+        results.append(response.status_code)
+
+    with engine.connect() as holder:
+        holder.execute(sa.text("SELECT 1 FROM device_refresh_token FOR UPDATE"))
+        threads = [threading.Thread(target=exchange) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # wait until both requests are blocked on the row
+            with engine.connect() as probe:
+                waiting = probe.scalar(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"))
+            if waiting == 2:
+                break
+            time.sleep(0.05)
+        holder.rollback()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert sorted(results) == [200, 401]
