@@ -252,3 +252,31 @@ def test_recently_drawn_targets_are_left_out(client, db_session):
     doc = json.loads(client.get(f"/api/v1/draws/{second_id}/document", headers=staff_headers(world.chief)).data)
     assert drawn.isdisjoint(row[0] for row in doc["targets"])
     assert db_session.get(Draw, second_id).exclusions["drawn_recently"] == len(drawn)
+
+
+def test_another_units_supervisor_cannot_see_or_run_the_draw(client, db_session, world):
+    draw_id = _open(client, world)
+    stranger = factories.UserFactory(role=Role.SUPERVISOR)
+    assert_contract(client.get(f"/api/v1/draws/{draw_id}", headers=staff_headers(stranger)), 403, "auth.forbidden")
+    assert_contract(client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(stranger)), 403,
+                    "auth.forbidden")
+
+
+def test_the_plans_cap_per_enterprise_leaves_targets_out(client, db_session, world):
+    from server.modules.inspections import operations as inspections
+    from server.modules.inspections.models import InspectionKind
+
+    plan = client.post("/api/v1/annual-plans", headers=staff_headers(world.chief),
+                       json={"year": START.year, "title": "计划", "planned": {"general": 10},
+                             "cap_per_enterprise": 1}).json
+    visited = world.targets["611002"][0]
+    a, b = world.inspectors["611002"][:2]
+    inspections.create(db_session, target_id=visited.id, lead_id=a.id, member_ids=[b.id], window_start=START,
+                       window_end=START, kind=InspectionKind.TIP, created_by=world.chief)
+    draw_id = _open(client, world, plan_id=plan["id"])
+    _commit_all(client, world, draw_id)
+    assert client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(world.chief)).status_code == 200
+    draw = db_session.get(Draw, draw_id)
+    assert draw.exclusions["yearly_cap"] == 1
+    assert visited.id not in {row[0] for row in json.loads(
+        client.get(f"/api/v1/draws/{draw_id}/document", headers=staff_headers(world.chief)).data)["targets"]}

@@ -9,7 +9,7 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from server.core.access import Role, current_principal
+from server.core.access import Role, current_principal, require
 from server.core.pagination import SelectPage
 from server.extensions import db
 from server.modules.draws import operations as ops
@@ -23,6 +23,14 @@ blp = Blueprint("draws", __name__, description="双随机抽取 / Random draws, 
 
 def _me() -> User:
     return users.get_user(db.session, current_principal().user_id)
+
+
+def _draw(draw_id: str) -> Draw:
+    """A supervisor acts on their own unit's draws; admins and observers on any."""
+    draw = ops.get(db.session, draw_id)
+    principal = current_principal()
+    require(principal.role != Role.SUPERVISOR.value or principal.unit_id == draw.unit_id, "another unit's draw")
+    return draw
 
 
 def _staff_view(draw: Draw) -> Draw:
@@ -110,7 +118,7 @@ class DrawDetail(MethodView):
     @blp.response(200, schemas.StaffDrawSchema)
     def get(self, draw_id: str) -> Any:
         """抽取详情 / One draw"""
-        return _staff_view(ops.get(db.session, draw_id))
+        return _staff_view(_draw(draw_id))
 
 
 @blp.route("/draws/<draw_id>/commitments")
@@ -119,7 +127,7 @@ class DrawCommitments(MethodView):
     @blp.response(201, schemas.DrawPartySchema)
     def post(self, data: dict[str, Any], draw_id: str) -> Any:
         """提交秘密值的承诺（哈希）/ Commit to a secret by its hash"""
-        party = ops.commit(db.session, ops.get(db.session, draw_id), _me(), data["commitment"])
+        party = ops.commit(db.session, _draw(draw_id), _me(), data["commitment"])
         db.session.commit()
         return party
 
@@ -129,7 +137,7 @@ class DrawFreeze(MethodView):
     @blp.response(200, schemas.DrawSchema)
     def post(self, draw_id: str) -> Any:
         """冻结并哈希候选池 / Freeze and hash the eligible pools"""
-        draw = ops.freeze(db.session, ops.get(db.session, draw_id), _me())
+        draw = ops.freeze(db.session, _draw(draw_id), _me())
         db.session.commit()
         return draw
 
@@ -140,7 +148,7 @@ class DrawPublicValue(MethodView):
     @blp.response(200, schemas.DrawSchema)
     def post(self, data: dict[str, Any], draw_id: str) -> Any:
         """录入公开随机值（如彩票开奖号）/ Enter the public value (e.g. a lottery number)"""
-        draw = ops.set_public_value(db.session, ops.get(db.session, draw_id), data["public_value"])
+        draw = ops.set_public_value(db.session, _draw(draw_id), data["public_value"])
         db.session.commit()
         return draw
 
@@ -151,7 +159,7 @@ class DrawReveals(MethodView):
     @blp.response(201, schemas.DrawPartySchema)
     def post(self, data: dict[str, Any], draw_id: str) -> Any:
         """公开秘密值 / Reveal your secret"""
-        draw = ops.get(db.session, draw_id)
+        draw = _draw(draw_id)
         try:
             party = ops.reveal(db.session, draw, _me(), data["secret"])
         except ops.RevealMismatch:
@@ -166,7 +174,7 @@ class DrawRun(MethodView):
     @blp.response(200, schemas.StaffDrawSchema)
     def post(self, draw_id: str) -> Any:
         """执行抽取并派发保密检查任务 / Run the draw and assign the secret inspections"""
-        draw = ops.run(db.session, ops.get(db.session, draw_id), _me())
+        draw = ops.run(db.session, _draw(draw_id), _me())
         db.session.commit()
         return _staff_view(draw)
 
@@ -176,7 +184,7 @@ class DrawPublish(MethodView):
     @blp.response(200, schemas.PublishedDrawSchema)
     def post(self, draw_id: str) -> Any:
         """检查结束后公开抽取输入与结果 / Publish inputs and result after the visits"""
-        draw = ops.publish(db.session, ops.get(db.session, draw_id))
+        draw = ops.publish(db.session, _draw(draw_id))
         db.session.commit()
         draw.redraws = ops.redraws_of(db.session, draw)  # type: ignore[attr-defined]
         return draw
@@ -187,7 +195,7 @@ class DrawDocument(MethodView):
     @blp.response(200, content_type="application/json")
     def get(self, draw_id: str) -> Any:
         """下载抽取文件（可复核）/ Download the verifiable draw document"""
-        draw = ops.get(db.session, draw_id)
+        draw = _draw(draw_id)
         return Response(ops.document_bytes(draw), mimetype="application/json",
                         headers={"Content-Disposition": f'attachment; filename="draw-{draw.id}.json"'})
 
@@ -198,7 +206,7 @@ class RedrawRequests(MethodView):
     @blp.response(201, schemas.DrawRedrawSchema)
     def post(self, data: dict[str, Any], draw_id: str) -> Any:
         """申请重新抽取（须说明理由）/ Ask for a re-draw, with a reason"""
-        request = ops.request_redraw(db.session, ops.get(db.session, draw_id), _me(), **data)
+        request = ops.request_redraw(db.session, _draw(draw_id), _me(), **data)
         db.session.commit()
         return request
 

@@ -248,6 +248,8 @@ def build_document(session: Session, draw: Draw) -> dict[str, Any]:
         .group_by(Inspection.target_id)).all())
     recent_since = {key: rules.period_start(on, rule.period, rule.exclude_recent_periods)
                     for key, rule in chosen.items() if rule.exclude_recent_periods}
+    plan = session.get(AnnualPlan, draw.plan_id) if draw.plan_id else None
+    plan_cap = plan.cap_per_enterprise if plan else None  # rule 51: the plan's cap per enterprise per year
     rows = session.execute(
         sa.select(Target.id, Target.uscc, Target.region_code, Target.risk_class, Target.positive_list)
         .where(Target.active.is_(True), Target.region_code.in_(draw.region_codes)).order_by(Target.id)).all()
@@ -263,7 +265,8 @@ def build_document(session: Session, draw: Draw) -> dict[str, Any]:
         if since is not None and tid in last_random and last_random[tid] >= since:
             exclusions["drawn_recently"] += 1
             continue
-        if rule.cap_per_year and year_counts.get(tid, 0) >= rule.cap_per_year:
+        cap = min(filter(None, (rule.cap_per_year, plan_cap)), default=None)
+        if cap and year_counts.get(tid, 0) >= cap:
             exclusions["yearly_cap"] += 1
             continue
         targets.append([tid, code, region, risk.value, bool(positive)])
