@@ -75,7 +75,9 @@ def authenticate(session: Session, username: str, password: str, remote_addr: st
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
-        user.failed_logins += 1
+        # Counted in SQL, not read-modify-write: guesses sent in parallel each count.
+        user.failed_logins = User.failed_logins + 1
+        session.flush()
         payload: dict[str, Any] = {"remote_addr": remote_addr, "failed_logins": user.failed_logins}
         if user.failed_logins >= config["LOGIN_MAX_FAILURES"]:
             user.locked_until = now + dt.timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
