@@ -152,3 +152,46 @@ def test_token_of_a_deleted_or_unknown_user_is_invalid(app, client, db_session):
     assert_contract(client.get("/api/v1/auth/me", headers=bearer(token)), 401, "auth.token_invalid")
     token = _aged_token(app, ["not", "a", "dict"], 0)  # type: ignore[arg-type]
     assert_contract(client.get("/api/v1/auth/me", headers=bearer(token)), 401, "auth.token_invalid")
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(60)
+def test_parallel_wrong_passwords_each_count(fresh_app):
+    """Guessing in parallel must not slip past the lockout: each failure is counted in SQL."""
+    import threading
+    import time
+
+    import sqlalchemy as sa
+
+    from tests.db import postgres_url
+
+    if postgres_url() is None:
+        pytest.skip("needs PostgreSQL (ENFORCE_DATABASE_URL), as in .ci/run")
+    app = fresh_app("login_race", LOGIN_MAX_FAILURES=10)
+    with app.app_context():
+        user = factories.inspector()
+        db.session.commit()
+        username, user_id, engine = user.username, user.id, db.engine
+
+    def guess() -> None:
+        app.test_client().post("/api/v1/auth/login", json={"username": username, "password": "guess"})
+
+    with engine.connect() as holder:  # every guess reads the row, then waits to write it
+        holder.execute(sa.text("SELECT 1 FROM user_account WHERE id = :id FOR UPDATE"), {"id": user_id})
+        threads = [threading.Thread(target=guess) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with engine.connect() as probe:
+                waiting = probe.scalar(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"))
+            if waiting == 3:
+                break
+            time.sleep(0.05)
+        holder.rollback()
+    for thread in threads:
+        thread.join(timeout=20)
+    with app.app_context():
+        assert db.session.get(User, user_id).failed_logins == 3
