@@ -15,3 +15,6 @@ def register(cli: click.Group) -> None:
         cli.add_command(group)
     cli.add_command(draw_cli)
     cli.add_command(audit_cli)
+    from sync.simulate import simulate_cli
+
+    cli.add_command(simulate_cli)

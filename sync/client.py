@@ -134,7 +134,7 @@ class SyncClient:
     token: str
     device_id: str
     private_key: bytes | None = None  # raw Ed25519 seed, to sign media manifests
-    batch_size: int = 200
+    batch_size: int = 500
     encoding: str | None = "zstd"
     max_attempts: int = 8
     backoff_base: float = 0.2
@@ -303,9 +303,12 @@ class SyncClient:
                                 {"device_id": self.device_id, "ops": ops,
                                  "report": {"outbox_depth": self.outbox_depth()}})
             self.db.execute("BEGIN")
-            for op, result in zip(ops, answer["results"]):
-                self.db.execute("UPDATE outbox SET state = 'done', result = ? WHERE op_id = ?",
-                                (json.dumps(result, ensure_ascii=False), op["op_id"]))
+            by_id = {r.get("op_id"): r for r in answer["results"]}  # a relay may have reordered the batch
+            for op in ops:
+                result = by_id.get(op["op_id"])
+                if result is not None:
+                    self.db.execute("UPDATE outbox SET state = 'done', result = ? WHERE op_id = ?",
+                                    (json.dumps(result, ensure_ascii=False), op["op_id"]))
             self.db.execute("COMMIT")
             answered.extend(answer["results"])
 
@@ -323,8 +326,15 @@ class SyncClient:
                     continue
                 raise
             self.db.execute("BEGIN")
+            rows: list[tuple[str, str, str, str]] = []
             for change in page["changes"]:
+                if change["op"] in ("append", "upsert") and change["entity"] != "inspection":
+                    rows.append((change["entity"], str(change["id"]), change["inspection_id"],
+                                 json.dumps(change.get("data") or {}, ensure_ascii=False)))
+                    continue
+                self._store_many(rows)
                 self._apply(change)
+            self._store_many(rows)
             self._set_meta("cursor", page["cursor"])
             self.db.execute("COMMIT")
             count += len(page["changes"])
@@ -352,6 +362,14 @@ class SyncClient:
             pending = json.loads(self._meta("fetch", "[]") or "[]")
             self._set_meta("fetch", json.dumps(sorted(set(pending) | {entity_id})))
         self._store(kind, entity_id, inspection_id, change.get("data") or {})
+
+    def _store_many(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """Consecutive plain upserts of a page in one executemany (the pull's hot path)."""
+        if rows:
+            self.db.executemany(
+                "INSERT INTO entity (kind, id, inspection_id, body) VALUES (?, ?, ?, ?) ON CONFLICT (kind, id) "
+                "DO UPDATE SET body = excluded.body, inspection_id = excluded.inspection_id", rows)
+            rows.clear()
 
     def _store(self, kind: str, entity_id: str, inspection_id: str | None, data: dict[str, Any]) -> None:
         self.db.execute("INSERT INTO entity (kind, id, inspection_id, body) VALUES (?, ?, ?, ?) "
