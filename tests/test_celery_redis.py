@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from server.core.tasks import send_after_commit
 from server.extensions import db
 from server.modules.system import tasks as system_tasks
+from tests import db as testdb
 from tests.helpers import audit_entries
 
 BROKER = "redis://127.0.0.1:6379/15"
@@ -107,3 +109,22 @@ def test_send_after_commit_drops_on_rollback(app, db_session):
     db_session.rollback()
     db_session.commit()  # a later commit must not send what the rollback dropped
     assert audit_entries("system:worker:heartbeat", heartbeat="rolled-back-beat") == []
+
+
+@pytest.mark.redis
+def test_healthz_checks_a_redis_broker(tmp_path):
+    if not _redis_up():
+        pytest.skip(f"Redis is not reachable at {BROKER}")
+    app = testdb.make_app(f"sqlite:///{tmp_path / 'h.db'}", tmp_path, BROKER_URL=BROKER)
+    response = app.test_client().get("/healthz")
+    assert response.json["checks"]["broker"] == {**response.json["checks"]["broker"], "ok": True, "detail": "redis"}
+
+
+def test_healthz_reports_a_dead_broker_quickly(tmp_path):
+    app = testdb.make_app(f"sqlite:///{tmp_path / 'h.db'}", tmp_path, BROKER_URL="redis://127.0.0.1:1/0")
+    started = time.monotonic()
+    response = app.test_client().get("/healthz")
+    assert time.monotonic() - started < 10
+    assert response.status_code == 503 and response.json["status"] == "degraded"
+    assert response.json["checks"]["broker"]["ok"] is False
+    assert response.json["checks"]["database"]["ok"] is True
