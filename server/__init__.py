@@ -38,6 +38,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     celery_init_app(app)
     from server.modules.audit.tasks import schedule as schedule_audit_checkpoints
     schedule_audit_checkpoints(app)
+    from server.modules.deadlines.tasks import schedule as schedule_deadline_scan
+    schedule_deadline_scan(app)
 
     from server.modules.auth.operations import load_principal, load_session_principal
     from server.routes import register_routes

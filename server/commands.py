@@ -18,3 +18,6 @@ def register(cli: click.Group) -> None:
     from sync.simulate import simulate_cli
 
     cli.add_command(simulate_cli)
+    from server.modules.discretion.cli import discretion_cli
+
+    cli.add_command(discretion_cli)

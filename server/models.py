@@ -9,3 +9,7 @@ from server.modules.inspections import models as inspections  # noqa: F401
 from server.modules.users import models as users  # noqa: F401
 from server.modules.sync import models as sync  # noqa: F401
 from server.modules.evidence import models as evidence  # noqa: F401
+from server.modules.cases import models as cases  # noqa: F401
+from server.modules.deadlines import models as deadlines  # noqa: F401
+from server.modules.discretion import models as discretion  # noqa: F401
+from server.modules.reviews import models as reviews  # noqa: F401

@@ -13,6 +13,8 @@ from server.core.access import ADMIN, ANYONE, BUREAU, DEVICES, MANAGERS, STAFF, 
 FIELD_STAFF = frozenset({"inspector", "auxiliary", "supervisor"})
 # Witnesses of a draw who commit and reveal seed secrets: supervisors and legal/discipline observers.
 DRAW_PARTIES = MANAGERS | frozenset({"legal_reviewer"})
+CASE_HANDLERS = frozenset({"inspector", "supervisor", "admin"})
+LEGAL_REVIEWERS = frozenset({"legal_reviewer"})
 
 # endpoint: {method (or "*"): roles}
 TABLE: dict[str, dict[str, frozenset[str]]] = {
@@ -98,6 +100,26 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     # evidence (证据): resumable uploads by devices; staff access is scoped and recorded
     "mobile_uploads.Uploads": {"OPTIONS": ANYONE, "POST": DEVICES},
     "mobile_uploads.UploadResource": {"*": DEVICES},
+    # penalty cases (立案 → 归档); scope (unit, handler, joint-case agency) is checked by the operations,
+    # and steps reserved to the head (decide, close…) by the view
+    "cases.Cases": {"GET": BUREAU, "POST": CASE_HANDLERS},
+    "cases.Workflow": {"GET": BUREAU},
+    "cases.CaseDetail": {"GET": BUREAU},
+    "cases.CaseStep": {"POST": CASE_HANDLERS},
+    "cases.CaseHistory": {"GET": BUREAU},
+    "cases.CaseDeadlines": {"GET": BUREAU},
+    "cases.CaseDocuments": {"GET": BUREAU, "POST": CASE_HANDLERS},
+    "cases.CaseDocumentFile": {"GET": BUREAU},
+    "cases.DeadlineEvents": {"POST": CASE_HANDLERS},
+    "cases.DeadlineDashboard": {"GET": CASE_HANDLERS},
+    # legal review of major decisions (法制审核)
+    "reviews.ReviewQueue": {"GET": LEGAL_REVIEWERS | ADMIN},
+    "reviews.ReviewScreen": {"GET": LEGAL_REVIEWERS | ADMIN},
+    "reviews.ReviewDecision": {"POST": LEGAL_REVIEWERS},
+    "reviews.ReviewExtend": {"POST": MANAGERS},
+    # discretion benchmarks (自由裁量基准)
+    "discretion.Benchmarks": {"GET": BUREAU, "POST": ADMIN},
+    "discretion.Preview": {"POST": BUREAU},
     # system
     "system.Deadline": {"GET": STAFF | DEVICES},
     # device API

@@ -39,6 +39,13 @@ def register_routes(app: Flask) -> None:
 
     mobile_api.register_blueprint(mobile_uploads.blp, url_prefix="/mobile/v1")
 
+    from server.modules.cases import api as cases_api
+    from server.modules.discretion import api as discretion_api
+    from server.modules.reviews import api as reviews_api
+
+    for blueprint in (cases_api.blp, reviews_api.blp, discretion_api.blp):
+        web_api.register_blueprint(blueprint, url_prefix="/api/v1")
+
     @app.get("/static/swagger-ui/<path:filename>")
     def swagger_ui_static(filename: str):  # type: ignore[no-untyped-def]
         """Swagger UI served from the installed package: the docs pages work with no internet."""

@@ -1,0 +1,758 @@
+"""Case operations from lead to archive. Each one checks its step in ``workflow.STEPS`` and the
+guards of its legal rule, records the step (history + audit) and flushes; the caller commits."""
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from server.core import errors
+from server.core.access import Principal, Role
+from server.core.calendar import get_calendar
+from server.core.db import utcnow
+from server.modules.audit import operations as audit
+from server.modules.cases import predicates
+from server.modules.cases.models import (AgencyRole, Case, CaseAgency, CaseCorrection, CaseEvidence, CaseHandler,
+                                         CaseState as S, DailyFineRound, InvestigativeAct, PartyKind)
+from server.modules.cases.workflow import STEPS, apply, check, fail
+from server.modules.deadlines import clock
+from server.modules.deadlines import operations as deadlines
+from server.modules.directory.models import Target
+from server.modules.discretion import calculator as calc
+from server.modules.discretion import operations as discretion
+from server.modules.users import operations as users
+from server.modules.users.models import Unit, User
+
+CaseNotFound = errors.error_code("case.not_found", 404, "案件不存在", "No such case")
+OutOfScope = errors.error_code("case.out_of_scope", 403, "无权办理或查看该案件（不在本单位、承办人或联合办案机关范围内）",
+                               "The case is outside your unit, your handling or your agency's part in a joint case")
+
+MIN_HANDLERS = 2  # 行政处罚法 第42条、第55条: at least two enforcement officers
+_HERE = Path(__file__).parent
+SERVICE_METHODS = ("in_person", "post", "left_at_address", "public_notice", "electronic")
+
+
+@lru_cache(maxsize=1)
+def procedure_rules() -> dict[str, Any]:
+    return predicates.load(_HERE / "procedure_rules.json")
+
+
+@lru_cache(maxsize=1)
+def crime_rules() -> dict[str, Any]:
+    return predicates.load(_HERE / "crime_rules.json")
+
+
+def get(session: Session, case_id: str) -> Case:
+    case = session.get(Case, case_id)
+    if case is None:
+        raise CaseNotFound(case=case_id)
+    return case
+
+
+# ---- scope ------------------------------------------------------------------------------------
+
+def _agency_of(session: Session, principal: Principal) -> int | None:
+    if principal.unit_id is None:
+        return None
+    return session.scalar(sa.select(Unit.agency_id).where(Unit.id == principal.unit_id))
+
+
+def access(session: Session, principal: Principal, case: Case) -> str | None:
+    """"full" (may act), "read", "evidence" (joint-case participant) or None."""
+    role = principal.role
+    if role == Role.ADMIN.value:
+        return "full"
+    if role == Role.LEGAL_REVIEWER.value:
+        return "read"
+    if principal.kind != "user":
+        return None
+    if role == Role.SUPERVISOR.value and case.unit_id == principal.unit_id:
+        return "full"
+    if any(h.user_id == principal.user_id for h in case.handlers):
+        return "full"
+    if case.joint and role in (Role.SUPERVISOR.value, Role.INSPECTOR.value):
+        agency = _agency_of(session, principal)
+        for link in case.agencies:
+            if link.agency_id == agency:
+                return "full" if link.access == "full" and link.role is AgencyRole.LEAD else link.access
+    if role == Role.INSPECTOR.value and case.unit_id == principal.unit_id:
+        return "read"
+    return None
+
+
+def require_access(session: Session, principal: Principal, case: Case, *, act: bool = False,
+                   evidence: bool = False) -> str:
+    level = access(session, principal, case)
+    allowed = {"full"} if act else {"full", "read"} | ({"evidence"} if evidence else set())
+    if evidence and act:
+        allowed = {"full", "evidence"} if case.joint else {"full"}
+    if level not in allowed:
+        raise OutOfScope(case=case.id)
+    return level  # type: ignore[return-value]
+
+
+def visible(session: Session, principal: Principal) -> sa.Select[tuple[Case]]:
+    query = sa.select(Case).order_by(Case.created_at.desc(), Case.id)
+    role = principal.role
+    if role in (Role.ADMIN.value, Role.LEGAL_REVIEWER.value):
+        return query
+    mine = sa.select(CaseHandler.case_id).where(CaseHandler.user_id == principal.user_id)
+    agency = _agency_of(session, principal)
+    joint = sa.select(CaseAgency.case_id).where(CaseAgency.agency_id == agency)
+    return query.where(sa.or_(Case.unit_id == principal.unit_id, Case.id.in_(mine), Case.id.in_(joint)))
+
+
+# ---- lead, filing, investigation ----------------------------------------------------------------
+
+def create_lead(session: Session, *, by: User, title: str, party_name: str | None = None,
+                target_id: int | None = None, source_inspection_id: str | None = None,
+                party_kind: PartyKind = PartyKind.ORGANISATION, facts: str = "", violation_code: str | None = None,
+                legal_basis: str | None = None, act_ended_on: dt.date | None = None,
+                discovered_on: dt.date | None = None, unit_id: int | None = None,
+                crime_facts: dict[str, Any] | None = None) -> Case:
+    """A lead (线索) becomes a case only by filing. A finding on site names its inspection."""
+    target = session.get(Target, target_id) if target_id else None
+    if target_id and target is None:
+        raise errors.ValidationFailed(fields={"target_id": ["不存在 / does not exist"]})
+    if not (party_name or target):
+        raise errors.ValidationFailed(fields={"party_name": ["当事人必填 / the party is required"]})
+    case = Case(unit_id=unit_id or by.unit_id, target_id=target_id, source_inspection_id=source_inspection_id,
+                title=title, party_name=party_name or target.name, party_kind=party_kind,  # type: ignore[union-attr]
+                party_uscc=target.uscc if target else None, party_address=target.address if target else None,
+                facts=facts, violation_code=violation_code, legal_basis=legal_basis, act_ended_on=act_ended_on,
+                discovered_on=discovered_on, crime_facts=crime_facts or {}, measures=[], crime_hits=[])
+    session.add(case)
+    session.flush()
+    audit.record(session, "web:case:lead_created", subjects={"case": case.id, "unit": case.unit_id},
+                 payload={"title": title, "party": case.party_name, "inspection": source_inspection_id})
+    return case
+
+
+def limitation(case: Case, on: dt.date) -> tuple[bool, bool]:
+    """行政处罚法 第36条: (warning: more than 2 years, barred: more than 5 years) between the act's
+    end and its discovery."""
+    if case.act_ended_on is None:
+        return False, False
+    discovered = case.discovered_on or on
+    rules = procedure_rules()["limitation_years"]
+
+    def years_later(n: int) -> dt.date:
+        try:
+            return case.act_ended_on.replace(year=case.act_ended_on.year + n)  # type: ignore[union-attr]
+        except ValueError:  # 29 February
+            return case.act_ended_on.replace(year=case.act_ended_on.year + n, day=28)  # type: ignore[union-attr]
+
+    return discovered > years_later(rules["default"]), discovered > years_later(rules["life_health_financial"])
+
+
+def _certified(session: Session, user_ids: Iterable[int], day: dt.date, rule: str) -> list[tuple[User, str]]:
+    """行政处罚法 第42条: each officer holds a certificate valid on ``day``; at least two of them."""
+    team: list[tuple[User, str]] = []
+    for user_id in dict.fromkeys(user_ids):
+        user = users.get_user(session, user_id)
+        try:
+            cert = users.require_inspector(user, day)
+        except (users.CertificateInvalid, users.NotAnInspector) as exc:
+            raise fail("inspector_certified", rule, f"{user.username}: {exc.message_en}", user=user.username,
+                       date=day.isoformat(), cause=exc.code) from None
+        team.append((user, cert.number))
+    if len(team) < MIN_HANDLERS:
+        raise fail("two_inspectors", rule, "at least two certified inspectors", count=len(team))
+    return team
+
+
+def file(session: Session, case: Case, *, by: User, on: dt.date, handler_ids: list[int]) -> Case:
+    """立案 (行政处罚法 第54条) with at least two certified handlers (第42、55条). Limitation
+    (第36条): more than 2 years between act and discovery is warned (the 5-year period applies
+    where life, health or financial safety was harmed); more than 5 years is refused."""
+    check(case, "file")
+    warn, barred = limitation(case, on)
+    if barred:
+        raise fail("limitation_period", "行政处罚法 第36条", "the act was discovered more than 5 years after it ended",
+                   act_ended_on=case.act_ended_on.isoformat() if case.act_ended_on else None)
+    team = _certified(session, handler_ids, on, "行政处罚法 第42、55条")
+    for position, (user, cert) in enumerate(team):
+        session.add(CaseHandler(case_id=case.id, user_id=user.id, lead=position == 0, certificate_number=cert))
+    case.filed_on = on
+    case.discovered_on = case.discovered_on or on
+    case.limitation_warning = warn
+    from server.modules.cases import documents
+
+    case.number = documents.allocate(session, unit_id=case.unit_id, year=on.year, doc_type="case")
+    apply(session, case, "file", by_user_id=by.id, on=on,
+          payload={"number": case.number, "handlers": [u.id for u, _ in team], "limitation_warning": warn})
+    deadlines.start(session, case_id=case.id, type_code="decision", on=on, unit_id=case.unit_id,
+                    assignee_id=team[0][0].id)
+    session.refresh(case, ["handlers"])
+    return case
+
+
+def start_investigation(session: Session, case: Case, *, by: User, on: dt.date) -> Case:
+    apply(session, case, "start_investigation", by_user_id=by.id, on=on)
+    return case
+
+
+def record_act(session: Session, case: Case, *, by: User, kind: str, act_date: dt.date, inspector_ids: list[int],
+               summary: str, inspection_id: str | None = None, agency_id: int | None = None) -> InvestigativeAct:
+    """行政处罚法 第42、55条: every investigative act by at least two inspectors whose certificates
+    are valid on the act's date."""
+    check(case, "record_act")
+    team = _certified(session, inspector_ids, act_date, "行政处罚法 第42、55条")
+    act = InvestigativeAct(case_id=case.id, kind=kind, act_date=act_date, summary=summary,
+                           inspectors=[{"user_id": u.id, "certificate_number": c} for u, c in team],
+                           inspection_id=inspection_id, agency_id=agency_id)
+    session.add(act)
+    session.flush()
+    apply(session, case, "record_act", by_user_id=by.id, on=act_date,
+          payload={"act": act.id, "kind": kind, "inspectors": [u.id for u, _ in team]})
+    return act
+
+
+def link_evidence(session: Session, case: Case, *, by: User, evidence_ids: list[str], purpose: str | None = None,
+                  agency_id: int | None = None) -> list[CaseEvidence]:
+    """Evidence from inspections and the evidence store (行政处罚法 第46条); in a joint case it is
+    shared with every participating agency."""
+    from server.modules.evidence.models import EvidenceItem
+
+    check(case, "link_evidence")
+    links = []
+    for evidence_id in dict.fromkeys(evidence_ids):
+        if session.get(EvidenceItem, evidence_id) is None:
+            raise errors.ValidationFailed(fields={"evidence_ids": [f"{evidence_id}: 不存在 / does not exist"]})
+        existing = session.scalar(sa.select(CaseEvidence).where(CaseEvidence.case_id == case.id,
+                                                                CaseEvidence.evidence_id == evidence_id))
+        if existing is None:
+            existing = CaseEvidence(case_id=case.id, evidence_id=evidence_id, purpose=purpose, linked_by=by.id,
+                                    agency_id=agency_id)
+            session.add(existing)
+        links.append(existing)
+    session.flush()
+    apply(session, case, "link_evidence", by_user_id=by.id, payload={"evidence": list(dict.fromkeys(evidence_ids))})
+    return links
+
+
+def propose(session: Session, case: Case, *, by: User, on: dt.date, inputs: dict[str, Any],
+            corrections: Iterable[str] = (), circumstance: str = "ordinary", measures: list[str] | None = None,
+            reduction: dict[str, Any] | None = None, violation_code: str | None = None,
+            version: str | None = None) -> Any:
+    """Discretion calculation with the benchmark in force on ``on`` (行政处罚法 第34条; rule 38)."""
+    check(case, "propose")
+    if violation_code:
+        case.violation_code = violation_code
+    if not case.violation_code:
+        raise errors.ValidationFailed(fields={"violation_code": ["必填 / required"]})
+    record = discretion.calculate(session, case_id=case.id, violation_code=case.violation_code, on=on, inputs=inputs,
+                                  corrections=corrections, circumstance=circumstance, reduction=reduction,
+                                  version=version, by_user_id=by.id)
+    if measures is not None:
+        case.measures = list(measures)
+    case.legal_basis = record.result["legal_basis"]
+    case.reduction_basis = (reduction or {}).get("basis") or None
+    apply(session, case, "propose", by_user_id=by.id, on=on,
+          payload={"record": record.id, "amount": record.amount, "measures": case.measures})
+    return record
+
+
+# ---- suspected crime (DOMAIN-RULES rule 45) ------------------------------------------------------------
+
+def crime_check(session: Session, case: Case, *, by: User | None, facts: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """法释〔2023〕7号 第1条: rule checks on the case facts. A hit marks the case suspected; the
+    handler must start a transfer or record a reasoned refusal, which is legally reviewed
+    (行政处罚法 第27、82条; 国务院令第310号: no 以罚代刑)."""
+    check(case, "crime_check")
+    if facts is not None:
+        case.crime_facts = {**(case.crime_facts or {}), **facts}
+    hits = predicates.evaluate(crime_rules()["rules"], case.crime_facts or {})
+    case.crime_hits = hits
+    case.suspected_crime = bool(hits)
+    apply(session, case, "crime_check", by_user_id=by.id if by else None,
+          payload={"hits": [h["code"] for h in hits], "rules_version": crime_rules()["version"]})
+    return hits
+
+
+def start_transfer(session: Session, case: Case, *, by: User, reason: str, on: dt.date) -> Case:
+    """Hook for the transfer issue: marks the start; the decision clock stops while the case is with
+    the police (衔接办法 2017 第16条)."""
+    check(case, "start_transfer")
+    if case.transfer_started_at is None:
+        case.transfer_started_at = utcnow()
+    apply(session, case, "start_transfer", by_user_id=by.id, on=on,
+          payload={"reason": reason, "hits": [h["code"] for h in case.crime_hits]})
+    clock_row = deadlines.open_deadline(session, case.id, "decision")
+    if clock_row is not None and clock_row.due_on is not None:
+        deadlines.pause(session, clock_row, on=on,
+                        reason_code=clock.PauseReason.CRIMINAL_TRANSFER, reason=reason, by_user_id=by.id)
+    return case
+
+
+def refuse_transfer(session: Session, case: Case, *, by: User, reason: str) -> Case:
+    """A reasoned non-transfer (国务院令第310号 第5条). It puts the case in legal-review scope and
+    needs collective discussion before any decision."""
+    check(case, "refuse_transfer")
+    if not case.suspected_crime:
+        raise fail("no_crime_flag", "法释〔2023〕7号 第1条", "there is no suspected-crime flag to refuse")
+    if len(reason.strip()) < 10:
+        raise fail("reason_required", "国务院令第310号 第5条", "the refusal needs a substantive reason")
+    case.transfer_refusal_reason = reason
+    apply(session, case, "refuse_transfer", by_user_id=by.id, payload={"reason": reason})
+    return case
+
+
+# ---- notice, statement, hearing --------------------------------------------------------------------
+
+def hearing_triggered(case: Case, fine: int | None, measures: list[str], on: dt.date) -> dict[str, Any] | None:
+    """行政处罚法 第63条: a relatively large fine (threshold by party kind and date, as data) or a
+    heavy measure gives the party the right to a hearing."""
+    rules = procedure_rules()
+    applicable = [t for t in rules["hearing_thresholds"] if dt.date.fromisoformat(t["effective_from"]) <= on]
+    threshold = max(applicable, key=lambda t: t["effective_from"]) if applicable else None
+    if threshold and fine is not None and fine >= threshold[case.party_kind.value]:
+        return {"reason": "large_fine", "threshold": threshold[case.party_kind.value], "source": threshold["source"]}
+    heavy = set(measures) & set(rules["hearing_measures"])
+    if heavy:
+        return {"reason": "measure", "measures": sorted(heavy), "source": "行政处罚法 第63条"}
+    return None
+
+
+def serve_notice(session: Session, case: Case, *, by: User, on: dt.date, fine: int | None = None,
+                 measures: list[str] | None = None) -> Case:
+    """行政处罚事先告知 (行政处罚法 第44条): the intended penalty, facts, reasons, basis and the
+    rights to statement, defence and (when triggered, 第63条) a hearing."""
+    check(case, "serve_notice")
+    acts = session.scalar(sa.select(sa.func.count(InvestigativeAct.id)).where(InvestigativeAct.case_id == case.id))
+    if not acts:
+        raise fail("investigated", "行政处罚法 第54、55条", "no investigative act is recorded")
+    record = discretion.latest(session, case.id)
+    amount = fine if fine is not None else (record.amount if record else None)
+    if amount is not None and amount > 0 and record is None:
+        raise fail("discretion_recorded", "行政处罚法 第34条; DOMAIN-RULES rule 38",
+                   "a fine needs a recorded discretion calculation")
+    measures = list(measures if measures is not None else case.measures or [])
+    case.notified_fine, case.notified_measures, case.notice_served_on = amount, measures, on
+    case.statement_made = case.statement_reviewed = case.statement_waived = False
+    trigger = hearing_triggered(case, amount, measures, on)
+    case.hearing_rights = trigger is not None
+    apply(session, case, "serve_notice", by_user_id=by.id, on=on,
+          payload={"fine": amount, "measures": measures, "hearing": trigger})
+    deadlines.cancel_open(session, case.id, ("statement", "hearing_request"))
+    lead = _lead(case)
+    deadlines.start(session, case_id=case.id, type_code="statement", on=on, unit_id=case.unit_id, assignee_id=lead)
+    if trigger:
+        deadlines.start(session, case_id=case.id, type_code="hearing_request", on=on, unit_id=case.unit_id,
+                        assignee_id=lead)
+    return case
+
+
+def _lead(case: Case) -> int | None:
+    return next((h.user_id for h in case.handlers if h.lead), None)
+
+
+def record_statement(session: Session, case: Case, *, by: User, on: dt.date, summary: str,
+                     adopted: str | None = None) -> Case:
+    """行政处罚法 第45条: the agency hears and reviews the party's statement and defence."""
+    check(case, "record_statement")
+    case.statement_made = True
+    case.statement_reviewed = True
+    apply(session, case, "record_statement", by_user_id=by.id, on=on, payload={"summary": summary, "adopted": adopted})
+    deadlines.meet(session, deadlines.open_deadline(session, case.id, "statement"), on)
+    return case
+
+
+def waive_statement(session: Session, case: Case, *, by: User, on: dt.date, note: str) -> Case:
+    """行政处罚法 第44、62条: the party may expressly waive statement and defence (and hearing)."""
+    check(case, "waive_statement")
+    case.statement_waived = True
+    apply(session, case, "waive_statement", by_user_id=by.id, on=on, payload={"note": note})
+    deadlines.meet(session, deadlines.open_deadline(session, case.id, "statement"), on)
+    deadlines.meet(session, deadlines.open_deadline(session, case.id, "hearing_request"), on)
+    return case
+
+
+def request_hearing(session: Session, case: Case, *, by: User, on: dt.date) -> Case:
+    """行政处罚法 第63、64条: the party requests a hearing within 5 working days of the notice."""
+    check(case, "request_hearing")
+    if not case.hearing_rights:
+        raise fail("hearing_right", "行政处罚法 第63条", "the notified penalty does not carry a hearing right")
+    window = deadlines.open_deadline(session, case.id, "hearing_request")
+    if window is None or window.due_on is None or on > window.due_on:
+        raise fail("hearing_request_window", "行政处罚法 第64条第(一)项; 第85条",
+                   "a hearing must be requested within 5 working days of the notice",
+                   due_on=window.due_on.isoformat() if window and window.due_on else None)
+    case.hearing_requested_on = on
+    apply(session, case, "request_hearing", by_user_id=by.id, on=on)
+    deadlines.meet(session, window, on)
+    decision = deadlines.open_deadline(session, case.id, "decision")
+    if decision is not None and decision.due_on is not None:
+        deadlines.pause(session, decision, on=on, reason_code=clock.PauseReason.HEARING,
+                        reason="听证期间不计入 (2010 MEE 第55条)", by_user_id=by.id)
+    return case
+
+
+def schedule_hearing(session: Session, case: Case, *, by: User, notice_on: dt.date, hearing_date: dt.date,
+                     presider_id: int) -> Case:
+    """行政处罚法 第64条: notice at least 7 working days before the hearing (第85条), on a working
+    day, presided by someone who did not investigate the case."""
+    check(case, "schedule_hearing")
+    calendar = get_calendar()
+    if not calendar.is_working_day(hearing_date):
+        raise fail("hearing_on_working_day", "行政处罚法 第64条; 第85条",
+                   "the hearing date is not a working day", hearing_date=hearing_date.isoformat())
+    dtype = clock.deadline_type("hearing_notice")
+    earliest = clock.compute(dtype, notice_on, calendar).due
+    if earliest > hearing_date:  # type: ignore[operator]
+        raise fail("hearing_notice_7_days", "行政处罚法 第64条第(二)项; 第85条",
+                   "the hearing notice must precede the hearing by at least 7 working days",
+                   notice_on=notice_on.isoformat(), earliest_hearing=earliest.isoformat())  # type: ignore[union-attr]
+    investigators = {h.user_id for h in case.handlers} | {
+        i["user_id"] for act in session.scalars(sa.select(InvestigativeAct).where(InvestigativeAct.case_id == case.id))
+        for i in act.inspectors}
+    if presider_id in investigators:
+        raise fail("presider_not_investigator", "行政处罚法 第64条第(四)项",
+                   "the presider must not be an investigator of the case", presider_id=presider_id)
+    users.get_user(session, presider_id)
+    case.hearing_notice_on, case.hearing_date, case.hearing_presider_id = notice_on, hearing_date, presider_id
+    apply(session, case, "schedule_hearing", by_user_id=by.id, on=notice_on,
+          payload={"hearing_date": hearing_date.isoformat(), "presider": presider_id})
+    return case
+
+
+def hold_hearing(session: Session, case: Case, *, by: User, on: dt.date, record_summary: str) -> Case:
+    """行政处罚法 第64、65条: the decision rests on the hearing record."""
+    check(case, "hold_hearing")
+    if case.hearing_date and on < case.hearing_date:
+        raise fail("hearing_date", "行政处罚法 第64条", "the hearing cannot be held before its notified date")
+    case.hearing_held = True
+    apply(session, case, "hold_hearing", by_user_id=by.id, on=on, payload={"record": record_summary})
+    _resume_decision_clock(session, case, on, by.id, "听证结束")
+    return case
+
+
+def waive_hearing(session: Session, case: Case, *, by: User, on: dt.date, reason: str) -> Case:
+    """行政处罚法 第64条第(八)项: withdrawal or absence without reason is a waiver of the hearing."""
+    check(case, "waive_hearing")
+    apply(session, case, "waive_hearing", by_user_id=by.id, on=on, payload={"reason": reason})
+    _resume_decision_clock(session, case, on, by.id, "放弃听证")
+    return case
+
+
+def _resume_decision_clock(session: Session, case: Case, on: dt.date, by_user_id: int, reason: str) -> None:
+    decision = deadlines.open_deadline(session, case.id, "decision")
+    if decision is not None and decision.due_on is None:
+        deadlines.resume(session, decision, on=on, reason=reason, by_user_id=by_user_id)
+
+
+# ---- gates before a decision -------------------------------------------------------------------------
+
+def statement_gate(session: Session, case: Case, on: dt.date) -> None:
+    """行政处罚法 第44、45、62条: no decision (or review of a final draft) before the notice is
+    served and its period has passed, been waived, or the statement was reviewed; and, where a
+    hearing right exists, before the 5-working-day request window has closed (第64条)."""
+    if case.notice_served_on is None:
+        raise fail("notice_served", "行政处罚法 第44条、第62条", "the notice of intended penalty was not served")
+    if case.statement_waived or case.statement_reviewed:
+        pass
+    else:
+        period = deadlines.open_deadline(session, case.id, "statement")
+        if period is not None and period.due_on is not None and on <= period.due_on:
+            raise fail("statement_period", "行政处罚法 第62条; 第45条",
+                       "the statement and defence period has not passed", due_on=period.due_on.isoformat())
+    if case.hearing_rights and not case.statement_waived and not case.hearing_requested_on:
+        window = deadlines.open_deadline(session, case.id, "hearing_request")
+        if window is not None and window.due_on is not None and on <= window.due_on:
+            raise fail("hearing_request_window", "行政处罚法 第64条第(一)项",
+                       "the party may still request a hearing", due_on=window.due_on.isoformat())
+
+
+def review_facts(case: Case, fine: int | None = None) -> dict[str, Any]:
+    """The flat facts the legal-review scope and collective-discussion predicates look at."""
+    amount = fine if fine is not None else (case.decided_fine if case.decided_fine is not None else case.notified_fine)
+    return {"fine": amount, "measures": list(case.notified_measures or case.measures or []),
+            "hearing_held": case.hearing_held, "major_public_interest": case.major_public_interest,
+            "complex_case": case.complex_case, "transfer_refused": bool(case.transfer_refusal_reason),
+            "reduced": bool(case.reduction_basis), "party_kind": case.party_kind.value}
+
+
+def collective_required(case: Case, fine: int | None = None) -> list[dict[str, Any]]:
+    return predicates.evaluate(procedure_rules()["collective_discussion"]["rules"], review_facts(case, fine))
+
+
+def collective_discussion(session: Session, case: Case, *, by: User, on: dt.date, minutes: str,
+                          participants: list[str]) -> Case:
+    """行政处罚法 第57条第2款: the heads discuss complex or serious cases collectively; minuted."""
+    check(case, "collective_discussion")
+    if len(participants) < 3:
+        raise fail("collective_quorum", "行政处罚法 第57条第2款", "a collective discussion needs the heads (≥ 3 participants)")
+    case.collective_discussed_on, case.collective_minutes = on, minutes
+    apply(session, case, "collective_discussion", by_user_id=by.id, on=on, payload={"participants": participants})
+    return case
+
+
+def decide(session: Session, case: Case, *, by: User, on: dt.date, fine: int, measures: list[str] | None = None,
+           reduction_basis: str | None = None) -> Case:
+    """作出行政处罚决定 (行政处罚法 第57条). Refused unless: the notice was served and its period
+    passed or was waived (第44、62条); any requested hearing was held (第65条); legal review passed
+    when in scope (第58条); collective discussion held when required (第57条第2款); the fine is
+    not heavier than notified (第45条, or a new notice under 第44条); within the statutory range
+    unless a reasoned reduction (第32条); the benchmark used is the version in force on the decision
+    date (第34条; rule 38); a suspected crime is transferred or its refusal reviewed (第27条)."""
+    check(case, "decide")
+    from server.modules.reviews import operations as reviews
+
+    statement_gate(session, case, on)
+    if case.hearing_requested_on and not case.hearing_held and case.state is not S.NOTIFIED:
+        raise fail("hearing_held", "行政处罚法 第65条", "the requested hearing was not held")
+    measures = list(measures if measures is not None else case.notified_measures or [])
+    if case.notified_fine is not None and fine > case.notified_fine or set(measures) - set(case.notified_measures or []):
+        if case.statement_made:
+            raise fail("no_heavier_after_defence", "行政处罚法 第45条第2款",
+                       "the penalty may not be heavier because the party defended itself",
+                       notified=case.notified_fine, decided=fine)
+        raise fail("heavier_than_notified", "行政处罚法 第44条",
+                   "a heavier penalty than notified needs a new notice", notified=case.notified_fine, decided=fine)
+    record = discretion.latest(session, case.id)
+    if fine > 0:
+        if record is None:
+            raise fail("discretion_recorded", "行政处罚法 第34条", "no discretion calculation is recorded")
+        row = discretion.benchmark_of(session, record)
+        current = discretion.in_force(session, row.violation_code, on)
+        if current.id != row.id:
+            raise calc.NotInForce(version=row.version, date=on.isoformat(), in_force=current.version,
+                                  rule="行政处罚法 第34条; DOMAIN-RULES rule 38")
+        bench = discretion.parsed(row)
+        reduction_basis = reduction_basis or case.reduction_basis
+        if bench.stat_max is not None and fine > bench.stat_max:
+            raise fail("statutory_maximum", bench.legal_basis, "the fine exceeds the statutory maximum",
+                       stat_max=bench.stat_max)
+        if bench.stat_min is not None and fine < bench.stat_min and not reduction_basis:
+            raise fail("statutory_minimum", "行政处罚法 第32条; DOMAIN-RULES rule 38",
+                       "a fine below the statutory minimum needs a recorded legal basis for reduction",
+                       stat_min=bench.stat_min)
+        case.reduction_basis = reduction_basis if (bench.stat_min is not None and fine < bench.stat_min) else case.reduction_basis
+    facts = review_facts(case, fine)
+    scope = reviews.scope_hits(facts)
+    if scope:
+        passed = reviews.passed_review(session, case.id)
+        if passed is None:
+            raise fail("legal_review_passed", "行政处罚法 第58条", "the decision is in legal-review scope and has not passed",
+                       scope=[h["code"] for h in scope])
+        if passed.proposal.get("fine") is not None and fine > passed.proposal["fine"]:
+            raise fail("reviewed_amount", "行政处罚法 第58条", "the fine exceeds what the legal review passed",
+                       reviewed=passed.proposal["fine"], decided=fine)
+    if case.suspected_crime and case.transfer_started_at is None and not case.transfer_refusal_reason:
+        raise fail("crime_transfer", "行政处罚法 第27条; 国务院令第310号 第11条",
+                   "a suspected crime must be transferred or its refusal recorded and reviewed",
+                   hits=[h["code"] for h in case.crime_hits])
+    needed = collective_required(case, fine)
+    if needed and case.collective_discussed_on is None:
+        raise fail("collective_discussion", "行政处罚法 第57条第2款", "collective discussion is required",
+                   triggers=[n["code"] for n in needed])
+    case.decided_fine, case.decision_date, case.measures = fine, on, measures
+    apply(session, case, "decide", by_user_id=by.id, on=on, payload={"fine": fine, "measures": measures,
+                                                                      "review_scope": [h["code"] for h in scope]})
+    deadlines.meet(session, deadlines.open_deadline(session, case.id, "decision"), on)
+    lead = _lead(case)
+    deadlines.start(session, case_id=case.id, type_code="service", on=on, unit_id=case.unit_id, assignee_id=lead)
+    deadlines.start(session, case_id=case.id, type_code="publication_penalty", on=on, unit_id=case.unit_id,
+                    assignee_id=lead)
+    return case
+
+
+# ---- after the decision ------------------------------------------------------------------------------
+
+def serve_decision(session: Session, case: Case, *, by: User, on: dt.date, method: str,
+                   consent_signed: bool = False) -> Case:
+    """行政处罚法 第61条: served within 7 working days; electronic service only with the party's
+    signed consent (确认书). Late service is recorded as late, not hidden."""
+    check(case, "serve_decision")
+    if method not in SERVICE_METHODS:
+        raise errors.ValidationFailed(fields={"method": [f"one of {', '.join(SERVICE_METHODS)}"]})
+    if method == "electronic" and not (consent_signed or case.e_service_consent):
+        raise fail("electronic_service_consent", "行政处罚法 第61条第2款",
+                   "electronic service needs the party's signed consent")
+    if on < case.decision_date:  # type: ignore[operator]
+        raise fail("service_after_decision", "行政处罚法 第61条", "service cannot precede the decision")
+    case.e_service_consent = case.e_service_consent or consent_signed
+    case.service_method, case.served_on = method, on
+    service = deadlines.open_deadline(session, case.id, "service")
+    deadlines.meet(session, service, on)
+    apply(session, case, "serve_decision", by_user_id=by.id, on=on,
+          payload={"method": method, "late": bool(service and service.late)})
+    if case.decided_fine:
+        deadlines.start(session, case_id=case.id, type_code="payment", on=on, unit_id=case.unit_id,
+                        assignee_id=_lead(case))
+    return case
+
+
+def pay(session: Session, case: Case, *, by: User, on: dt.date, amount: int) -> Case:
+    """行政处罚法 第67条 (15 days) and 第72条 (3 % a day late, capped at the fine)."""
+    check(case, "pay")
+    window = deadlines.open_deadline(session, case.id, "payment")
+    due = window.due_on if window and window.due_on else on
+    fee = clock.late_payment_surcharge(case.decided_fine or 0, due, on)
+    if amount < (case.decided_fine or 0) + fee:
+        raise fail("full_payment", "行政处罚法 第67、72条", "the payment is short of the fine plus the late surcharge",
+                   fine=case.decided_fine, late_fee=fee, paid=amount)
+    case.paid_on, case.paid_amount, case.late_fee = on, amount, fee
+    deadlines.meet(session, window, on)
+    apply(session, case, "pay", by_user_id=by.id, on=on, payload={"amount": amount, "late_fee": fee})
+    return case
+
+
+def enforce(session: Session, case: Case, *, by: User, on: dt.date, measure: str) -> Case:
+    """行政处罚法 第72条: enforcement only after the payment period has passed."""
+    check(case, "enforce")
+    window = deadlines.open_deadline(session, case.id, "payment")
+    if window is None or window.due_on is None or on <= window.due_on:
+        raise fail("payment_period_passed", "行政处罚法 第72条", "the payment period has not passed",
+                   due_on=window.due_on.isoformat() if window and window.due_on else None)
+    apply(session, case, "enforce", by_user_id=by.id, on=on, payload={"measure": measure})
+    return case
+
+
+def publish(session: Session, case: Case, *, by: User, on: dt.date, non_publication_reason: str | None = None) -> Case:
+    """行政处罚法 第48条; 国办发〔2018〕118号: publish a penalty decision within 7 working days, or
+    record why it is not published (minor, secrets, privacy, security — 广东公示办法 第13–16条)."""
+    check(case, "publish")
+    if case.published_on or case.non_publication_reason:
+        raise fail("published_once", "行政处罚法 第48条", "publication is already recorded")
+    case.published_on = None if non_publication_reason else on
+    case.non_publication_reason = non_publication_reason
+    window = deadlines.open_deadline(session, case.id, "publication_penalty")
+    deadlines.meet(session, window, on)
+    apply(session, case, "publish", by_user_id=by.id, on=on,
+          payload={"published": not non_publication_reason, "reason": non_publication_reason,
+                   "late": bool(window and window.late)})
+    return case
+
+
+def close(session: Session, case: Case, *, by: User, on: dt.date) -> Case:
+    """结案 (行政处罚法 第47条). Publication (or a recorded reason not to) is required; a supervised
+    case starts its closure-report clock (2010 第74条)."""
+    check(case, "close")
+    if not (case.published_on or case.non_publication_reason):
+        raise fail("publication_recorded", "行政处罚法 第48条; 国办发〔2018〕118号",
+                   "publication or a reason for non-publication must be recorded")
+    case.closed_on = on
+    apply(session, case, "close", by_user_id=by.id, on=on)
+    if case.supervised_level:
+        deadlines.start(session, case_id=case.id, type_code="supervised_report", on=on, unit_id=case.unit_id,
+                        assignee_id=_lead(case))
+    return case
+
+
+def archive(session: Session, case: Case, *, by: User) -> Case:
+    """环境行政处罚办法 (2010) 第69、70条: after archiving nobody may change, add or remove material."""
+    check(case, "archive")
+    case.archived_at = utcnow()
+    deadlines.cancel_open(session, case.id)
+    apply(session, case, "archive", by_user_id=by.id, on=case.archived_at.date())
+    return case
+
+
+def drop(session: Session, case: Case, *, by: User, on: dt.date, reason: str) -> Case:
+    """不予处罚 / 撤销立案 (行政处罚法 第57条第1款第(二)–(四)项), with the reason."""
+    check(case, "drop")
+    if case.suspected_crime and not case.transfer_started_at and not case.transfer_refusal_reason:
+        raise fail("crime_transfer", "行政处罚法 第27条; 国务院令第310号 第11条",
+                   "a suspected crime must be transferred or its refusal recorded first")
+    apply(session, case, "drop", by_user_id=by.id, on=on, payload={"reason": reason})
+    deadlines.cancel_open(session, case.id)
+    return case
+
+
+def correct(session: Session, case: Case, *, by: User, field: str, value: Any, reason: str) -> CaseCorrection:
+    """A correction after archiving is a new linked record (2010 第70条); the file itself stays."""
+    if case.state is not S.ARCHIVED:
+        raise fail("archived_only", "环境行政处罚办法 (2010) 第70条", "before archiving, use the ordinary steps")
+    previous = session.scalar(sa.select(CaseCorrection.id).where(
+        CaseCorrection.case_id == case.id, CaseCorrection.field == field).order_by(CaseCorrection.id.desc()).limit(1))
+    row = CaseCorrection(case_id=case.id, field=field, corrected_value={"value": value}, reason=reason,
+                         by_user_id=by.id, supersedes_id=previous)
+    session.add(row)
+    session.flush()
+    audit.record(session, "web:case:corrected", subjects={"case": case.id, "case_correction": row.id},
+                 payload={"field": field, "value": value, "reason": reason, "supersedes": previous})
+    return row
+
+
+# ---- joint, special and supervised cases; daily fines --------------------------------------------------
+
+def add_agency(session: Session, case: Case, *, by: User, agency_id: int, role: AgencyRole, access: str = "evidence",
+               tasks: str | None = None) -> CaseAgency:
+    """Joint case (DOMAIN-RULES rule 47): one lead agency, participants with per-agency access."""
+    check(case, "add_agency")
+    if role is AgencyRole.LEAD and any(a.role is AgencyRole.LEAD for a in case.agencies):
+        raise fail("one_lead_agency", "DOMAIN-RULES rule 47; 环境行政处罚办法 2010 第17–21条",
+                   "a joint case has exactly one lead agency")
+    link = CaseAgency(case_id=case.id, agency_id=agency_id, role=role, access=access, tasks=tasks)
+    session.add(link)
+    case.joint = True
+    session.flush()
+    apply(session, case, "add_agency", by_user_id=by.id, payload={"agency": agency_id, "role": role.value,
+                                                                  "access": access})
+    session.refresh(case, ["agencies"])
+    return link
+
+
+def supervise(session: Session, case: Case, *, by: User, on: dt.date, level: str | None = None,
+              special_case: bool | None = None) -> Case:
+    """挂牌督办 (衔接办法 第31条) and 专案查办 flags."""
+    check(case, "supervise")
+    if level:
+        case.supervised_level, case.supervised_on = level, on
+    if special_case is not None:
+        case.special_case = special_case
+    apply(session, case, "supervise", by_user_id=by.id, on=on, payload={"level": level, "special_case": special_case})
+    return case
+
+
+def daily_fine_order(session: Session, case: Case, *, by: User, order_served_on: dt.date) -> DailyFineRound:
+    """按日连续处罚 (环境保护法 第59条; 部令第28号): a correction order starts a round; the agency must
+    re-check unannounced within 30 days."""
+    check(case, "daily_fine")
+    if not case.decided_fine:
+        raise fail("original_fine", "部令第28号 第5条", "daily fines follow an original fine decision")
+    last = session.scalar(sa.select(sa.func.max(DailyFineRound.round_no)).where(DailyFineRound.case_id == case.id)) or 0
+    row = DailyFineRound(case_id=case.id, round_no=last + 1, order_served_on=order_served_on,
+                         original_fine=case.decided_fine)
+    session.add(row)
+    session.flush()
+    apply(session, case, "daily_fine", by_user_id=by.id, on=order_served_on, payload={"round": row.round_no, "step": "order"})
+    deadlines.start(session, case_id=case.id, type_code="daily_fine_recheck", on=order_served_on,
+                    unit_id=case.unit_id, assignee_id=_lead(case))
+    return row
+
+
+def daily_fine_recheck(session: Session, case: Case, *, by: User, round_no: int, recheck_on: dt.date,
+                       continuing: bool) -> DailyFineRound:
+    """部令第28号 第17–19条: days from the day after the order was served to the re-check; the daily
+    fine equals the original fine; none if corrected (第12条)."""
+    check(case, "daily_fine")
+    row = session.scalar(sa.select(DailyFineRound).where(DailyFineRound.case_id == case.id,
+                                                        DailyFineRound.round_no == round_no))
+    if row is None or row.recheck_on is not None:
+        raise fail("open_round", "部令第28号", "no open round with that number")
+    if recheck_on <= row.order_served_on:
+        raise fail("recheck_after_order", "部令第28号 第17条", "the re-check follows the order")
+    row.recheck_on, row.continuing = recheck_on, continuing
+    row.days = clock.daily_fine_days(row.order_served_on, recheck_on) if continuing else 0
+    row.amount = row.days * row.original_fine
+    deadlines.meet(session, deadlines.open_deadline(session, case.id, "daily_fine_recheck"), recheck_on)
+    session.flush()
+    apply(session, case, "daily_fine", by_user_id=by.id, on=recheck_on,
+          payload={"round": row.round_no, "step": "recheck", "continuing": continuing, "days": row.days,
+                   "amount": row.amount})
+    return row
+
+
+def unit_of(session: Session, case: Case) -> Unit:
+    return session.get(Unit, case.unit_id)  # type: ignore[return-value]
+
+
+def steps_view() -> list[dict[str, Any]]:
+    return [{"action": s.action, "name_zh": s.name_zh, "from": sorted(x.value for x in s.sources),
+             "to": s.target.value if s.target else None, "rule": s.rule} for s in STEPS.values()]

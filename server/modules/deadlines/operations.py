@@ -1,0 +1,186 @@
+"""Starting, pausing, extending and meeting deadline clocks; what is due per person and unit.
+
+Every due date comes from ``clock.compute`` on the working-day calendar (DOMAIN-RULES D-1).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from server.core import errors
+from server.core.calendar import get_calendar
+from server.modules.deadlines import clock
+from server.modules.deadlines.models import Deadline, DeadlineEvent, DeadlineEventKind, DeadlineStatus
+
+DeadlineNotFound = errors.error_code("deadline.not_found", 404, "期限不存在", "No such deadline")
+DeadlineClosed = errors.error_code("deadline.closed", 409, "该期限已完成或撤销", "The deadline is already met or cancelled")
+ExtensionRefused = errors.error_code(
+    "deadline.extension_refused", 422, "延长期限超过规定上限或缺少理由",
+    "The extension exceeds the permitted maximum or has no reason")
+PauseInvalid = errors.error_code("deadline.pause_invalid", 409, "期限已暂停或未暂停", "The clock is already paused, or is not paused")
+
+
+def _pauses(deadline: Deadline) -> list[clock.Pause]:
+    pauses: list[clock.Pause] = []
+    hours = clock.deadline_type(deadline.type_code).calendar is clock.CalendarKind.HOURS
+    for event in deadline.events:
+        when = event.at if hours else event.on
+        if event.kind is DeadlineEventKind.PAUSE:
+            pauses.append(clock.Pause(when, None, clock.PauseReason(event.reason_code)))  # type: ignore[arg-type]
+        elif event.kind is DeadlineEventKind.RESUME and pauses and pauses[-1].end is None:
+            pauses[-1] = clock.Pause(pauses[-1].start, when, pauses[-1].reason)
+    return pauses
+
+
+def state(deadline: Deadline) -> clock.ClockState:
+    dtype = clock.deadline_type(deadline.type_code)
+    start = deadline.started_at if dtype.calendar is clock.CalendarKind.HOURS else deadline.started_on
+    extensions = [clock.Extension(e.amount or 0, e.reason) for e in deadline.events if e.kind is DeadlineEventKind.EXTEND]
+    return clock.compute(dtype, start, get_calendar(), pauses=_pauses(deadline), extensions=extensions)  # type: ignore[arg-type]
+
+
+def _refresh(session: Session, deadline: Deadline) -> Deadline:
+    session.flush()
+    session.refresh(deadline, ["events"])
+    result = state(deadline)
+    if isinstance(result.due, dt.datetime):
+        deadline.due_at, deadline.due_on = result.due, result.due.date()
+    else:
+        deadline.due_on, deadline.due_at = result.due, None
+    session.flush()
+    return deadline
+
+
+def start(session: Session, *, case_id: str, type_code: str, on: dt.date, unit_id: int,
+          assignee_id: int | None = None, at: dt.datetime | None = None) -> Deadline:
+    """Start a clock of ``type_code`` on day ``on`` (not counted). HOURS clocks need ``at``."""
+    dtype = clock.deadline_type(type_code)
+    if dtype.calendar is clock.CalendarKind.HOURS and at is None:
+        raise errors.ValidationFailed(fields={"at": ["HOURS clocks start at an instant"]})
+    deadline = Deadline(case_id=case_id, type_code=type_code, started_on=on, started_at=at, unit_id=unit_id,
+                        assignee_id=assignee_id)
+    session.add(deadline)
+    return _refresh(session, deadline)
+
+
+def open_deadline(session: Session, case_id: str, type_code: str) -> Deadline | None:
+    return session.scalar(sa.select(Deadline).where(
+        Deadline.case_id == case_id, Deadline.type_code == type_code,
+        Deadline.status == DeadlineStatus.OPEN).order_by(Deadline.id.desc()).limit(1))
+
+
+def _require_open(deadline: Deadline) -> None:
+    if deadline.status is not DeadlineStatus.OPEN:
+        raise DeadlineClosed(deadline=deadline.id, status=deadline.status.value)
+
+
+def pause(session: Session, deadline: Deadline, *, on: dt.date, reason_code: clock.PauseReason | str, reason: str,
+          by_user_id: int | None, at: dt.datetime | None = None) -> Deadline:
+    """Stop the clock: hearings, public notice, monitoring, appraisal, service (2010 MEE 第55条) and a
+    criminal transfer (衔接办法 2017 第16条) are not counted."""
+    _require_open(deadline)
+    if any(p.end is None for p in _pauses(deadline)):
+        raise PauseInvalid(deadline=deadline.id)
+    session.add(DeadlineEvent(deadline_id=deadline.id, kind=DeadlineEventKind.PAUSE, on=on, at=at,
+                              reason_code=clock.PauseReason(reason_code).value, reason=reason, by_user_id=by_user_id))
+    return _refresh(session, deadline)
+
+
+def resume(session: Session, deadline: Deadline, *, on: dt.date, reason: str, by_user_id: int | None,
+           at: dt.datetime | None = None) -> Deadline:
+    _require_open(deadline)
+    if not any(p.end is None for p in _pauses(deadline)):
+        raise PauseInvalid(deadline=deadline.id)
+    session.add(DeadlineEvent(deadline_id=deadline.id, kind=DeadlineEventKind.RESUME, on=on, at=at, reason=reason,
+                              by_user_id=by_user_id))
+    return _refresh(session, deadline)
+
+
+def extend(session: Session, deadline: Deadline, *, amount: int, reason: str, by_user_id: int | None,
+           on: dt.date) -> Deadline:
+    """A reasoned extension within the type's maximum (e.g. 90 days +30 +30, review 5 + 3 working days)."""
+    _require_open(deadline)
+    dtype = clock.deadline_type(deadline.type_code)
+    used = sum(e.amount or 0 for e in deadline.events if e.kind is DeadlineEventKind.EXTEND)
+    if not reason.strip() or amount <= 0 or used + amount > dtype.extension_max:
+        raise ExtensionRefused(type=dtype.code, maximum=dtype.extension_max, used=used, source=dtype.source)
+    session.add(DeadlineEvent(deadline_id=deadline.id, kind=DeadlineEventKind.EXTEND, on=on, amount=amount,
+                              reason=reason, by_user_id=by_user_id))
+    return _refresh(session, deadline)
+
+
+def meet(session: Session, deadline: Deadline | None, on: dt.date) -> None:
+    if deadline is None or deadline.status is not DeadlineStatus.OPEN:
+        return
+    deadline.status = DeadlineStatus.MET
+    deadline.met_on = on
+    deadline.late = deadline.due_on is not None and on > deadline.due_on
+    session.flush()
+
+
+def cancel_open(session: Session, case_id: str, type_codes: tuple[str, ...] | None = None) -> None:
+    query = sa.update(Deadline).where(Deadline.case_id == case_id, Deadline.status == DeadlineStatus.OPEN)
+    if type_codes:
+        query = query.where(Deadline.type_code.in_(type_codes))
+    session.execute(query.values(status=DeadlineStatus.CANCELLED, version=Deadline.version + 1))
+
+
+def view(deadline: Deadline, today: dt.date) -> dict[str, Any]:
+    dtype = clock.deadline_type(deadline.type_code)
+    due = deadline.due_on
+    return {"id": deadline.id, "case_id": deadline.case_id, "type": dtype.code, "name_zh": dtype.name_zh,
+            "calendar": dtype.calendar.value, "holiday_rollover": dtype.holiday_rollover, "source": dtype.source,
+            "started_on": deadline.started_on.isoformat(), "due_on": due.isoformat() if due else None,
+            "due_at": deadline.due_at.isoformat() if deadline.due_at else None,
+            "paused": due is None and deadline.status is DeadlineStatus.OPEN, "status": deadline.status.value,
+            "met_on": deadline.met_on.isoformat() if deadline.met_on else None, "late": deadline.late,
+            "overdue": deadline.status is DeadlineStatus.OPEN and due is not None and due < today,
+            "days_left": (due - today).days if due else None, "assignee_id": deadline.assignee_id,
+            "unit_id": deadline.unit_id}
+
+
+def dashboard(session: Session, *, unit_id: int | None, today: dt.date, horizon_days: int = 7,
+              assignee_id: int | None = None) -> dict[str, Any]:
+    """Open deadlines of a unit (or person) that are overdue or due within ``horizon_days``,
+    grouped by person; paused clocks are listed separately so nothing is invisible."""
+    query = sa.select(Deadline).where(Deadline.status == DeadlineStatus.OPEN).where(
+        sa.or_(Deadline.due_on.is_(None), Deadline.due_on <= today + dt.timedelta(days=horizon_days)))
+    if unit_id is not None:
+        query = query.where(Deadline.unit_id == unit_id)
+    if assignee_id is not None:
+        query = query.where(Deadline.assignee_id == assignee_id)
+    rows = session.scalars(query.order_by(Deadline.due_on, Deadline.id)).all()
+    by_person: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"overdue": [], "due": [], "paused": []})
+    totals = {"overdue": 0, "due": 0, "paused": 0}
+    for row in rows:
+        item = view(row, today)
+        bucket = "paused" if item["paused"] else "overdue" if item["overdue"] else "due"
+        by_person[str(row.assignee_id or "unassigned")][bucket].append(item)
+        totals[bucket] += 1
+    return {"today": today.isoformat(), "horizon_days": horizon_days, "totals": totals, "by_person": dict(by_person)}
+
+
+def scan(session: Session, today: dt.date) -> dict[str, Any]:
+    """Daily scan: mark clocks newly found overdue (stored once) and count per unit and person."""
+    overdue = session.scalars(sa.select(Deadline).where(
+        Deadline.status == DeadlineStatus.OPEN, Deadline.due_on < today)).all()
+    per_unit: dict[int, int] = defaultdict(int)
+    per_person: dict[int, int] = defaultdict(int)
+    newly = 0
+    for row in overdue:
+        if row.overdue_seen_on is None:
+            row.overdue_seen_on = today
+            newly += 1
+        per_unit[row.unit_id] += 1
+        if row.assignee_id:
+            per_person[row.assignee_id] += 1
+    due_soon = session.scalar(sa.select(sa.func.count(Deadline.id)).where(
+        Deadline.status == DeadlineStatus.OPEN, Deadline.due_on >= today,
+        Deadline.due_on <= today + dt.timedelta(days=3))) or 0
+    session.flush()
+    return {"today": today.isoformat(), "overdue": len(overdue), "newly_overdue": newly, "due_within_3_days": due_soon,
+            "overdue_per_unit": dict(per_unit), "overdue_per_person": dict(per_person)}
