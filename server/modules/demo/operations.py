@@ -132,6 +132,9 @@ def load(session: Session, *, seed: int = 611000, targets: int = 2000, inspector
     count = _load_targets(session, rng, targets)
     _load_sampling(session, detachment.id, created_by=session.scalar(sa.select(User.id).where(User.username == "supervisor")),
                    approved_by=session.scalar(sa.select(User.id).where(User.username == "admin")), year=today.year)
+    from server.modules.cases import demo as demo_cases
+
+    demo_cases.load(session, today)
     return DemoResult(True, logins, count)
 
 
