@@ -263,3 +263,33 @@ def test_every_step_writes_history_and_an_audit_entry(db_session, world):
 def test_the_workflow_table_names_a_source_for_every_step():
     steps = cases.steps_view()
     assert all(s["rule"] for s in steps) and {"decide", "archive", "submit_review"} <= {s["action"] for s in steps}
+
+
+def test_publication_withdrawal_within_three_working_days(db_session, world):
+    w = world
+    case = investigated(db_session, w)
+    cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11), fine=100_000)
+    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="放弃")
+    review = reviews.submit(db_session, case, by=w.a, on=D(2026, 8, 12))
+    reviews.decide(db_session, review, reviewer=w.reviewer, outcome=ReviewOutcome.PASS, opinion="同意",
+                   today=D(2026, 8, 13))
+    cases.decide(db_session, case, by=w.head, on=D(2026, 8, 13), fine=100_000)
+    with pytest.raises(GuardFailed):
+        cases.withdrawal_due(db_session, case, by=w.a, on=D(2026, 9, 30), reason="复议撤销")
+    cases.publish(db_session, case, by=w.a, on=D(2026, 8, 14))
+    cases.withdrawal_due(db_session, case, by=w.a, on=D(2026, 9, 30), reason="行政复议决定撤销原处罚决定")
+    assert clock(db_session, case, "withdrawal").due_on == D(2026, 10, 10)  # holidays skipped, Sat 10 Oct worked
+    cases.withdraw_publication(db_session, case, by=w.a, on=D(2026, 10, 9), reason="原决定已被撤销")
+    assert clock(db_session, case, "withdrawal").late is False
+
+
+def test_dropping_a_filed_case_starts_the_twenty_working_day_publication_clock(db_session, world):
+    w = world
+    case = investigated(db_session, w)
+    cases.drop(db_session, case, by=w.head, on=D(2026, 8, 20), reason="首违不罚：危害后果轻微并及时改正（第33条）")
+    assert clock(db_session, case, "publication_other").due_on == D(2026, 9, 17)
+    assert clock(db_session, case, "decision").status.value == "cancelled"
+    cases.publish(db_session, case, by=w.a, on=D(2026, 8, 21))
+    cases.archive(db_session, case, by=w.head)
+    with pytest.raises(Archived):
+        cases.crime_check(db_session, case, by=w.a, facts={"loss_cny": 1})

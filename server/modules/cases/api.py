@@ -58,6 +58,8 @@ STEPS: dict[str, tuple[Callable[..., Any], tuple[str, ...], tuple[str, ...], boo
     "pay": _step(ops.pay, "amount"),
     "enforce": _step(ops.enforce, "measure", heads=True),
     "publish": _step(ops.publish, optional=("non_publication_reason",)),
+    "withdrawal_due": _step(ops.withdrawal_due, "reason"),
+    "withdraw_publication": _step(ops.withdraw_publication, "reason"),
     "close": _step(ops.close, heads=True),
     "archive": _step(ops.archive, heads=True, on=False),
     "drop": _step(ops.drop, "reason", heads=True),

@@ -621,11 +621,36 @@ def publish(session: Session, case: Case, *, by: User, on: dt.date, non_publicat
         raise fail("published_once", "行政处罚法 第48条", "publication is already recorded")
     case.published_on = None if non_publication_reason else on
     case.non_publication_reason = non_publication_reason
-    window = deadlines.open_deadline(session, case.id, "publication_penalty")
+    window = deadlines.open_deadline(session, case.id, "publication_penalty") or deadlines.open_deadline(
+        session, case.id, "publication_other")
     deadlines.meet(session, window, on)
     apply(session, case, "publish", by_user_id=by.id, on=on,
           payload={"published": not non_publication_reason, "reason": non_publication_reason,
                    "late": bool(window and window.late)})
+    return case
+
+
+def withdrawal_due(session: Session, case: Case, *, by: User, on: dt.date, reason: str) -> Case:
+    """行政处罚法 第48条第2款: a published decision that is changed, revoked or found illegal or void
+    is withdrawn within 3 working days (第85条) of the trigger (e.g. the review decision's receipt)."""
+    check(case, "withdrawal_due")
+    if not case.published_on:
+        raise fail("published", "行政处罚法 第48条第2款", "nothing was published")
+    apply(session, case, "withdrawal_due", by_user_id=by.id, on=on, payload={"reason": reason})
+    deadlines.start(session, case_id=case.id, type_code="withdrawal", on=on, unit_id=case.unit_id,
+                    assignee_id=_lead(case))
+    return case
+
+
+def withdraw_publication(session: Session, case: Case, *, by: User, on: dt.date, reason: str) -> Case:
+    """行政处罚法 第48条第2款: withdraw the publication and explain why, publicly."""
+    check(case, "withdraw_publication")
+    window = deadlines.open_deadline(session, case.id, "withdrawal")
+    if window is None:
+        raise fail("withdrawal_due", "行政处罚法 第48条第2款", "no change, revocation or illegality was recorded")
+    deadlines.meet(session, window, on)
+    apply(session, case, "withdraw_publication", by_user_id=by.id, on=on,
+          payload={"reason": reason, "late": bool(window.late)})
     return case
 
 
@@ -661,6 +686,9 @@ def drop(session: Session, case: Case, *, by: User, on: dt.date, reason: str) ->
                    "a suspected crime must be transferred or its refusal recorded first")
     apply(session, case, "drop", by_user_id=by.id, on=on, payload={"reason": reason})
     deadlines.cancel_open(session, case.id)
+    if case.filed_on:  # a 不予处罚 decision is an "other enforcement decision": public within 20 working days
+        deadlines.start(session, case_id=case.id, type_code="publication_other", on=on, unit_id=case.unit_id,
+                        assignee_id=_lead(case))
     return case
 
 
