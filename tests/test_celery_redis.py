@@ -89,15 +89,20 @@ def test_a_worker_process_does_the_work_through_redis(fresh_app, tmp_path):
         db.session.remove()
 
 
+def _heartbeat(app):
+    """The task bound to this app's Celery (the shared-task proxy follows the last app created)."""
+    return app.extensions["celery"].tasks[system_tasks.HEARTBEAT]
+
+
 def test_heartbeat_runs_in_process_in_the_embedded_default(app, db_session):
     assert app.extensions["celery"].conf.task_always_eager
-    outcome = system_tasks.record_heartbeat.delay("embedded-beat").get()
+    outcome = _heartbeat(app).delay("embedded-beat").get()
     assert outcome["pid"] == os.getpid() and outcome["recorded"] is True
     assert len(audit_entries("system:worker:heartbeat", heartbeat="embedded-beat")) == 1
 
 
 def test_send_after_commit_sends_only_after_commit(app, db_session):
-    send_after_commit(db_session, system_tasks.record_heartbeat, "after-commit-beat")
+    send_after_commit(db_session, _heartbeat(app), "after-commit-beat")
     assert audit_entries("system:worker:heartbeat", heartbeat="after-commit-beat") == []  # not yet
     db_session.commit()
     assert len(audit_entries("system:worker:heartbeat", heartbeat="after-commit-beat")) == 1
@@ -105,7 +110,7 @@ def test_send_after_commit_sends_only_after_commit(app, db_session):
 
 def test_send_after_commit_drops_on_rollback(app, db_session):
     db_session.execute(sa.text("SELECT 1"))
-    send_after_commit(db_session, system_tasks.record_heartbeat, "rolled-back-beat")
+    send_after_commit(db_session, _heartbeat(app), "rolled-back-beat")
     db_session.rollback()
     db_session.commit()  # a later commit must not send what the rollback dropped
     assert audit_entries("system:worker:heartbeat", heartbeat="rolled-back-beat") == []
