@@ -50,7 +50,18 @@ def celery_init_app(app: Flask) -> Celery:
 
 def send_after_commit(session: Session, task: Any, *args: Any, **kwargs: Any) -> None:
     """Queue ``task.delay(*args)`` to run once ``session`` commits; dropped on rollback."""
-    session.info.setdefault(_AFTER_COMMIT, []).append((task, args, kwargs))
+    session.info.setdefault(_AFTER_COMMIT, []).append((_bound(task), args, kwargs))
+
+
+def _bound(task: Any) -> Any:
+    """The task on the current Flask app's Celery. A ``shared_task`` proxy follows the Celery app
+    created last, which is another app's when a process (a test run) holds several."""
+    from flask import current_app, has_app_context
+
+    celery_app = current_app.extensions.get("celery") if has_app_context() else None
+    if celery_app is not None and task.name in celery_app.tasks:
+        return celery_app.tasks[task.name]
+    return task
 
 
 @event.listens_for(Session, "after_commit")
