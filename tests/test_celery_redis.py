@@ -133,3 +133,11 @@ def test_healthz_reports_a_dead_broker_quickly(tmp_path):
     assert response.status_code == 503 and response.json["status"] == "degraded"
     assert response.json["checks"]["broker"]["ok"] is False
     assert response.json["checks"]["database"]["ok"] is True
+
+
+def test_send_after_commit_uses_the_committing_apps_celery(app, db_session, tmp_path):
+    """Another app created later (its Celery becomes the default) must not receive this app's task."""
+    testdb.make_app(f"sqlite:///{tmp_path / 'other.db'}", tmp_path)
+    send_after_commit(db_session, system_tasks.record_heartbeat, "proxy-beat")  # the shared-task proxy
+    db_session.commit()
+    assert len(audit_entries("system:worker:heartbeat", heartbeat="proxy-beat")) == 1
