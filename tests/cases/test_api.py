@@ -150,7 +150,7 @@ def test_documents_are_numbered_pdfs_with_the_party_and_an_audited_hash(client, 
     assert db_session.scalar(sa.select(sa.func.count(CaseDocument.id))) == 3
 
 
-def test_deadline_dashboard_events_and_daily_scan(client, db_session, world):
+def test_deadline_dashboard_events_and_daily_scan(app, client, db_session, world):
     w = world
     case = investigated(db_session, w)
     cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11))
@@ -176,9 +176,11 @@ def test_deadline_dashboard_events_and_daily_scan(client, db_session, world):
                            json={"action": "extend", "amount": 30, "reason": "负责人批准延长"},
                            headers=staff_headers(w.head))
     assert extended.json["due_on"] == "2026-12-11"
-    summary = deadline_tasks.scan.delay().get()
+    scan = app.extensions["celery"].tasks[deadline_tasks.scan.name]  # this app's Celery, not the last one made
+    summary = scan.delay().get()
     assert summary["overdue"] >= 2 and str(w.unit.id) in {str(k) for k in summary["overdue_per_unit"]}
-    assert deadline_tasks.scan.delay().get()["newly_overdue"] == 0  # idempotent
+    assert scan.delay().get()["newly_overdue"] == 0  # idempotent
+    assert "deadlines-daily-scan" in app.config["BEAT_SCHEDULE"]
 
 
 def test_joint_case_gives_participants_their_agency_access(client, db_session, world):
