@@ -74,8 +74,9 @@ class DrawError(Exception):
 
 
 def canonical_json(value):
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    # check_circular=False only skips the cycle check (documents are trees); the bytes are the same
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                      check_circular=False).encode("utf-8")
 
 
 def sha256_hex(data):

@@ -250,26 +250,28 @@ def build_document(session: Session, draw: Draw) -> dict[str, Any]:
                     for key, rule in chosen.items() if rule.exclude_recent_periods}
     plan = session.get(AnnualPlan, draw.plan_id) if draw.plan_id else None
     plan_cap = plan.cap_per_enterprise if plan else None  # rule 51: the plan's cap per enterprise per year
-    rows = session.execute(
-        sa.select(Target.id, Target.uscc, Target.region_code, Target.risk_class, Target.positive_list)
-        .where(Target.active.is_(True), Target.region_code.in_(draw.region_codes)).order_by(Target.id)).all()
+    caps = {key: min(filter(None, (rule.cap_per_year, plan_cap)), default=None) for key, rule in chosen.items()}
+    # 200,000 rows: plain Core rows with the enum read as text (no ORM or enum objects per row).
+    table = Target.__table__
+    rows = session.connection().execute(
+        sa.select(table.c.id, table.c.uscc, table.c.region_code, sa.type_coerce(table.c.risk_class, sa.String),
+                  table.c.positive_list)
+        .where(table.c.active.is_(True), table.c.region_code.in_(draw.region_codes)).order_by(table.c.id)).all()
     targets: list[list[Any]] = []
     exclusions = {"no_rule": 0, "drawn_recently": 0, "yearly_cap": 0}
     for tid, code, region, risk, positive in rows:
-        key = (region, risk.value)
-        rule = chosen.get(key)
-        if rule is None:
+        key = (region, risk)
+        if key not in chosen:
             exclusions["no_rule"] += 1
             continue
-        since = recent_since.get(key)
-        if since is not None and tid in last_random and last_random[tid] >= since:
+        if tid in last_random and key in recent_since and last_random[tid] >= recent_since[key]:
             exclusions["drawn_recently"] += 1
             continue
-        cap = min(filter(None, (rule.cap_per_year, plan_cap)), default=None)
+        cap = caps[key]
         if cap and year_counts.get(tid, 0) >= cap:
             exclusions["yearly_cap"] += 1
             continue
-        targets.append([tid, code, region, risk.value, bool(positive)])
+        targets.append([tid, code, region, risk, bool(positive)])
 
     agency_id = session.scalar(sa.select(Unit.agency_id).where(Unit.id == draw.unit_id))
     people = session.scalars(
