@@ -97,9 +97,6 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "sync.Conflicts": {"GET": MANAGERS},
     "sync.ConflictResolve": {"POST": MANAGERS},
     "sync.SyncDevices": {"GET": MANAGERS},
-    # evidence (证据): resumable uploads by devices; staff access is scoped and recorded
-    "mobile_uploads.Uploads": {"OPTIONS": ANYONE, "POST": DEVICES},
-    "mobile_uploads.UploadResource": {"*": DEVICES},
     # penalty cases (立案 → 归档); scope (unit, handler, joint-case agency) is checked by the operations,
     # and steps reserved to the head (decide, close…) by the view
     "cases.Cases": {"GET": BUREAU, "POST": CASE_HANDLERS},
@@ -120,6 +117,22 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     # discretion benchmarks (自由裁量基准)
     "discretion.Benchmarks": {"GET": BUREAU, "POST": ADMIN},
     "discretion.Preview": {"POST": BUREAU},
+    # evidence (证据): resumable uploads by devices; staff access is scoped and recorded
+    "mobile_uploads.Uploads": {"OPTIONS": ANYONE, "POST": DEVICES},
+    "mobile_uploads.UploadResource": {"*": DEVICES},
+    "mobile_media.Missing": {"POST": DEVICES},
+    "mobile_media.Online": {"POST": DEVICES},
+    "evidence.EvidenceList": {"GET": BUREAU},
+    "evidence.EvidenceDetail": {"GET": BUREAU},
+    "evidence.EvidenceOriginal": {"GET": BUREAU},
+    "evidence.EvidenceThumbnail": {"GET": BUREAU},
+    "evidence.EvidenceHandovers": {"POST": BUREAU},
+    "evidence.HandoverConfirm": {"POST": BUREAU},
+    "evidence.ChunkProof": {"GET": BUREAU},
+    "evidence.Overdue": {"GET": MANAGERS},
+    "evidence.FixityAlerts": {"GET": MANAGERS},
+    "evidence.DeletionRequests": {"POST": MANAGERS},
+    "evidence.DeletionApprove": {"POST": ADMIN},
     # system
     "system.Deadline": {"GET": STAFF | DEVICES},
     # device API

@@ -35,9 +35,15 @@ def register_routes(app: Flask) -> None:
         web_api.register_blueprint(blueprint, url_prefix="/api/v1")
     web_api.register_blueprint(disclosure_api.public_blp, url_prefix="/api/v1/public")
     app.register_blueprint(health.blp)
+    from mobile_api import media as mobile_media
     from mobile_api import uploads as mobile_uploads
+    from server.modules.evidence import api as evidence_api
+    from server.modules.evidence import tasks as evidence_tasks
 
     mobile_api.register_blueprint(mobile_uploads.blp, url_prefix="/mobile/v1")
+    mobile_api.register_blueprint(mobile_media.blp, url_prefix="/mobile/v1")
+    web_api.register_blueprint(evidence_api.blp, url_prefix="/api/v1")
+    evidence_tasks.schedule(app)
 
     from server.modules.cases import api as cases_api
     from server.modules.discretion import api as discretion_api

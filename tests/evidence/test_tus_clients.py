@@ -18,19 +18,8 @@ from server.core.storage import S3Store
 from server.extensions import db
 from server.modules.evidence import operations as evidence
 from server.modules.evidence.models import EvidenceItem, EvidenceStatus
-from tests import db as testdb
 from tests.evidence.helpers import manifest
-from tests.evidence.live import seed_team, serve
 from tests.evidence.media import jpeg_bytes
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tus-live")
-    app = testdb.fresh_app(tmp, "tuslive")
-    values = seed_team(app)
-    with serve(app) as base:
-        yield app, base, values
 
 
 def _free_port() -> int:

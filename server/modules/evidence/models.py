@@ -122,6 +122,8 @@ class EvidenceItem(Base):
 
     flags: Mapped[list[EvidenceFlag]] = relationship(order_by="EvidenceFlag.id", viewonly=True)
     blob: Mapped[Blob | None] = relationship(viewonly=True)
+    custody: Mapped[list[CustodyEvent]] = relationship(order_by="CustodyEvent.seq", viewonly=True)
+    derivatives: Mapped[list[EvidenceItem]] = relationship(order_by="EvidenceItem.received_at", viewonly=True)
 
     __table_args__ = (
         sa.CheckConstraint(_sha256_sql("sha256"), name="sha256_hex"),

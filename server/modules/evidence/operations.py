@@ -262,6 +262,10 @@ def link_blob(session: Session, item: EvidenceItem, blob: Blob, *, upload_id: st
         flag(session, item, "size_differs_from_manifest", manifest=item.size, stored=blob.size)
     if not _type_matches(item.kind, blob.media_type):
         flag(session, item, "type_differs_from_kind", kind=item.kind.value, sniffed=blob.media_type)
+    from server.core.tasks import send_after_commit
+    from server.modules.evidence import tasks
+
+    send_after_commit(session, tasks.process_blob, blob.sha256)
 
 
 def _type_matches(kind: EvidenceKind, media_type: str) -> bool:
@@ -301,3 +305,361 @@ def note_contact(session: Session, device: Device, *, source: str = "request", a
     session.add(row)
     session.flush()
     return row
+
+
+# ---- access by role and scope; every access is a custody event ------------------------------------
+
+def require_access(session: Session, principal: Any, item: EvidenceItem) -> None:
+    """Who may see an original: the inspection's team and the capturer, supervisors of the
+    responsible unit, legal reviewers and admins (DOMAIN-RULES rule 16: "superiors and the
+    justice bureau may retrieve recordings"; access is permission-scoped and logged).
+    Prosecutors and police get access only through a transferred case (a later issue)."""
+    role = principal.role
+    if role in ("admin", "legal_reviewer"):
+        return
+    if principal.kind == "user" and role in ("inspector", "auxiliary", "supervisor"):
+        if item.captured_by == principal.user_id:
+            return
+        if item.inspection_id:
+            inspection = inspections.get(session, item.inspection_id)
+            if role == "supervisor" and inspection.unit_id == principal.unit_id:
+                return
+            if inspections.is_member(inspection, principal.user_id):
+                return
+    raise OutOfScope(evidence=item.id)
+
+
+def visible_items(session: Session, principal: Any, inspection_id: str) -> list[EvidenceItem]:
+    """Originals of one inspection (derivatives are listed with their parent)."""
+    inspection = inspections.get(session, inspection_id)
+    if principal.role not in ("admin", "legal_reviewer"):
+        inspections.require_visible(session, principal, inspection)
+    return list(session.scalars(sa.select(EvidenceItem).where(
+        EvidenceItem.inspection_id == inspection_id, EvidenceItem.parent_id.is_(None))
+        .order_by(EvidenceItem.received_at, EvidenceItem.id)))
+
+
+def history(session: Session, item: EvidenceItem) -> list[CustodyEvent]:
+    return list(session.scalars(sa.select(CustodyEvent).where(CustodyEvent.item_id == item.id)
+                                .order_by(CustodyEvent.seq)))
+
+
+def derivatives(session: Session, item: EvidenceItem) -> list[EvidenceItem]:
+    return list(session.scalars(sa.select(EvidenceItem).where(EvidenceItem.parent_id == item.id)
+                                .order_by(EvidenceItem.received_at)))
+
+
+def record_view(session: Session, item: EvidenceItem, *, purpose: str | None = None) -> CustodyEvent:
+    return custody(session, item, CustodyAction.VIEWED, detail={"what": "metadata", "purpose": purpose})
+
+
+def record_download(session: Session, item: EvidenceItem, *, purpose: str | None = None) -> CustodyEvent:
+    """Before the original is streamed: who, when, which bytes (the hash is that of the stored blob)."""
+    if item.status is not EvidenceStatus.VERIFIED or item.blob_sha256 is None:
+        raise NotArrived(status=item.status.value)
+    return custody(session, item, CustodyAction.DOWNLOADED, sha256=item.blob_sha256,
+                   detail={"what": "original", "purpose": purpose})
+
+
+NotArrived = errors.error_code("evidence.not_arrived", 409, "证据文件尚未上传或已删除", "The evidence bytes have not arrived or were deleted")
+
+
+# ---- derivatives ---------------------------------------------------------------------------------
+
+def derive(session: Session, parent: EvidenceItem, blob: Blob, derivation: Any, *, tool: str,
+           detail: dict[str, Any] | None = None) -> EvidenceItem:
+    """A working copy (thumbnail, clip, redaction) is a new item pointing to its original, with both
+    hashes in the custody events of both; the original is never changed (Berkeley Protocol)."""
+    client_id = f"{derivation.value}:{parent.id}:{blob.sha256[:16]}"
+    existing = session.scalar(sa.select(EvidenceItem).where(EvidenceItem.client_id == client_id))
+    if existing is not None:
+        return existing
+    info = {"parent": parent.id, "parent_sha256": parent.sha256, "sha256": blob.sha256,
+            "operation": derivation.value, "tool": tool, **(detail or {})}
+    child = EvidenceItem(
+        client_id=client_id, sha256=blob.sha256, size=blob.size, media_type=blob.media_type, kind=parent.kind,
+        status=EvidenceStatus.VERIFIED, blob_sha256=blob.sha256, inspection_id=parent.inspection_id,
+        case_id=parent.case_id, step=parent.step, captured_by=parent.captured_by,
+        certificate_number=parent.certificate_number, second_inspector_id=parent.second_inspector_id,
+        device_id=None, acquisition_method=f"derived:{derivation.value}", manifest=info, signature=None,
+        signature_valid=False, parent_id=parent.id, derivation=derivation, verified_at=utcnow(),
+        custodian_id=parent.custodian_id)
+    session.add(child)
+    session.flush()
+    custody(session, child, CustodyAction.DERIVED, sha256=blob.sha256, detail={"from": parent.id, **info})
+    custody(session, parent, CustodyAction.DERIVED, sha256=parent.sha256, detail={"to": child.id, **info})
+    return child
+
+
+# ---- hand-over of custody, signed by both sides ---------------------------------------------------
+
+HandoverInvalid = errors.error_code("evidence.handover_invalid", 422, "移交双方签名或确认无效",
+                                    "The hand-over signatures or confirmations are not valid")
+HandoverNotFound = errors.error_code("evidence.handover_not_found", 404, "移交记录不存在", "No such hand-over")
+
+
+def handover_statement(item: EvidenceItem, *, from_user_id: int, to_user_id: int, purpose: str,
+                       location: str | None, physical_media: str | None, at: str) -> bytes:
+    """The bytes both parties sign for a device-signed hand-over (canonical JSON)."""
+    return canonical_json({"evidence": item.id, "sha256": item.sha256, "from": from_user_id, "to": to_user_id,
+                           "purpose": purpose, "location": location, "physical_media": physical_media, "at": at,
+                           "type": "qinling-field/custody-handover/v1"})
+
+
+def _party_device(session: Session, device_id: str | None, user_id: int) -> Device:
+    device = session.get(Device, device_id) if device_id else None
+    if device is None or device.user_id != user_id or device.revoked_at is not None:
+        raise HandoverInvalid(f"device {device_id} is not an active device of user {user_id}")
+    return device
+
+
+def hand_over(session: Session, item: EvidenceItem, *, from_user: User, to_user: User, purpose: str,
+              location: str | None = None, physical_media: str | None = None,
+              signatures: dict[str, Any] | None = None) -> Any:
+    """Start (staff confirmation) or record (two device signatures) a hand-over of custody.
+
+    Design: a hand-over binds both people. Either both sign ``handover_statement`` with their
+    registered device keys (field hand-over of an SD card, offline) and it is recorded at once, or
+    the releasing person starts it signed in and it is recorded only when the receiving person
+    confirms it signed in (``confirm_handover``). Rule: custody records name releaser and
+    receiver with both signatures (NIST chain-of-custody form; 两高一部 电子数据规定 2016).
+    """
+    from server.modules.evidence.models import Handover, HandoverStatus
+
+    if from_user.id == to_user.id:
+        raise HandoverInvalid("releasing and receiving person must differ")
+    handover = Handover(item_id=item.id, from_user_id=from_user.id, to_user_id=to_user.id, purpose=purpose,
+                        location=location, physical_media=physical_media,
+                        method="device_signatures" if signatures else "staff_confirmation")
+    if signatures:
+        at = str(signatures.get("at") or "")
+        message = handover_statement(item, from_user_id=from_user.id, to_user_id=to_user.id, purpose=purpose,
+                                     location=location, physical_media=physical_media, at=at)
+        parties = []
+        for side, user in (("from", from_user), ("to", to_user)):
+            device = _party_device(session, signatures.get(f"{side}_device_id"), user.id)
+            try:
+                signature = base64.b64decode(str(signatures.get(f"{side}_signature") or ""), validate=True)
+            except (binascii.Error, ValueError):
+                signature = b""
+            if len(signature) != 64 or not verify_signature(device, message, signature):
+                raise HandoverInvalid(f"the {side} signature does not verify", side=side)
+            parties.append((device, signature))
+        handover.from_device_id, handover.from_signature = parties[0][0].id, parties[0][1]
+        handover.to_device_id, handover.to_signature = parties[1][0].id, parties[1][1]
+        session.add(handover)
+        session.flush()
+        _complete_handover(session, item, handover, statement_at=at)
+        return handover
+    session.add(handover)
+    session.flush()
+    audit.record(session, "evidence:handover:initiated", subjects={"evidence": item.id, "user": to_user.id},
+                 payload={"handover": handover.id, "from": from_user.id, "to": to_user.id, "purpose": purpose})
+    return handover
+
+
+def confirm_handover(session: Session, handover_id: str, *, by: User) -> Any:
+    from server.modules.evidence.models import Handover, HandoverStatus
+
+    handover = session.get(Handover, handover_id)
+    if handover is None:
+        raise HandoverNotFound()
+    if handover.to_user_id != by.id:
+        raise errors.Forbidden("only the receiving person confirms a hand-over")
+    if handover.status is HandoverStatus.CONFIRMED:
+        return handover
+    _complete_handover(session, get(session, handover.item_id), handover, statement_at=None)
+    return handover
+
+
+def _complete_handover(session: Session, item: EvidenceItem, handover: Any, *, statement_at: str | None) -> None:
+    from server.modules.evidence.models import HandoverStatus
+
+    handover.status = HandoverStatus.CONFIRMED
+    handover.confirmed_at = utcnow()
+    item.custodian_id = handover.to_user_id
+    session.flush()
+    detail = {"handover": handover.id, "from": handover.from_user_id, "to": handover.to_user_id,
+              "purpose": handover.purpose, "location": handover.location,
+              "physical_media": handover.physical_media, "method": handover.method}
+    if handover.method == "device_signatures":
+        detail.update({"statement_at": statement_at, "from_device": handover.from_device_id,
+                       "to_device": handover.to_device_id,
+                       "from_signature": base64.b64encode(handover.from_signature).decode(),
+                       "to_signature": base64.b64encode(handover.to_signature).decode()})
+    else:
+        detail.update({"initiated_at": handover.initiated_at.isoformat(),
+                       "confirmed_at": handover.confirmed_at.isoformat()})
+    custody(session, item, CustodyAction.HANDED_OVER, sha256=item.blob_sha256 or item.sha256, detail=detail)
+
+
+# ---- which bytes the server still needs ----------------------------------------------------------
+
+UPLOAD_ORDER = ("signature", "document", "photo", "audio", "unknown", "video")
+UPLOAD_ORDER_NOTE = ("Upload in this order: records and their hashes are synced first; then signatures and "
+                     "documents, photos, audio, unannounced files, and video last; smaller first within a kind. "
+                     "先同步记录与哈希，再传签名与文书、照片、录音，视频最后。")
+
+
+def missing(session: Session, hashes: list[str]) -> list[str]:
+    """The hashes whose bytes the server does not hold yet, in the order a device should upload them."""
+    wanted = list(dict.fromkeys(hashes))
+    have = set(session.scalars(sa.select(Blob.sha256).where(Blob.sha256.in_(wanted)))) if wanted else set()
+    needed = [h for h in wanted if h not in have]
+    known = {row.sha256: row for row in session.scalars(
+        sa.select(EvidenceItem).where(EvidenceItem.sha256.in_(needed)))} if needed else {}
+
+    def rank(digest: str) -> tuple[int, int]:
+        item = known.get(digest)
+        kind = item.kind.value if item else "unknown"
+        return UPLOAD_ORDER.index(kind), item.size if item else 0
+
+    return sorted(needed, key=rank)
+
+
+# ---- upload clock: overdue evidence (DOMAIN-RULES rule 16) ------------------------------------------
+
+def overdue(session: Session, principal: Any, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Announced items whose bytes did not arrive within 1 working day of the device regaining
+    connectivity (rule 16: "upload within 1 working day of storage becoming available"). The clock
+    starts at the first reconnect after capture, or at the manifest's arrival, whichever is first."""
+    from server.core.calendar import CHINA, get_calendar
+    from server.modules.evidence.models import DeviceReconnect
+
+    now = now or utcnow()
+    query = (sa.select(EvidenceItem).where(EvidenceItem.status == EvidenceStatus.ANNOUNCED,
+                                           EvidenceItem.device_id.is_not(None))
+             .order_by(EvidenceItem.received_at))
+    if principal.role != "admin":
+        query = query.join(Inspection, Inspection.id == EvidenceItem.inspection_id).where(
+            Inspection.unit_id == principal.unit_id)
+    calendar = get_calendar()
+    result = []
+    for item in session.scalars(query):
+        since = item.captured_at_device or item.received_at
+        reconnect = session.scalar(sa.select(sa.func.min(DeviceReconnect.at)).where(
+            DeviceReconnect.device_id == item.device_id, DeviceReconnect.at >= since))
+        start = min(t for t in (reconnect, item.received_at) if t is not None)
+        due = calendar.add_working_days(start.astimezone(CHINA).date(), 1)
+        if now.astimezone(CHINA).date() > due:
+            result.append({"item": item, "reconnected_at": start, "due": due})
+    return result
+
+
+# ---- fixity and retention ------------------------------------------------------------------------
+
+def fixity_check(session: Session, blob: Blob) -> bool:
+    """Re-hash stored bytes; a mismatch or a missing blob raises an alert (row + audit entry)."""
+    import hashlib
+
+    from server.core.storage import get_store
+    from server.modules.evidence.models import FixityAlert
+
+    h = hashlib.sha256()
+    problem, found = None, None
+    try:
+        for block in get_store().iter_chunks(blob.sha256):
+            h.update(block)
+        found = h.hexdigest()
+        if found != blob.sha256:
+            problem = "mismatch"
+    except (FileNotFoundError, KeyError) as exc:  # noqa: F841
+        problem = "missing"
+    except Exception as exc:  # noqa: BLE001 - S3 NoSuchKey and friends
+        if "NoSuchKey" not in repr(exc) and "404" not in repr(exc):
+            raise
+        problem = "missing"
+    blob.last_fixity_at = utcnow()
+    blob.fixity_ok = problem is None
+    if problem:
+        session.add(FixityAlert(sha256=blob.sha256, problem=problem, found_sha256=found))
+        audit.record(session, "system:evidence:fixity_failed", subjects={"blob": blob.sha256},
+                     payload={"problem": problem, "found_sha256": found}, actor=audit.system("evidence.fixity"))
+    session.flush()
+    return problem is None
+
+
+DeletionRefused = errors.error_code("evidence.deletion_refused", 409, "未到保存期限或审批不合规，不能删除证据",
+                                    "The retention period has not ended or the approval is not valid; the evidence cannot be deleted")
+
+
+def retention_until(item: EvidenceItem) -> dt.date:
+    from flask import current_app
+
+    years = current_app.config["EVIDENCE_RETENTION_YEARS"]
+    start = (item.captured_at_device or item.received_at).date()
+    try:
+        return start.replace(year=start.year + years)
+    except ValueError:  # 29 February
+        return start.replace(year=start.year + years, day=28)
+
+
+def request_deletion(session: Session, item: EvidenceItem, *, by: User, reason: str) -> Any:
+    """Retention policy: evidence is kept ``EVIDENCE_RETENTION_YEARS`` after capture (at least as long
+    as the case file, rule 16); after that a supervisor may request deletion and an admin other than
+    the requester approves it (four eyes). Nothing else deletes evidence."""
+    from server.modules.evidence.models import DeletionRequest
+
+    if item.status is EvidenceStatus.DELETED:
+        raise DeletionRefused("already deleted")
+    request = DeletionRequest(item_id=item.id, requested_by=by.id, reason=reason)
+    session.add(request)
+    session.flush()
+    audit.record(session, "evidence:deletion:requested", subjects={"evidence": item.id},
+                 payload={"request": request.id, "reason": reason, "retention_until": retention_until(item).isoformat()})
+    return request
+
+
+def approve_deletion(session: Session, request_id: int, *, by: User, today: dt.date | None = None) -> Any:
+    from server.core.calendar import local_today
+    from server.core.storage import get_store
+    from server.modules.evidence.models import DeletionRequest
+
+    request = session.get(DeletionRequest, request_id)
+    if request is None or request.approved_at is not None:
+        raise DeletionRefused("no open deletion request with this id")
+    if request.requested_by == by.id:
+        raise DeletionRefused("the requester cannot approve their own request")
+    item = get(session, request.item_id)
+    until = retention_until(item)
+    if (today or local_today()) < until:
+        raise DeletionRefused(f"retention runs until {until.isoformat()}", retention_until=until.isoformat())
+    request.approved_by, request.approved_at = by.id, utcnow()
+    item.status = EvidenceStatus.DELETED
+    session.flush()
+    custody(session, item, CustodyAction.DELETED, sha256=item.blob_sha256 or item.sha256,
+            detail={"request": request.id, "requested_by": request.requested_by, "approved_by": by.id,
+                    "reason": request.reason})
+    if item.blob_sha256:
+        still_used = session.scalar(sa.select(sa.func.count()).select_from(EvidenceItem).where(
+            EvidenceItem.blob_sha256 == item.blob_sha256, EvidenceItem.status != EvidenceStatus.DELETED))
+        if not still_used:
+            get_store().delete(item.blob_sha256)
+    return request
+
+
+def fixity_alerts(session: Session) -> list[Any]:
+    from server.modules.evidence.models import FixityAlert
+
+    return list(session.scalars(sa.select(FixityAlert).order_by(FixityAlert.id.desc()).limit(500)))
+
+
+def chunk_proof(session: Session, item: EvidenceItem, start: int, end: int) -> dict[str, Any]:
+    """Proof for the chunks holding bytes [start, end) of the original. The leaves are recomputed
+    from the stored bytes (about 1 s per GiB) and must give the root stored at upload time."""
+    from server.core.storage import get_store
+    from server.modules.evidence import chunks
+
+    if item.blob is None or item.status is not EvidenceStatus.VERIFIED:
+        raise NotArrived(status=item.status.value)
+    if end > item.blob.size or start >= end:
+        raise errors.ValidationFailed(fields={"end": [f"0 <= start < end <= {item.blob.size}"]})
+    size = item.blob.merkle_chunk_size or chunks.CHUNK_SIZE
+    leaf_hashes = chunks.leaves(get_store().iter_chunks(item.blob.sha256), size)
+    proof = chunks.prove_range(leaf_hashes, start, end, size)
+    if item.blob.merkle_root and proof["root"] != item.blob.merkle_root:
+        fixity_check(session, item.blob)
+        raise NotArrived("stored bytes no longer match their chunk tree; a fixity alert was raised")
+    custody(session, item, CustodyAction.EXPORTED, sha256=item.blob.sha256,
+            detail={"what": "chunk_proof", "start": start, "end": end})
+    return {"sha256": item.blob.sha256, **proof}

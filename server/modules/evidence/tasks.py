@@ -2,15 +2,68 @@
 
 Tasks take ids (digests), are idempotent and are sent after commit
 (``server.core.tasks.send_after_commit``); in the embedded default they run in-process.
+Periodic ones (fixity sweep, upload expiry) are in the beat schedule added by ``schedule``.
 """
 from __future__ import annotations
 
+from typing import Any
+
+import sqlalchemy as sa
 from celery import shared_task
+from flask import Flask
+
+FIXITY = "server.modules.evidence.tasks.fixity_sweep"
+EXPIRE = "server.modules.evidence.tasks.expire_uploads"
 
 
-@shared_task(name="evidence.process_blob")
+@shared_task(name="server.modules.evidence.tasks.process_blob", ignore_result=True)
 def process_blob(digest: str) -> None:
-    """Everything to do once new bytes are stored (filled in by the metadata slice)."""
+    """Everything to do once new bytes are stored: EXIF, plausibility flags, thumbnail, chunk tree."""
+    from server.extensions import db
     from server.modules.evidence import pipeline
 
-    pipeline.process_blob(digest)
+    try:
+        pipeline.process_blob(digest)
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+@shared_task(name=FIXITY, ignore_result=True)
+def fixity_sweep(batch: int = 500) -> int:
+    """Re-hash the stored blobs checked longest ago (never-checked first); alerts on any mismatch."""
+    from server.extensions import db
+    from server.modules.evidence import operations as ops
+    from server.modules.evidence.models import Blob, EvidenceItem, EvidenceStatus
+
+    live = sa.select(EvidenceItem.blob_sha256).where(EvidenceItem.status != EvidenceStatus.DELETED)
+    blobs = db.session.scalars(sa.select(Blob).where(Blob.sha256.in_(live))
+                               .order_by(Blob.last_fixity_at.is_not(None), Blob.last_fixity_at).limit(batch)).all()
+    try:
+        for blob in blobs:
+            ops.fixity_check(db.session, blob)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return len(blobs)
+
+
+@shared_task(name=EXPIRE, ignore_result=True)
+def expire_uploads() -> int:
+    from server.extensions import db
+    from server.modules.evidence import uploads
+
+    count = uploads.expire(db.session)
+    db.session.commit()
+    return count
+
+
+def schedule(app: Flask) -> None:
+    """Add the fixity sweep (hourly, 500 blobs) and upload expiry (daily) to the beat schedule."""
+    entries: dict[str, Any] = {"evidence-fixity": {"task": FIXITY, "schedule": 3600.0},
+                               "evidence-expire-uploads": {"task": EXPIRE, "schedule": 86400.0}}
+    app.config["BEAT_SCHEDULE"].update(entries)
+    celery_app = app.extensions.get("celery")
+    if celery_app is not None:
+        celery_app.conf.beat_schedule = dict(app.config["BEAT_SCHEDULE"])

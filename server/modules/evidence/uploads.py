@@ -272,10 +272,11 @@ def complete(session: Session, upload: Upload, digest: str, fh: IO[bytes]) -> Bl
     items = session.scalars(sa.select(EvidenceItem).where(EvidenceItem.sha256 == digest,
                                                           EvidenceItem.status == EvidenceStatus.ANNOUNCED)).all()
     for item in items:
-        link_blob(session, item, blob, upload_id=upload.id)
-    from server.modules.evidence import tasks
+        link_blob(session, item, blob, upload_id=upload.id)  # sends the processing task
+    if not items:
+        from server.modules.evidence import tasks
 
-    send_after_commit(session, tasks.process_blob, digest)
+        send_after_commit(session, tasks.process_blob, digest)
     return blob
 
 
