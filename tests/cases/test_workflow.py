@@ -293,3 +293,23 @@ def test_dropping_a_filed_case_starts_the_twenty_working_day_publication_clock(d
     cases.archive(db_session, case, by=w.head)
     with pytest.raises(Archived):
         cases.crime_check(db_session, case, by=w.a, facts={"loss_cny": 1})
+
+
+def test_supervised_special_case_reports_within_twenty_days_of_closure(db_session, world):
+    w = world
+    case = investigated(db_session, w)
+    cases.supervise(db_session, case, by=w.head, on=D(2026, 8, 5), level="province", special_case=True)
+    cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11), fine=100_000)
+    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="放弃")
+    review = reviews.submit(db_session, case, by=w.a, on=D(2026, 8, 12))
+    reviews.decide(db_session, review, reviewer=w.reviewer, outcome=ReviewOutcome.PASS, opinion="同意",
+                   today=D(2026, 8, 13))
+    cases.decide(db_session, case, by=w.head, on=D(2026, 8, 13), fine=100_000)
+    cases.serve_decision(db_session, case, by=w.a, on=D(2026, 8, 14), method="in_person")
+    with pytest.raises(GuardFailed) as exc:
+        cases.enforce(db_session, case, by=w.head, on=D(2026, 8, 20), measure="申请法院强制执行")
+    assert guard(exc) == ("payment_period_passed", "行政处罚法 第72条")
+    cases.pay(db_session, case, by=w.a, on=D(2026, 8, 20), amount=100_000)
+    cases.publish(db_session, case, by=w.a, on=D(2026, 8, 20), non_publication_reason="涉及商业秘密（广东公示办法 第14条）")
+    cases.close(db_session, case, by=w.head, on=D(2026, 8, 24))
+    assert case.special_case and clock(db_session, case, "supervised_report").due_on == D(2026, 9, 14)

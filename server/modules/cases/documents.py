@@ -15,6 +15,7 @@ from server.core import errors
 from server.modules.audit import operations as audit
 from server.modules.cases.models import Case, CaseDocument, CaseState, DocumentCounter, InvestigativeAct
 from server.modules.cases.workflow import Archived
+from server.modules.users.models import User
 
 UnknownDocument = errors.error_code("document.unknown_type", 422, "未知的文书类型", "Unknown document type")
 DocumentNotReady = errors.error_code("document.not_ready", 409, "案件尚未进行到可以制作该文书的阶段",
@@ -79,9 +80,10 @@ def _lines(session: Session, case: Case, doc_type: str, number: str, on: dt.date
                                       if case.hearing_rights else ""),
             "逾期视为放弃上述权利。"]
     if doc_type == "hearing_notice":
+        presider = session.get(User, case.hearing_presider_id) if case.hearing_presider_id else None
         return head + [f"根据你（单位）的申请，本机关定于 {case.hearing_date} 举行听证会。",
                        "依据行政处罚法第六十四条，本通知于听证七个工作日前送达。",
-                       f"听证主持人：{case.hearing_presider_id}（非本案调查人员）。",
+                       f"听证主持人：{presider.display_name if presider else '—'}（非本案调查人员）。",
                        "你（单位）可以委托一至二人代理参加听证；无正当理由拒不出席的，视为放弃听证权利。"]
     if doc_type == "decision":
         return head + [
