@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from server.core import errors
 from server.core.access import Role
@@ -225,10 +225,13 @@ def _evidence(session: Session, case: Case) -> dict[str, Any]:
             "note": None}
 
 
-def checklist(session: Session, case: Case, facts: dict[str, Any]) -> list[dict[str, Any]]:
+def checklist(session: Session, case: Case, facts: dict[str, Any], *, acts: Any = None,
+              record: Any = None) -> list[dict[str, Any]]:
     """The procedure checklist of DOMAIN-RULES rule 33, each item with its source and status."""
-    acts = session.scalars(sa.select(InvestigativeAct).where(InvestigativeAct.case_id == case.id)).all()
-    record = discretion.latest(session, case.id)
+    if acts is None:
+        acts = session.scalars(sa.select(InvestigativeAct).where(InvestigativeAct.case_id == case.id)).all()
+    if record is None:
+        record = discretion.latest(session, case.id)
     needed = cases.collective_required(case, facts.get("fine"))
     items = [
         ("handlers_certified", "两名以上持证执法人员承办", "行政处罚法 第42、55条", len(case.handlers) >= 2),
@@ -263,7 +266,7 @@ def screen(session: Session, case: Case, today: dt.date) -> dict[str, Any]:
                               .limit(30)).all()
     crime_hits = predicates.evaluate(cases.crime_rules()["rules"], case.crime_facts or {})
     reviews = session.scalars(sa.select(LegalReview).where(LegalReview.case_id == case.id)
-                              .order_by(LegalReview.round_no)).all()
+                              .options(selectinload(LegalReview.decisions)).order_by(LegalReview.round_no)).all()
     decisions = {r.id: [{"id": d.id, "outcome": d.outcome.value, "reasons": d.reason_codes, "opinion": d.opinion,
                          "reviewer_id": d.reviewer_id, "decided_at": d.decided_at.isoformat()} for d in r.decisions]
                  for r in reviews}
@@ -290,7 +293,7 @@ def screen(session: Session, case: Case, today: dt.date) -> dict[str, Any]:
         "evidence": _evidence(session, case),
         "investigative_acts": [{"id": a.id, "kind": a.kind, "act_date": a.act_date.isoformat(), "summary": a.summary,
                                 "inspectors": a.inspectors, "inspection_id": a.inspection_id} for a in acts],
-        "procedure_checklist": checklist(session, case, facts),
+        "procedure_checklist": checklist(session, case, facts, acts=acts, record=record),
         "crime_check": {"suspected": bool(crime_hits), "hits": crime_hits, "rules_version": cases.crime_rules()["version"],
                         "transfer_started_at": case.transfer_started_at.isoformat() if case.transfer_started_at else None,
                         "refusal_reason": case.transfer_refusal_reason},
