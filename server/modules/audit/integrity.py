@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -57,12 +57,12 @@ class Report:
             self.problems.append(Problem(entry, zh, en))
 
 
-def _stream(session: Session, batch: int) -> Iterator[Any]:
+def _stream(session: Session, batch: int) -> Any:
     statement = (sa.select(AuditEntry.idx, AuditEntry.body, AuditEntry.leaf_hash, AuditEntry.tag,
                            AuditEntry.actor_kind, AuditEntry.actor_id, AuditEntry.supersedes,
                            AuditEntry.recorded_at)
                  .order_by(AuditEntry.idx).execution_options(yield_per=batch))
-    yield from session.execute(statement)
+    return session.execute(statement)
 
 
 def _nodes_in_chunk(session: Session, start: int, end: int) -> dict[tuple[int, int], bytes]:
@@ -123,7 +123,8 @@ def verify_log(session: Session, config: Any, batch: int = 10_000) -> Report:
             report.add(first, f"多出的树节点 ({level},{node_idx})", f"unexpected tree node ({level},{node_idx})")
         stored.clear()
 
-    for row in _stream(session, batch):
+    rows = _stream(session, batch)  # a server-side cursor on PostgreSQL: closed below, even after a gap
+    for row in rows:
         idx = row.idx
         if idx != expected:
             report.add(expected, f"条目 {expected}–{idx - 1} 缺失（被删除）",
@@ -155,6 +156,7 @@ def verify_log(session: Session, config: Any, batch: int = 10_000) -> Report:
         expected = idx + 1
         if expected in by_size:
             root_at_size[expected] = _fold(frontier)
+    rows.close()
     n = expected
     report.size = n
     if not gap:  # past a gap, unvisited nodes are no news
