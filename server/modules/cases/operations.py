@@ -78,7 +78,7 @@ def access(session: Session, principal: Principal, case: Case) -> str | None:
         agency = _agency_of(session, principal)
         for link in case.agencies:
             if link.agency_id == agency:
-                return "full" if link.access == "full" and link.role is AgencyRole.LEAD else link.access
+                return link.access
     if role == Role.INSPECTOR.value and case.unit_id == principal.unit_id:
         return "read"
     return None
@@ -453,9 +453,7 @@ def statement_gate(session: Session, case: Case, on: dt.date) -> None:
     hearing right exists, before the 5-working-day request window has closed (第64条)."""
     if case.notice_served_on is None:
         raise fail("notice_served", "行政处罚法 第44条、第62条", "the notice of intended penalty was not served")
-    if case.statement_waived or case.statement_reviewed:
-        pass
-    else:
+    if not (case.statement_waived or case.statement_reviewed):
         period = deadlines.open_deadline(session, case.id, "statement")
         if period is not None and period.due_on is not None and on <= period.due_on:
             raise fail("statement_period", "行政处罚法 第62条; 第45条",
