@@ -108,7 +108,7 @@ class S3Store:
     """
 
     MULTIPART_THRESHOLD = 64 * 1024 * 1024
-    PART_SIZE = 32 * 1024 * 1024
+    PART_SIZE = 16 * 1024 * 1024  # boto3 holds up to max_concurrency parts in memory
 
     def __init__(self, bucket: str, prefix: str = "", **client_kwargs: str) -> None:
         import boto3
@@ -138,7 +138,7 @@ class S3Store:
 
         if not self.exists(digest):
             config = TransferConfig(multipart_threshold=self.MULTIPART_THRESHOLD,
-                                    multipart_chunksize=self.PART_SIZE, max_concurrency=4)
+                                    multipart_chunksize=self.PART_SIZE, max_concurrency=2)
             self.client.upload_file(str(path), self.bucket, self._key(digest), Config=config,
                                     ExtraArgs={"ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": digest}})
         if move:

@@ -5,6 +5,7 @@ inclusion proof per chunk, all against the root stored with the blob.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Iterable
 
 from server.modules.audit import merkle
@@ -25,7 +26,24 @@ def rechunk(blocks: Iterable[bytes], size: int = CHUNK_SIZE) -> Iterable[bytes]:
 
 
 def leaves(blocks: Iterable[bytes], size: int = CHUNK_SIZE) -> list[bytes]:
-    return [merkle.leaf_hash(chunk) for chunk in rechunk(blocks, size)]
+    """Leaf hashes SHA-256(0x00 || chunk) of consecutive ``size``-byte chunks, without copying the bytes."""
+    result: list[bytes] = []
+    current, filled = None, 0
+    for block in blocks:
+        view, pos = memoryview(block), 0
+        while pos < len(view):
+            if current is None:
+                current, filled = hashlib.sha256(b"\x00"), 0
+            take = min(size - filled, len(view) - pos)
+            current.update(view[pos:pos + take])
+            filled += take
+            pos += take
+            if filled == size:
+                result.append(current.digest())
+                current = None
+    if current is not None:
+        result.append(current.digest())
+    return result
 
 
 def chunk_range(start: int, end: int, size: int = CHUNK_SIZE) -> range:

@@ -288,6 +288,8 @@ def get(session: Session, item_id: str) -> EvidenceItem:
 
 # ---- upload clock (DOMAIN-RULES rule 16) ---------------------------------------------------------
 
+LAST_SEEN_RESOLUTION = dt.timedelta(minutes=1)
+
 def note_contact(session: Session, device: Device, *, source: str = "request", at: dt.datetime | None = None,
                  ) -> DeviceReconnect | None:
     """A request from ``device``: after ``RECONNECT_GAP_HOURS`` of silence (or an explicit client
@@ -297,9 +299,11 @@ def note_contact(session: Session, device: Device, *, source: str = "request", a
     at = at or utcnow()
     gap = dt.timedelta(hours=current_app.config["RECONNECT_GAP_HOURS"])
     previous = device.last_seen_at
-    device.last_seen_at = at
     if source != "client_report" and previous is not None and at - previous < gap:
-        return None
+        if at - previous >= LAST_SEEN_RESOLUTION:
+            device.last_seen_at = at
+        return None  # within a minute: no write at all, so a run of PATCHes costs no extra commits
+    device.last_seen_at = at
     row = DeviceReconnect(device_id=device.id, at=at, source=source,
                           gap_s=int((at - previous).total_seconds()) if previous else None)
     session.add(row)
