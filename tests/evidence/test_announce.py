@@ -72,3 +72,10 @@ def test_malformed_manifest_is_refused(db_session, team, field, value):
     body[field] = value
     with pytest.raises(ops.ManifestInvalid):
         _announce(db_session, team, body)
+
+
+def test_bodycam_manifest_is_a_video_registered_by_hash(db_session, team):
+    item = _announce(db_session, team, manifest(team, b"clip", kind="bodycam", media_type="video/mp4",
+                                                acquisition_method=None))
+    assert item.kind.value == "video" and item.acquisition_method == "bodycam_dock"
+    assert item.signature_valid is True

@@ -126,10 +126,15 @@ def _validate(manifest: dict[str, Any]) -> None:
         raise ManifestInvalid(fields={"sha256": ["64 位小写十六进制 / 64 lower-case hex digits"]})
     if not isinstance(manifest["size"], int) or isinstance(manifest["size"], bool) or manifest["size"] < 0:
         raise ManifestInvalid(fields={"size": ["非负整数 / non-negative integer"]})
-    if manifest["kind"] not in {k.value for k in EvidenceKind}:
+    if manifest["kind"] not in {k.value for k in EvidenceKind} | {"bodycam"}:
         raise ManifestInvalid(fields={"kind": [", ".join(k.value for k in EvidenceKind)]})
     if not isinstance(manifest["client_id"], str) or len(manifest["client_id"]) > 64:
         raise ManifestInvalid(fields={"client_id": ["≤ 64 字符 / at most 64 characters"]})
+
+
+def _kind(value: str) -> EvidenceKind:
+    """The sync protocol's ``bodycam`` (执法记录仪) is a video registered by hash before its bytes."""
+    return EvidenceKind.VIDEO if value == "bodycam" else EvidenceKind(value)
 
 
 def signed_bytes(manifest: dict[str, Any]) -> bytes:
@@ -147,7 +152,7 @@ def announce(session: Session, *, device: Device, user: User, inspection_id: str
     ``sha256``          str, required: lower-case hex SHA-256 of the original bytes
     ``size``            int, required: bytes
     ``media_type``      str, required: declared type (the server sniffs the bytes itself on arrival)
-    ``kind``            str, required: photo | video | audio | signature | document
+    ``kind``            str, required: photo | video | audio | signature | document (``bodycam`` = video)
     ``captured_at``     ISO 8601 with offset: capture time by the device clock
     ``clock_offset_s``  number: device clock minus reference time (NTP/server), if the device knows it
     ``lat`` ``lon``     numbers, WGS-84 (as reported by the OS location API); ``accuracy_m`` metres
@@ -205,14 +210,15 @@ def announce(session: Session, *, device: Device, user: User, inspection_id: str
     second = manifest.get("second_inspector_id")
     item = EvidenceItem(
         client_id=manifest["client_id"], sha256=manifest["sha256"], size=manifest["size"],
-        media_type=str(manifest["media_type"])[:80], kind=EvidenceKind(manifest["kind"]),
+        media_type=str(manifest["media_type"])[:80], kind=_kind(manifest["kind"]),
         inspection_id=inspection.id if inspection else None, case_id=manifest.get("case_id"),
         step=manifest.get("step"), captured_by=user.id,
         certificate_number=manifest.get("certificate_number") or (member.certificate_number if member else None),
         second_inspector_id=second if isinstance(second, int) and not isinstance(second, bool) else None,
         witness=manifest.get("witness") if isinstance(manifest.get("witness"), dict) else None,
         device_id=device.id, app_version=manifest.get("app_version") or device.app_version,
-        acquisition_method=str(manifest.get("acquisition_method") or "app_camera")[:60],
+        acquisition_method=str(manifest.get("acquisition_method")
+                               or ("bodycam_dock" if manifest["kind"] == "bodycam" else "app_camera"))[:60],
         captured_at_device=_parse_time(manifest.get("captured_at"), "captured_at"),
         device_clock_offset_s=_number(manifest, "clock_offset_s", -1e9, 1e9),
         lat=_number(manifest, "lat", -90, 90), lon=_number(manifest, "lon", -180, 180),
