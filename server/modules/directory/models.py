@@ -42,7 +42,7 @@ class Target(TimestampMixin, Base):
         default=PermitClass.NONE)
     permit_number: Mapped[str | None] = mapped_column(sa.String(40), comment="排污许可证编号")
     risk_basis: Mapped[str | None] = mapped_column(sa.String(400), comment="entry criteria met for the risk class")
-    positive_list: Mapped[bool] = mapped_column(default=False, comment="正面清单: currently on the list")
+    positive_list: Mapped[bool] = mapped_column(default=False, comment="正面清单")
     positive_list_since: Mapped[dt.date | None] = mapped_column(comment="正面清单 entry date")
     positive_list_basis: Mapped[str | None] = mapped_column(sa.String(400), comment="正面清单 entry basis")
     positive_list_removed_on: Mapped[dt.date | None] = mapped_column(comment="正面清单 removal date")
