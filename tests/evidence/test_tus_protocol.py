@@ -157,3 +157,14 @@ def test_second_writer_is_locked_out(client, team):
     with ops.locked(location.rsplit("/", 1)[1]):
         response = patch(client, team, location, b"x", 0)
     assert response.status_code == 423 and response.json["code"] == "upload.locked"
+
+
+def test_decompression_bomb_upload_is_rejected_and_leaves_no_evidence(client, app, db_session, team, monkeypatch):
+    from tests.evidence.test_pipeline import _png_header
+
+    monkeypatch.setitem(app.config, "EVIDENCE_MAX_IMAGE_PIXELS", 10_000)
+    data = _png_header(40_000, 40_000)
+    location = create(client, team, data).headers["Location"]
+    response = patch(client, team, location, data, 0)
+    assert response.status_code == 422 and response.json["code"] == "evidence.image_too_large"
+    assert db_session.get(Blob, hashlib.sha256(data).hexdigest()) is None
