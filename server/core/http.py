@@ -116,11 +116,12 @@ def handle_http_exception(exc: HTTPException) -> Any:
 
 
 class BoundedIntConverter(IntegerConverter):
-    """``<int:…>`` limited to what a database integer column holds: a larger id matches no route
-    (404) instead of overflowing the driver (500)."""
+    """``<int:…>`` limited to what an INTEGER column holds (PostgreSQL binds it as int4): a larger id
+    matches no route (404) instead of failing in the driver (500). A BIGINT id in a URL says so:
+    ``<int(max=9223372036854775807):idx>``."""
 
     def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None,  # noqa: A002
-                 max: int | None = 2**63 - 1, signed: bool = False) -> None:  # noqa: A002
+                 max: int | None = 2**31 - 1, signed: bool = False) -> None:  # noqa: A002
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
