@@ -57,7 +57,8 @@ def test_unknown_url_is_404(client):
 def test_an_id_too_large_for_the_database_is_404_not_500(client, admin):
     assert_contract(client.get("/api/v1/users/99999999999999999999999", headers=staff_headers(admin)),
                     404, "request.not_found")
-    assert_contract(client.get(f"/api/v1/users/{2**63 - 1}", headers=staff_headers(admin)), 404, "user.not_found")
+    assert_contract(client.get(f"/api/v1/users/{2**31}", headers=staff_headers(admin)), 404, "request.not_found")
+    assert_contract(client.get(f"/api/v1/users/{2**31 - 1}", headers=staff_headers(admin)), 404, "user.not_found")
 
 
 def test_wrong_method_is_405(client):
