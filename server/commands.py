@@ -21,3 +21,6 @@ def register(cli: click.Group) -> None:
     from server.modules.discretion.cli import discretion_cli
 
     cli.add_command(discretion_cli)
+    from server.modules.transfers.cli import transfers_cli
+
+    cli.add_command(transfers_cli)

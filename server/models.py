@@ -13,3 +13,4 @@ from server.modules.cases import models as cases  # noqa: F401
 from server.modules.deadlines import models as deadlines  # noqa: F401
 from server.modules.discretion import models as discretion  # noqa: F401
 from server.modules.reviews import models as reviews  # noqa: F401
+from server.modules.transfers import models as transfers  # noqa: F401

@@ -15,6 +15,8 @@ FIELD_STAFF = frozenset({"inspector", "auxiliary", "supervisor"})
 DRAW_PARTIES = MANAGERS | frozenset({"legal_reviewer"})
 CASE_HANDLERS = frozenset({"inspector", "supervisor", "admin"})
 LEGAL_REVIEWERS = frozenset({"legal_reviewer"})
+RECEIVERS = frozenset({"police", "prosecutor"})  # receiving side of a transfer
+TRANSFER_PARTIES = BUREAU | RECEIVERS
 
 # endpoint: {method (or "*"): roles}
 TABLE: dict[str, dict[str, frozenset[str]]] = {
@@ -133,6 +135,26 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "evidence.FixityAlerts": {"GET": MANAGERS},
     "evidence.DeletionRequests": {"POST": MANAGERS},
     "evidence.DeletionApprove": {"POST": ADMIN},
+    # transfers to the police and procuratorate (行政执法与刑事司法衔接); scope (case, receiving office) and
+    # the side that takes each step are checked by the operations
+    "transfers.Transfers": {"GET": TRANSFER_PARTIES, "POST": CASE_HANDLERS},
+    "transfers.Workflow": {"GET": TRANSFER_PARTIES},
+    "transfers.Dashboard": {"GET": TRANSFER_PARTIES},
+    "transfers.ReceiverKeys": {"POST": RECEIVERS},
+    "transfers.TransferDetail": {"GET": TRANSFER_PARTIES},
+    "transfers.TransferStep": {"POST": CASE_HANDLERS | RECEIVERS},
+    "transfers.TransferHistory": {"GET": TRANSFER_PARTIES},
+    "transfers.TransferDeadlines": {"GET": TRANSFER_PARTIES},
+    "transfers.TransferMaterials": {"GET": TRANSFER_PARTIES},
+    "transfers.TransferMaterialFile": {"GET": TRANSFER_PARTIES},
+    "transfers.TransferEvidence": {"GET": TRANSFER_PARTIES},
+    "transfers.TransferEvidenceOriginal": {"GET": TRANSFER_PARTIES},
+    "transfers.TransferSummary": {"GET": TRANSFER_PARTIES},
+    "transfers.TransferAcknowledgements": {"GET": TRANSFER_PARTIES},
+    "transfers.TransferPackages": {"GET": TRANSFER_PARTIES, "POST": CASE_HANDLERS},
+    "transfers.CasePackages": {"POST": CASE_HANDLERS},
+    "transfers.PackageDetail": {"GET": TRANSFER_PARTIES},
+    "transfers.PackageVolume": {"GET": TRANSFER_PARTIES},
     # system
     "system.Deadline": {"GET": STAFF | DEVICES},
     # device API

@@ -51,6 +51,9 @@ def register_routes(app: Flask) -> None:
 
     for blueprint in (cases_api.blp, reviews_api.blp, discretion_api.blp):
         web_api.register_blueprint(blueprint, url_prefix="/api/v1")
+    from server.modules.transfers import api as transfers_api
+
+    web_api.register_blueprint(transfers_api.blp, url_prefix="/api/v1")
 
     @app.get("/static/swagger-ui/<path:filename>")
     def swagger_ui_static(filename: str):  # type: ignore[no-untyped-def]
