@@ -238,3 +238,10 @@ def test_benchmarks_load_by_api_and_cli_and_preview(app, client, db_session, wor
     assert "SL-WATER-2027.2" in result.output
     assert db_session.scalar(sa.select(sa.func.count(DiscretionBenchmark.id)).where(
         DiscretionBenchmark.violation_code == "water_83")) == 3
+
+
+def test_ids_beyond_the_integer_column_are_404(client, db_session, world):
+    headers = staff_headers(world.reviewer)
+    for url in ("/api/v1/legal-reviews/9223372036854775807/screen", "/api/v1/case-documents/2147483648"):
+        assert_contract(client.get(url, headers=headers), 404)
+    assert_contract(client.get("/api/v1/legal-reviews/2147483647/screen", headers=headers), 404, "review.not_found")

@@ -163,7 +163,7 @@ class CaseDeadlines(MethodView):
         return [deadline_ops.view(r, local_today()) for r in rows]
 
 
-@blp.route("/deadlines/<int:deadline_id>/events")
+@blp.route("/deadlines/<int(max=2147483647):deadline_id>/events")
 class DeadlineEvents(MethodView):
     @blp.arguments(schemas.DeadlineActionSchema)
     @blp.response(200)
@@ -225,7 +225,7 @@ class CaseDocuments(MethodView):
         return document
 
 
-@blp.route("/case-documents/<int:document_id>")
+@blp.route("/case-documents/<int(max=2147483647):document_id>")
 class CaseDocumentFile(MethodView):
     @blp.response(200, content_type="application/pdf")
     def get(self, document_id: int) -> Any:

@@ -26,7 +26,7 @@ class ReviewQueue(MethodView):
         return ops.queue(db.session, local_today(), unit_id=args.get("unit_id"), limit=args["limit"])
 
 
-@blp.route("/legal-reviews/<int:review_id>/screen")
+@blp.route("/legal-reviews/<int(max=2147483647):review_id>/screen")
 class ReviewScreen(MethodView):
     @blp.response(200)
     def get(self, review_id: int) -> Any:
@@ -37,7 +37,7 @@ class ReviewScreen(MethodView):
         return ops.screen(db.session, case, local_today())
 
 
-@blp.route("/legal-reviews/<int:review_id>/decision")
+@blp.route("/legal-reviews/<int(max=2147483647):review_id>/decision")
 class ReviewDecision(MethodView):
     @blp.arguments(schemas.ReviewDecisionCreateSchema)
     @blp.response(201, schemas.ReviewDecisionSchema)
@@ -51,7 +51,7 @@ class ReviewDecision(MethodView):
         return decision
 
 
-@blp.route("/legal-reviews/<int:review_id>/extend")
+@blp.route("/legal-reviews/<int(max=2147483647):review_id>/extend")
 class ReviewExtend(MethodView):
     @blp.arguments(schemas.ExtendSchema)
     @blp.response(200)
