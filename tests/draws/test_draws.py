@@ -280,3 +280,22 @@ def test_the_plans_cap_per_enterprise_leaves_targets_out(client, db_session, wor
     assert draw.exclusions["yearly_cap"] == 1
     assert visited.id not in {row[0] for row in json.loads(
         client.get(f"/api/v1/draws/{draw_id}/document", headers=staff_headers(world.chief)).data)["targets"]}
+
+
+def test_a_concurrent_change_to_the_draw_makes_the_run_fail_whole(client, db_session, world):
+    from server.modules.draws import operations as ops
+
+    draw_id = _open(client, world)
+    _commit_all(client, world, draw_id)
+    client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(world.chief))
+    for name in ("chief", "observer"):
+        client.post(f"/api/v1/draws/{draw_id}/reveals", json={"secret": SECRETS[name]},
+                    headers=staff_headers(world.party(name)))
+    draw = db_session.get(Draw, draw_id)
+    # another transaction ran it first: the row's version moved on
+    db_session.execute(sa.update(Draw).where(Draw.id == draw_id).values(version=Draw.version + 1),
+                       execution_options={"synchronize_session": False})
+    with pytest.raises(ops.InvalidState):
+        with db_session.begin_nested():
+            ops.run(db_session, draw, world.chief)
+    assert db_session.scalar(sa.select(sa.func.count(Inspection.id)).where(Inspection.draw_id == draw_id)) == 0

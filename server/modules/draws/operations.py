@@ -88,6 +88,16 @@ def _require(draw: Draw, *states: DrawStatus) -> None:
         raise InvalidState(status=draw.status.value, allowed=[s.value for s in states])
 
 
+def _flush(session: Session, draw: Draw) -> None:
+    """Draw.version guards each step: two supervisors freezing or running the same draw at once
+    cannot both succeed; the loser's whole transaction (inspections included) is rolled back."""
+    draw_id = draw.id
+    try:
+        session.flush()
+    except sa.orm.exc.StaleDataError:
+        raise InvalidState("the draw was changed concurrently; reload it", draw=draw_id) from None
+
+
 def _record(session: Session, draw: Draw, action: str, payload: dict[str, Any], **subjects: Any) -> None:
     audit.record(session, f"draws:draw:{action}", subjects=[("draw", draw.id), *subjects.items()], payload=payload)
 
@@ -202,7 +212,7 @@ def freeze(session: Session, draw: Draw, by: User) -> Draw:
     draw.exclusions = doc.pop("exclusions")
     draw.document = _pack(doc)
     draw.status, draw.frozen_at = DrawStatus.FROZEN, utcnow()
-    session.flush()
+    _flush(session, draw)
     _record(session, draw, "frozen", {"pool_hashes": hashes, "eligible_targets": draw.eligible_targets,
                                       "eligible_inspectors": draw.eligible_inspectors, "exclusions": draw.exclusions,
                                       "quotas": {k: q for k, (_, q) in quotas.items()},
@@ -321,7 +331,7 @@ def set_public_value(session: Session, draw: Draw, value: str) -> Draw:
         raise PublicValueLate()
     before = draw.public_value
     draw.public_value = value
-    session.flush()
+    _flush(session, draw)
     _record(session, draw, "public_value_set", {"public_value": value, "before": before})
     return draw
 
@@ -374,7 +384,7 @@ def run(session: Session, draw: Draw, by: User) -> Draw:
     draw.drawn_count = len(doc["result"]["assignments"])
     draw.document = _pack(doc)
     draw.status, draw.executed_at = DrawStatus.EXECUTED, utcnow()
-    session.flush()
+    _flush(session, draw)
     _record(session, draw, "executed", {"seed": draw.seed, "result_hash": draw.result_hash,
                                         "drawn": draw.drawn_count, "public_value": draw.public_value})
     return draw
@@ -389,7 +399,7 @@ def publish(session: Session, draw: Draw, today: dt.date | None = None) -> Draw:
     if open_ and draw.window_end >= today:
         raise NotYetVisited(open_inspections=open_)
     draw.status, draw.published_at = DrawStatus.PUBLISHED, utcnow()
-    session.flush()
+    _flush(session, draw)
     _record(session, draw, "published", {"result_hash": draw.result_hash, "open_inspections": open_})
     return draw
 
