@@ -24,3 +24,10 @@ def live(app: Flask, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
         app.extensions["celery"].set_default()
         with live_app.app_context():
             db.engine.dispose()  # no PostgreSQL connection may outlive the test session
+
+
+@pytest.fixture(autouse=True)
+def _tasks_run_in_the_suite_app(app: Flask) -> None:
+    """Eager tasks run in the app of the default Celery; any test that built another app (fresh_app)
+    made that one the default, so give it back before each evidence test."""
+    app.extensions["celery"].set_default()
