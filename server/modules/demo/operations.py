@@ -135,6 +135,9 @@ def load(session: Session, *, seed: int = 611000, targets: int = 2000, inspector
     from server.modules.cases import demo as demo_cases
 
     demo_cases.load(session, today)
+    from server.modules.transfers import demo as demo_transfers
+
+    demo_transfers.load(session)
     return DemoResult(True, logins, count)
 
 
