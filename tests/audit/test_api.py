@@ -136,6 +136,9 @@ def test_bad_requests_use_the_error_contract(client):
                     "audit.entry_not_checkpointed")
     assert_contract(client.get("/api/v1/audit/entries/0/proof?checkpoint_id=999999", headers=manager), 404,
                     "audit.checkpoint_not_found")
+    assert_contract(client.get(f"/api/v1/public/audit/checkpoints/{2**40}"), 404)
+    assert_contract(client.get(f"/api/v1/audit/entries/{2**64}", headers=manager), 404)
+    assert_contract(client.get(f"/api/v1/audit/entries/{2**64}/proof", headers=manager), 404)
     assert_contract(client.post("/api/v1/public/audit/checkpoints/999999/cosignatures",
                                 json={"signature_line": "— w AAAAAAAAAAAA"}), 404, "audit.checkpoint_not_found")
 

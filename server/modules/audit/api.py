@@ -46,7 +46,7 @@ class EntryDetail(MethodView):
     @blp.response(200, schemas.AuditEntrySchema)
     def get(self, idx: int) -> Any:
         """单条记录 / One entry"""
-        entry = db.session.get(AuditEntry, idx)
+        entry = db.session.get(AuditEntry, idx) if idx < 2 ** 63 else None
         if entry is None:
             raise checkpoints.EntryNotFound(index=idx)
         return entry

@@ -121,7 +121,8 @@ def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
 
 
 def get_checkpoint(session: Session, checkpoint_id: int) -> AuditCheckpoint:
-    checkpoint = session.get(AuditCheckpoint, checkpoint_id)
+    # ids past the INTEGER column would make PostgreSQL fail the query rather than find nothing
+    checkpoint = session.get(AuditCheckpoint, checkpoint_id) if 0 < checkpoint_id < 2 ** 31 else None
     if checkpoint is None:
         raise CheckpointNotFound(checkpoint_id=checkpoint_id)
     return checkpoint
@@ -196,7 +197,7 @@ def add_cosignature(session: Session, checkpoint: AuditCheckpoint, line: str) ->
 
 def proof_file(session: Session, index: int, checkpoint: AuditCheckpoint | None = None) -> str:
     """A c2sp.org/tlog-proof@v1 text for entry ``index`` under ``checkpoint`` (default: latest)."""
-    entry = session.get(AuditEntry, index)
+    entry = session.get(AuditEntry, index) if 0 <= index < 2 ** 63 else None
     if entry is None:
         raise EntryNotFound(index=index)
     if checkpoint is None:
