@@ -245,3 +245,50 @@ def test_ids_beyond_the_integer_column_are_404(client, db_session, world):
     for url in ("/api/v1/legal-reviews/9223372036854775807/screen", "/api/v1/case-documents/2147483648"):
         assert_contract(client.get(url, headers=headers), 404)
     assert_contract(client.get("/api/v1/legal-reviews/2147483647/screen", headers=headers), 404, "review.not_found")
+
+
+def test_review_screen_shows_linked_evidence_with_custody_and_flags(client, db_session, world):
+    from server.modules.evidence.models import CustodyAction, CustodyEvent, EvidenceFlag, EvidenceItem, EvidenceKind
+
+    w = world
+    case = investigated(db_session, w)
+    item = EvidenceItem(client_id="cap-0001", sha256="a" * 64, size=1234, media_type="image/jpeg",
+                        kind=EvidenceKind.PHOTO, captured_by=w.a.id, acquisition_method="app_camera",
+                        manifest={"client_id": "cap-0001"}, signature_valid=True)
+    db_session.add(item)
+    db_session.flush()
+    db_session.add_all([
+        CustodyEvent(item_id=item.id, seq=1, action=CustodyAction.CAPTURED, actor_kind="device", detail={}),
+        CustodyEvent(item_id=item.id, seq=2, action=CustodyAction.ANNOUNCED, actor_kind="system", detail={}),
+        EvidenceFlag(item_id=item.id, code="gps_far_from_target", detail={"distance_m": 4200})])
+    db_session.flush()
+    linked = client.post(f"/api/v1/cases/{case.id}/steps/link_evidence",
+                         json={"evidence_ids": [item.id], "purpose": "排放口照片"}, headers=staff_headers(w.a))
+    assert linked.status_code == 200, linked.json
+    cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11))
+    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="放弃")
+    review = reviews.submit(db_session, case, by=w.a, on=D(2026, 8, 12))
+    evidence = client.get(f"/api/v1/legal-reviews/{review.id}/screen", headers=staff_headers(w.reviewer)).json["evidence"]
+    (shown,) = evidence["items"]
+    assert shown["purpose"] == "排放口照片" and shown["custody"]["events"] == 2
+    assert shown["custody"]["last_action"] == "announced"
+    assert shown["flags"] == [{"code": "gps_far_from_target", "detail": {"distance_m": 4200}}]
+    missing = client.post(f"/api/v1/cases/{case.id}/steps/link_evidence", json={"evidence_ids": ["nope"]},
+                          headers=staff_headers(w.a))
+    assert_contract(missing, 409, "case.invalid_transition")  # in review: the file is frozen for the reviewer
+
+
+def test_decision_and_hearing_notice_documents(client, db_session, world):
+    w = world
+    case = investigated(db_session, w)
+    cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11))
+    cases.request_hearing(db_session, case, by=w.a, on=D(2026, 8, 12))
+    cases.schedule_hearing(db_session, case, by=w.head, notice_on=D(2026, 8, 12), hearing_date=D(2026, 8, 24),
+                           presider_id=w.c.id)
+    hearing = client.post(f"/api/v1/cases/{case.id}/documents", json={"doc_type": "hearing_notice", "on": "2026-08-12"},
+                          headers=staff_headers(w.a)).json
+    pdf = client.get(f"/api/v1/case-documents/{hearing['id']}", headers=staff_headers(w.a)).data
+    text = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages).replace("\n", "")
+    assert hearing["number"] in text and "2026-08-24" in text and w.c.display_name in text
+    spec = client.get("/api/v1/openapi.json").json
+    assert "/api/v1/cases/{case_id}/steps/{action}" in spec["paths"]
