@@ -680,3 +680,19 @@ def dashboard(session: Session, principal: Principal, now: dt.datetime) -> dict[
         out["paused" if item["paused"] else "overdue" if item["overdue"] else "due"].append(item)
     return {"now": now.isoformat(), "totals": {k: len(v) for k, v in out.items()}, **out}
 
+
+
+def acknowledge_copy(session: Session, t: Transfer, *, by: User, principal: Principal, data: dict[str, Any],
+                     at: dt.datetime | None = None) -> Acknowledgement:
+    """衔接办法 (2017) 第6条: the procuratorate is copied on the transfer. Its officer acknowledges the
+    copy with the same kinds of receipt as the police (signature, typed confirmation or scan); the
+    transfer's state does not change, the receipt and an audit entry are recorded."""
+    if "prosecutor" not in sides(session, principal, t):
+        raise WrongSide("the copy is acknowledged by the procuratorate it was copied to", side="prosecutor",
+                        rule="衔接办法 (2017) 第6条")
+    if t.handed_over_at is None:
+        raise fail("handed_over", "衔接办法 (2017) 第6条", "the copy is acknowledged after the hand-over")
+    ack = acknowledge(session, t, by=by, data=data, at=at or utcnow())
+    audit.record(session, "web:transfer:copy_acknowledged", subjects={"transfer": t.id, "case": t.case_id},
+                 payload={"acknowledgement": ack.id, "method": ack.method.value, "summary_sha256": ack.summary_sha256})
+    return ack
