@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.core import errors
@@ -37,13 +38,17 @@ def allocate(session: Session, *, unit_id: int, year: int, doc_type: str) -> str
     """Next number for (unit, year, type), gap-free: the counter row is locked by an UPDATE."""
     if doc_type not in TYPES:
         raise UnknownDocument(doc_type=doc_type)
-    bumped = session.execute(sa.update(DocumentCounter).where(
-        DocumentCounter.unit_id == unit_id, DocumentCounter.year == year, DocumentCounter.doc_type == doc_type)
-        .values(last=DocumentCounter.last + 1).returning(DocumentCounter.last)).scalar()
+    bump = (sa.update(DocumentCounter).where(DocumentCounter.unit_id == unit_id, DocumentCounter.year == year,
+                                            DocumentCounter.doc_type == doc_type)
+            .values(last=DocumentCounter.last + 1).returning(DocumentCounter.last))
+    bumped = session.execute(bump).scalar()
     if bumped is None:
-        with session.begin_nested():
-            session.add(DocumentCounter(unit_id=unit_id, year=year, doc_type=doc_type, last=1))
-        bumped = 1
+        try:
+            with session.begin_nested():
+                session.add(DocumentCounter(unit_id=unit_id, year=year, doc_type=doc_type, last=1))
+            bumped = 1
+        except IntegrityError:  # another transaction made the first number of the year: take the next
+            bumped = session.execute(bump).scalar_one()
     return f"商环{TYPES[doc_type][1]}〔{year}〕{unit_id:02d}-{bumped:04d}号"
 
 
