@@ -72,6 +72,7 @@ def test_dropped_patch_keeps_the_received_bytes_and_a_restarted_server_finishes(
     done = client.patch(location, data=data[kept:], headers={**tus, "Upload-Offset": str(kept),
                                                              "Content-Type": "application/offset+octet-stream"})
     assert done.status_code == 204, done.get_data(as_text=True)
+    suite_app.extensions["celery"].set_current()
     suite_app.extensions["celery"].set_default()  # creating an app made its Celery the default
     with restarted.app_context():
         assert db.session.get(Blob, hashlib.sha256(data).hexdigest()) is not None
