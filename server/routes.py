@@ -60,4 +60,7 @@ def register_routes(app: Flask) -> None:
         """Swagger UI served from the installed package: the docs pages work with no internet."""
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
 
+    from server import web
+
+    web.init_app(app)  # the pages; after every API blueprint, which it exempts from CSRF
     policy.install()

@@ -1,0 +1,80 @@
+"""Sign-in, sign-out, the language switch and each role's home page."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, make_response, redirect, render_template, request, session, url_for
+
+from server.core.access import current_principal
+from server.core.calendar import local_today
+from server.core.db import utcnow
+from server.extensions import db
+from server.modules.audit import operations as audit
+from server.modules.deadlines import operations as deadlines
+from server.modules.disclosure import operations as disclosure
+from server.modules.reviews import operations as reviews
+from server.modules.sync import operations as sync
+from server.modules.transfers import operations as transfers
+from server.modules.users import operations as users
+from server.web import HOME_BY_ROLE, console, i18n, portal, safe_next
+from server.web.common import render_error, run_keeping
+
+
+@portal.get("/lang/<code>")
+def set_language(code: str) -> Any:
+    """语言切换 / Language switch (a cookie, so it works signed in or not)"""
+    response = make_response(redirect(safe_next(request.args.get("next")) or url_for("portal.home")))
+    if code in i18n.LANGUAGES:
+        response.set_cookie(i18n.COOKIE, code, max_age=365 * 86400, samesite="Lax", httponly=True)
+    return response
+
+
+@console.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """工作人员登录 / Staff sign-in"""
+    if request.method == "GET":
+        return render_template("console/login.html", expired=bool(request.args.get("expired")),
+                               next=safe_next(request.args.get("next")))
+    username = (request.form.get("username") or "").strip()
+    password = request.form.get("password") or ""
+    nxt = safe_next(request.form.get("next"))
+    user, error = run_keeping(lambda: users.authenticate(db.session, username, password, request.remote_addr))
+    if error is not None:
+        return render_error("console/login.html", error, next=nxt, expired=False)
+    session.clear()
+    session.permanent = True
+    session["user_id"], session["g"] = user.id, user.token_generation
+    return redirect(nxt or url_for(HOME_BY_ROLE.get(user.role.value, "console.cases")))
+
+
+@console.post("/logout")
+def logout() -> Any:
+    """退出 / Sign out"""
+    audit.record(db.session, "web:login:logged_out", subjects={"user": current_principal().user_id},
+                 payload={"via": "console"})
+    db.session.commit()
+    session.clear()
+    flash(i18n.t("sign_out") + " ✓")
+    return redirect(url_for("console.login"))
+
+
+@console.get("/")
+def home() -> Any:
+    """各角色首页 / Each role's home page"""
+    return redirect(url_for(HOME_BY_ROLE.get(current_principal().role, "console.cases")))
+
+
+@console.get("/supervisor")
+def supervisor_home() -> Any:
+    """负责人首页：待办与期限 / Supervisor home: what is due"""
+    principal = current_principal()
+    today = local_today()
+    unit_id = None if principal.role == "admin" else principal.unit_id
+    return render_template(
+        "console/supervisor_home.html",
+        case_deadlines=deadlines.dashboard(db.session, unit_id=unit_id, today=today),
+        transfer_deadlines=transfers.dashboard(db.session, principal, utcnow()),
+        disclosure_due=disclosure.deadlines(db.session, today=today)[:20],
+        reviews=reviews.queue(db.session, today, unit_id=unit_id, limit=20),
+        devices=sync.health(db.session, principal),
+    )

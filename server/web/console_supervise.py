@@ -1,0 +1,289 @@
+"""Supervisors: directory and import, roster, sampling rules and plans, the draw ceremony,
+inspections, sync health and conflicts, the unit's deadlines."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from flask import flash, redirect, render_template, request, url_for
+from sqlalchemy.orm import selectinload
+
+from server.core import errors
+from server.core.access import Role, current_principal, require
+from server.core.calendar import local_today
+from server.extensions import db
+from server.modules.deadlines import operations as deadlines
+from server.modules.directory import operations as directory
+from server.modules.directory import schemas as directory_schemas
+from server.modules.directory.models import Target
+from server.modules.draws import operations as draws
+from server.modules.draws.models import AnnualPlan, Draw, Level, SamplingRule
+from server.modules.inspections import operations as inspections
+from server.modules.inspections.models import Inspection, InspectionStatus
+from server.modules.roster.models import ConflictDeclaration
+from server.modules.sync import operations as sync
+from server.modules.sync.models import ConflictStatus, InspectionRecord, SyncConflict
+from server.modules.users import operations as users
+from server.modules.users.models import Region, User
+from server.web import console
+from server.web.common import form_date, form_int, me, paged, render_error, required, run, run_keeping
+
+
+# ---- directory ---------------------------------------------------------------------------------
+
+@console.get("/directory", endpoint="directory")
+def directory_page() -> Any:
+    """名录库检索 / Search the target directory"""
+    q = (request.args.get("q") or "").strip()
+    region = request.args.get("region") or None
+    risk = request.args.get("risk") or None
+    query = directory.search(q or None, region_code=region, risk_class=risk)
+    regions = db.session.scalars(sa.select(Region).order_by(Region.code)).all()
+    return render_template("console/directory.html", page=paged(query), q=q, region=region, risk=risk,
+                           regions=regions, report=None)
+
+
+
+@console.post("/directory/import")
+def directory_import() -> Any:
+    """导入 CSV/XLSX，逐行报告错误 / Import CSV or XLSX with the row error report"""
+    upload = request.files.get("file")
+    regions = db.session.scalars(sa.select(Region).order_by(Region.code)).all()
+
+    def do_import() -> Any:
+        if upload is None or not upload.filename:
+            raise errors.ValidationFailed(fields={"file": ["请选择文件 / choose a file"]})
+        return directory.import_targets(db.session, filename=upload.filename, content=upload.read(),
+                                        schema=directory_schemas.TargetInputSchema(),
+                                        accept_valid=request.form.get("accept_valid") == "1")
+
+    report, error = run(do_import)
+    context = {"page": paged(directory.search(None)), "q": "", "region": None, "risk": None, "regions": regions}
+    if error is not None:
+        return render_error("console/directory.html", error, report=error.context.get("report"), **context)
+    return render_template("console/directory.html", report=report, **context)
+
+
+# ---- roster ------------------------------------------------------------------------------------
+
+@console.get("/roster")
+def roster() -> Any:
+    """执法人员名册：执法证到期提醒与利害关系 / Inspectors, certificate expiry warnings, conflicts"""
+    today = local_today()
+    people = db.session.scalars(users.scoped_users(db.session, current_principal())
+                                .where(User.role.in_([Role.INSPECTOR, Role.SUPERVISOR]))
+                                .options(selectinload(User.certificates))).all()
+    conflicts = db.session.scalars(sa.select(ConflictDeclaration).where(
+        ConflictDeclaration.user_id.in_([p.id for p in people]), ConflictDeclaration.withdrawn_at.is_(None))).all()
+    by_user: dict[int, list[ConflictDeclaration]] = {}
+    for c in conflicts:
+        by_user.setdefault(c.user_id, []).append(c)
+    rows = []
+    for person in people:
+        cert = users.valid_certificate(person, today)
+        latest = max(person.certificates, key=lambda c: c.valid_until, default=None)
+        warn = "none" if cert is None else "soon" if cert.valid_until <= today + dt.timedelta(days=90) else "ok"
+        rows.append({"user": person, "cert": cert or latest, "warn": warn, "conflicts": by_user.get(person.id, [])})
+    order = {"none": 0, "soon": 1, "ok": 2}
+    rows.sort(key=lambda r: (order[r["warn"]], r["user"].id))
+    return render_template("console/roster.html", rows=rows, today=today)
+
+
+# ---- sampling rules and plans --------------------------------------------------------------------
+
+@console.get("/sampling")
+def sampling() -> Any:
+    """抽查规则与年度计划 / Sampling rules and annual plans"""
+    return render_template("console/sampling.html", **_sampling_context())
+
+
+def _sampling_context() -> dict[str, Any]:
+    return {"rules": db.session.scalars(sa.select(SamplingRule).order_by(SamplingRule.level, SamplingRule.region_code,
+                                                                         SamplingRule.category)).all(),
+            "plans": db.session.scalars(sa.select(AnnualPlan).order_by(AnnualPlan.year.desc(), AnnualPlan.id)).all()}
+
+
+@console.post("/sampling/plans/<int:plan_id>/approve")
+def plan_approve(plan_id: int) -> Any:
+    """批准年度计划（须另一负责人）/ Approve a plan (a manager other than its author)"""
+    _, error = run(lambda: draws.approve_plan(db.session, plan_id, me()))
+    if error is not None:
+        return render_error("console/sampling.html", error, **_sampling_context())
+    return redirect(url_for("console.sampling"))
+
+
+# ---- draws ---------------------------------------------------------------------------------------
+
+def _draw(draw_id: str) -> Draw:
+    """As the draws API: a supervisor acts only on their own unit's draws."""
+    found = draws.get(db.session, draw_id)
+    principal = current_principal()
+    require(principal.role != Role.SUPERVISOR.value or principal.unit_id == found.unit_id, "another unit's draw")
+    return found
+
+
+def _draws_context() -> dict[str, Any]:
+    return {"page": paged(sa.select(Draw).order_by(Draw.created_at.desc(), Draw.id)),
+            "regions": db.session.scalars(sa.select(Region).order_by(Region.code)).all(),
+            "plans": db.session.scalars(sa.select(AnnualPlan).order_by(AnnualPlan.year.desc())).all(),
+            "today": local_today()}
+
+
+@console.get("/draws", endpoint="draws")
+def draws_page() -> Any:
+    """双随机抽取 / Draws"""
+    return render_template("console/draws.html", **_draws_context())
+
+
+
+@console.post("/draws")
+def draw_new() -> Any:
+    """发起抽取 / Open a draw"""
+    def create() -> Draw:
+        required("title", "period_label", "window_start", "window_end")
+        codes = request.form.getlist("region_codes")
+        if not codes:
+            raise errors.ValidationFailed(fields={"region_codes": ["至少一个 / at least one"]})
+        plan = request.form.get("plan_id")
+        return draws.create(db.session, me(), title=request.form["title"].strip(), region_codes=codes,
+                            level=Level(request.form.get("level", "county")),
+                            period_label=request.form["period_label"].strip(),
+                            window_start=form_date("window_start"), window_end=form_date("window_end"),
+                            team_size=form_int("team_size") if request.form.get("team_size") else 2,
+                            plan_id=int(plan) if plan else None)
+
+    created, error = run(create)
+    if error is not None:
+        return render_error("console/draws.html", error, **_draws_context())
+    return redirect(url_for("console.draw", draw_id=created.id))
+
+
+@console.get("/draws/<draw_id>")
+def draw(draw_id: str) -> Any:
+    """抽取仪式：承诺、冻结、公开值、揭示、执行、公开 / The draw ceremony, step by step"""
+    return render_template("console/draw.html", **_draw_context(_draw(draw_id)))
+
+
+def _draw_context(found: Draw) -> dict[str, Any]:
+    principal = current_principal()
+    manager = principal.role in (Role.SUPERVISOR.value, Role.ADMIN.value)
+    mine = next((p for p in found.parties if p.user_id == principal.user_id), None)
+    assignments = draws.document(found)["result"]["assignments"] if manager and found.result_hash else None
+    return {"draw": found, "manager": manager, "mine": mine, "party": f"user:{principal.user_id}",
+            "assignments": assignments}
+
+
+STEPS = {
+    "commit": lambda d: draws.commit(db.session, d, me(), (request.form.get("commitment") or "").strip().lower()),
+    "freeze": lambda d: draws.freeze(db.session, d, me()),
+    "public_value": lambda d: draws.set_public_value(db.session, d, (request.form.get("public_value") or "").strip()),
+    "reveal": lambda d: draws.reveal(db.session, d, me(), request.form.get("secret") or ""),
+    "run": lambda d: draws.run(db.session, d, me()),
+    "publish": lambda d: draws.publish(db.session, d),
+}
+PARTY_STEPS = {"commit", "reveal"}  # observers (legal reviewers) take these; the rest are the managers'
+
+
+@console.post("/draws/<draw_id>/<action>")
+def draw_step(draw_id: str, action: str) -> Any:
+    """抽取仪式的一步 / One step of the ceremony"""
+    if action not in STEPS:
+        raise errors.NotFound(f"unknown step {action}")
+    require(action in PARTY_STEPS or current_principal().role in (Role.SUPERVISOR.value, Role.ADMIN.value),
+            f"{action}: the supervisor takes this step")
+    found = _draw(draw_id)
+    if action == "public_value":
+        required("public_value")
+    # a wrong reveal is kept in the audit log even though the step fails
+    _, error = (run_keeping if action == "reveal" else run)(lambda: STEPS[action](found))
+    if error is not None:
+        return render_error("console/draw.html", error, **_draw_context(_draw(draw_id)))
+    flash(f"{action} ✓")
+    return redirect(url_for("console.draw", draw_id=draw_id))
+
+
+# ---- inspections ---------------------------------------------------------------------------------
+
+@console.get("/inspections", endpoint="inspections")
+def inspections_page() -> Any:
+    """检查任务（按状态）/ Inspections by status"""
+    status = request.args.get("status") or None
+    query = inspections.visible(db.session, current_principal()).options(selectinload(Inspection.target))
+    if status in {s.value for s in InspectionStatus}:
+        query = query.where(Inspection.status == InspectionStatus(status))
+    counts = dict(db.session.execute(
+        sa.select(Inspection.status, sa.func.count()).where(Inspection.id.in_(
+            inspections.visible(db.session, current_principal()).with_only_columns(Inspection.id).order_by(None)))
+        .group_by(Inspection.status)).all())
+    return render_template("console/inspections.html", page=paged(query), status=status,
+                           counts={k.value: v for k, v in counts.items()}, statuses=[s.value for s in InspectionStatus])
+
+
+
+# ---- sync health and conflicts -------------------------------------------------------------------
+
+def _sync_context() -> dict[str, Any]:
+    principal = current_principal()
+    conflicts = db.session.scalars(sync.conflicts_visible(principal).where(SyncConflict.status == ConflictStatus.OPEN)
+                                   .limit(100)).all()
+    records = {r.id: r for r in db.session.scalars(sa.select(InspectionRecord).where(
+        InspectionRecord.id.in_([c.record_id for c in conflicts])))}
+    people = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(
+        {v.get("user_id") for c in conflicts for v in c.values if v.get("user_id")})))}
+    labels = {}
+    for record in records.values():
+        labels.update({f["name"]: f.get("label_zh", f["name"]) for f in sync.template(record.template_code)["fields"]})
+    return {"devices": sync.health(db.session, principal), "conflicts": conflicts, "people": people, "labels": labels}
+
+
+@console.get("/sync", endpoint="sync")
+def sync_page() -> Any:
+    """设备同步状态与冲突处理 / Sync health per device and the conflict queue"""
+    return render_template("console/sync.html", **_sync_context())
+
+
+
+@console.post("/sync/conflicts/<int:conflict_id>")
+def conflict_resolve(conflict_id: int) -> Any:
+    """选择或合并冲突值并说明理由 / Choose or merge the values, with a reason"""
+    principal = current_principal()
+
+    def resolve() -> Any:
+        required("reason")
+        conflict = sync.get_conflict(db.session, principal, conflict_id)
+        choice = request.form.get("choice", "")
+        if choice == "merge":
+            required("merged")
+            record = db.session.get(InspectionRecord, conflict.record_id)
+            spec = {f["name"]: f for f in sync.template(record.template_code)["fields"]}[conflict.field]
+            text = request.form["merged"]
+            try:
+                value = text if spec["type"] in ("string", "text", "datetime", "sha256") else json.loads(text)
+            except ValueError:
+                raise errors.ValidationFailed(fields={"merged": ["JSON"]}) from None
+            return sync.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(), value=value)
+        if not choice.isdigit():
+            raise errors.ValidationFailed(fields={"choice": ["选择一个值或合并 / choose a value or merge"]})
+        return sync.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(), choice=int(choice))
+
+    _, error = run(resolve)
+    if error is not None:
+        return render_error("console/sync.html", error, **_sync_context())
+    flash("✓")
+    return redirect(url_for("console.sync"))
+
+
+# ---- deadlines -----------------------------------------------------------------------------------
+
+@console.get("/deadlines", endpoint="deadlines")
+def deadlines_page() -> Any:
+    """本单位期限看板 / The unit's deadlines dashboard"""
+    principal = current_principal()
+    unit_id = None if principal.role == Role.ADMIN.value else principal.unit_id
+    horizon = request.args.get("days", "14")
+    board = deadlines.dashboard(db.session, unit_id=unit_id, today=local_today(),
+                                horizon_days=int(horizon) if horizon.isdigit() else 14)
+    return render_template("console/deadlines.html", board=board)
+
