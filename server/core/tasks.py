@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
-from flask import Flask
+from celery import _state as celery_state
+from flask import Flask, appcontext_pushed, g
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -45,7 +46,25 @@ def celery_init_app(app: Flask) -> Celery:
     )
     celery_app.set_default()
     app.extensions["celery"] = celery_app
+    _follow_app_context(app, celery_app)
     return celery_app
+
+
+def _follow_app_context(app: Flask, celery_app: Celery) -> None:
+    """While one of this app's contexts is active, ``shared_task`` proxies (``task.delay()``) resolve
+    to this app's Celery, not to whichever app a process (a test run, a CLI) created last."""
+
+    def enter(sender: Flask, **_: Any) -> None:
+        g._celery_previous = celery_state.get_current_app()
+        celery_app.set_current()
+
+    def leave(_exc: BaseException | None) -> None:
+        previous = g.pop("_celery_previous", None)
+        if previous is not None:
+            previous.set_current()
+
+    appcontext_pushed.connect(enter, app, weak=False)
+    app.teardown_appcontext(leave)
 
 
 def send_after_commit(session: Session, task: Any, *args: Any, **kwargs: Any) -> None:
