@@ -244,3 +244,16 @@ def test_two_concurrent_exchanges_of_one_refresh_token_let_only_one_win(fresh_ap
     for thread in threads:
         thread.join(timeout=20)
     assert sorted(results) == [200, 401]
+
+
+def test_a_deactivated_inspectors_device_cannot_refresh(client, db_session):
+    from server.modules.devices import operations as device_ops
+
+    user = factories.inspector()
+    device = factories.DeviceFactory(user=user)
+    issued = device_ops.issue_tokens(db_session, device)
+    user.active = False
+    db_session.commit()
+    response = client.post("/mobile/v1/auth/refresh", json={"refresh_token": issued["refresh_token"]})
+    assert response.status_code == 403
+    assert response.json["code"] == "auth.account_inactive"

@@ -17,6 +17,7 @@ from server.core.db import utcnow
 from server.modules.audit import operations as audit
 from server.modules.devices.models import Device, DeviceRefreshToken
 from server.modules.users.models import User
+from server.modules.users.operations import AccountInactive
 
 DeviceNotFound = errors.error_code("device.not_found", 404, "设备不存在", "No such device")
 DeviceRevoked = errors.error_code("device.revoked", 401, "设备已被注销（如遗失），不能再使用",
@@ -119,6 +120,8 @@ def refresh(session: Session, refresh_token: str) -> dict[str, object]:
     device = get_device(session, row.device_id)
     if device.revoked_at is not None:
         raise DeviceRevoked()
+    if not device.user.active:
+        raise AccountInactive()
     if row.used_at is not None:
         # Someone holds a copy of a spent token: end every refresh token of the device, and let the
         # caller commit that although the request fails.
