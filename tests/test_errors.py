@@ -61,6 +61,17 @@ def test_an_id_too_large_for_the_database_is_404_not_500(client, admin):
     assert_contract(client.get(f"/api/v1/users/{2**31 - 1}", headers=staff_headers(admin)), 404, "user.not_found")
 
 
+def test_a_number_too_large_in_a_body_or_query_is_422_and_writes_nothing(client, admin):
+    db.session.commit()  # the request shares this session in tests; its rollback must not undo the fixture
+    before = db.session.scalar(sa.select(sa.func.count(User.id)))
+    response = client.post("/api/v1/users", headers=staff_headers(admin),
+                           json={"username": "huge.unit", "display_name": "大数", "role": "inspector", "unit_id": 10**30})
+    assert_contract(response, 422, "request.value_out_of_range")
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) == before
+    response = client.get(f"/api/v1/users?unit_id={10**24}", headers=staff_headers(admin))
+    assert_contract(response, 422, "request.value_out_of_range")
+
+
 def test_wrong_method_is_405(client):
     assert_contract(client.delete("/api/v1/regions"), 405, "request.method_not_allowed")
 

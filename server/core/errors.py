@@ -60,6 +60,7 @@ NotFound = error_code("request.not_found", 404, "请求的资源不存在", "The
 MethodNotAllowed = error_code("request.method_not_allowed", 405, "不支持该请求方法", "Method not allowed")
 TooLarge = error_code("request.too_large", 413, "请求体过大", "The request body is too large")
 UnsupportedMediaType = error_code("request.unsupported_media_type", 415, "不支持的内容类型", "Unsupported content type")
+ValueOutOfRange = error_code("request.value_out_of_range", 422, "数值超出允许范围", "A number is out of the allowed range")
 Conflict = error_code("request.conflict", 409, "与现有数据冲突", "Conflicts with existing data")
 RateLimited = error_code("request.rate_limited", 429, "请求过于频繁", "Too many requests")
 AuthRequired = error_code("auth.required", 401, "需要登录或有效令牌", "Authentication is required")

@@ -125,6 +125,16 @@ class BoundedIntConverter(IntegerConverter):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
+def _rollback() -> None:
+    """Leave no half-written transaction behind a failed statement."""
+    from server.extensions import db
+
+    try:
+        db.session.rollback()
+    except sqlalchemy.exc.SQLAlchemyError:
+        log.warning("rollback after a failed statement also failed", exc_info=True)
+
+
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = BoundedIntConverter
 
@@ -141,6 +151,15 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(errors.DomainError)
     def _domain_error(exc: errors.DomainError) -> Any:
         return error_response(exc)
+
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(sqlalchemy.exc.DataError)
+    def _out_of_range(exc: Exception) -> Any:
+        # A number the database cannot store (a 10^30 id in a body or query string) is the
+        # client's mistake, not a server fault: the driver refuses it before anything is written.
+        log.info("value out of range: %s", exc.__class__.__name__)
+        _rollback()
+        return error_response(errors.ValueOutOfRange())
 
     @app.errorhandler(sqlalchemy.exc.OperationalError)
     @app.errorhandler(sqlalchemy.exc.InterfaceError)
