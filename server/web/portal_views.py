@@ -81,8 +81,13 @@ def draw(draw_id: str) -> Any:
     """一次抽取的输入、结果与复核方法 / One draw: inputs, result and how to verify it"""
     found = draws.get(db.session, draw_id)
     published = found.status is DrawStatus.PUBLISHED
-    doc = draws.document(found) if published else None
-    return render_template("portal/draw.html", draw=found, doc=doc, published=published,
+    rows = []
+    if published:
+        doc = draws.document(found)
+        uscc = {row[0]: row[1] for row in doc["targets"]}
+        certs = {row[0]: row[1] for row in doc["inspectors"]}
+        rows = [(uscc.get(a["target"]), [certs.get(i) for i in a["team"]]) for a in doc["result"]["assignments"]]
+    return render_template("portal/draw.html", draw=found, rows=rows, published=published,
                            redraws=draws.redraws_of(db.session, found))
 
 

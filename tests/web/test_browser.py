@@ -1,0 +1,248 @@
+"""End to end in a real browser (Debian's Chromium, headless, driven by Playwright) against the app
+served by a real WSGI server on the demo data. Screenshots of each main page go to
+test-artifacts/screenshots/. Tablet width (820 px) throughout."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any, Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from server.extensions import db
+from tests.web import scenes
+from tests.web.conftest import PASSWORD, SCREENSHOTS
+
+pytestmark = pytest.mark.browser
+TABLET = {"width": 820, "height": 1180}
+
+
+@pytest.fixture(scope="module")
+def world(web_app: Any, live: Any) -> Iterator[dict[str, Any]]:
+    with web_app.app_context():
+        scenes.second_case_in_review()
+        transfer_id, package_id = scenes.handed_over_transfer(web_app)
+        scenes.open_sync_conflict(web_app)
+        scenes.audit_checkpoint(web_app)
+        db.session.remove()
+    yield {"transfer_id": transfer_id, "package_id": package_id}
+
+
+def new_page(browser: Any, live: Any) -> Any:
+    context = browser.new_context(viewport=TABLET, base_url=live.url, accept_downloads=True, locale="zh-CN")
+    context.set_default_timeout(20000)
+    return context.new_page()
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Any, username: str) -> None:
+    page.goto("/console/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert "/console/login" not in page.url, page.content()[:2000]
+
+
+def test_an_expired_session_keeps_the_half_typed_opinion(browser, live, world, web_app):
+    from server.modules.reviews.models import LegalReview, ReviewStatus
+
+    with web_app.app_context():
+        review_id = db.session.scalar(sa.select(LegalReview.id).where(LegalReview.status == ReviewStatus.PENDING)
+                                      .order_by(LegalReview.id))
+        db.session.remove()
+    page = new_page(browser, live)
+    sign_in(page, "reviewer2")
+    page.goto(f"/console/reviews/{review_id}")
+    page.fill("#opinion", "半截意见：需要核对")
+    page.context.clear_cookies()  # the session ends (expired or signed out elsewhere)
+    page.reload()
+    assert "/console/login" in page.url and "登录已过期" in page.content()
+    page.fill("#username", "reviewer2")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/console/reviews/{review_id}")
+    assert page.input_value("#opinion") == "半截意见：需要核对"
+    page.context.close()
+
+
+def test_reviewer_returns_one_case_and_passes_another(browser, live, world):
+    page = new_page(browser, live)
+    page.goto("/console/login")
+    shot(page, "console-login")
+    sign_in(page, "reviewer1")
+    assert page.url.endswith("/console/reviews")
+    rows = page.locator("table tbody tr a")
+    assert rows.count() == 2
+    shot(page, "reviewer-queue")
+    rows.first.click()
+    assert page.locator("h2", has_text="程序检查").count() == 1
+    shot(page, "reviewer-case-review")
+    # a return without a reason code is refused on the server, and the typed opinion survives
+    page.fill("#opinion", "裁量因素证据不足，请补充监测报告")
+    page.click("#btn-return")
+    assert page.locator(".error").inner_text().count("退回须注明编码化的退回理由") == 1
+    assert page.input_value("#opinion") == "裁量因素证据不足，请补充监测报告"
+    page.check("input[value=facts_evidence]")
+    page.click("#btn-return")
+    assert page.url.endswith("/console/reviews") and page.locator("table tbody tr a").count() == 1
+    page.locator("table tbody tr a").first.click()
+    page.fill("#opinion", "事实清楚，证据确凿，程序合法，裁量适当")
+    page.click("#btn-pass")
+    assert "暂无" in page.locator("table tbody").inner_text()
+    page.goto("/console/reviews/history")
+    history = page.locator("table tbody").inner_text()
+    assert "return" in history and "pass" in history and "facts_evidence" in history
+    shot(page, "reviewer-history")
+    page.context.close()
+
+
+def test_supervisor_runs_a_draw_ceremony_and_the_public_verifies_it(browser, live, world, tmp_path):
+    import datetime as dt
+
+    supervisor, observer = new_page(browser, live), new_page(browser, live)
+    sign_in(supervisor, "supervisor")
+    shot(supervisor, "supervisor-home")
+    supervisor.goto("/console/draws")
+    today = dt.date.today()
+    supervisor.fill("#title", "商州区双随机抽查（测试）")
+    supervisor.fill("#period_label", f"{today.year}-W")
+    supervisor.select_option("#region_codes", ["611002"])
+    supervisor.fill("#window_start", (today - dt.timedelta(days=10)).isoformat())
+    supervisor.fill("#window_end", (today - dt.timedelta(days=3)).isoformat())
+    supervisor.click("#new-draw button[type=submit]")
+    assert "/console/draws/" in supervisor.url, supervisor.content()[:3000]
+    draw_url = supervisor.url
+    supervisor.click("[data-generate]")
+    supervisor.click("#btn-commit")
+    sign_in(observer, "reviewer2")
+    observer.goto(draw_url)
+    observer.fill("#secret", "observer-secret-2026")
+    observer.click("#btn-commit")
+    supervisor.goto(draw_url)
+    shot(supervisor, "supervisor-draw-committing")
+    supervisor.click("#btn-freeze")
+    assert supervisor.locator("#draw-status").inner_text() == "frozen", supervisor.locator(".error").all_inner_texts()
+    supervisor.fill("#public_value", "福彩3D 2026001: 4 7 1")
+    supervisor.click("#btn-public-value")
+    assert supervisor.input_value("#reveal-secret")  # restored from this browser's commit
+    supervisor.click("#btn-reveal")
+    observer.goto(draw_url)
+    observer.fill("#reveal-secret", "wrong secret")
+    observer.click("#btn-reveal")
+    assert "draw.reveal_mismatch" in observer.locator(".error").inner_text()
+    observer.fill("#reveal-secret", "observer-secret-2026")
+    observer.click("#btn-reveal")
+    supervisor.goto(draw_url)
+    supervisor.click("#btn-run")
+    assert supervisor.locator("#draw-status").inner_text() == "executed", supervisor.locator(".error").all_inner_texts()
+    supervisor.click("#btn-publish")
+    assert supervisor.locator("#draw-status").inner_text() == "published", supervisor.locator(".error").all_inner_texts()
+    shot(supervisor, "supervisor-draw-published")
+    draw_id = draw_url.rsplit("/", 1)[1]
+
+    public = new_page(browser, live)
+    public.goto("/")
+    shot(public, "portal-home")
+    public.goto("/public/draws")
+    shot(public, "portal-draws")
+    public.click(f"a[href='/public/draws/{draw_id}']")
+    shot(public, "portal-draw")
+    with public.expect_download() as script:
+        public.click("#download-verifier")
+    with public.expect_download() as document:
+        public.click("#download-document")
+    script.value.save_as(tmp_path / "draw_verify.py")
+    document.value.save_as(tmp_path / "draw.json")
+    checked = subprocess.run([sys.executable, "-I", "-S", "draw_verify.py", "verify", "draw.json"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0 and "MATCH" in checked.stdout, checked.stdout + checked.stderr
+    for page in (supervisor, observer, public):
+        page.context.close()
+
+
+def test_supervisor_resolves_a_sync_conflict_and_visits_the_unit_pages(browser, live, world):
+    page = new_page(browser, live)
+    sign_in(page, "supervisor")
+    page.goto("/console/sync")
+    conflict = page.locator("form.conflict").first
+    values = conflict.locator(".side-by-side label").all_inner_texts()
+    assert any("废水经暗管直排" in v for v in values) and any("废水未经处理外排" in v for v in values)
+    shot(page, "supervisor-sync")
+    conflict.locator("input[value=merge]").check()
+    conflict.locator("input[name=merged]").fill("废水未经处理经暗管直排")
+    # the browser's own check is skipped so the server's validation answers
+    page.evaluate("document.querySelectorAll('[required]').forEach(e => e.removeAttribute('required'))")
+    conflict.locator("button[type=submit]").click()
+    assert page.locator(".error").count() == 1 and "必填" in page.locator(".error").inner_text()  # no reason
+    conflict = page.locator("form.conflict").first
+    conflict.locator("input[value=merge]").check()
+    conflict.locator("input[name=merged]").fill("废水未经处理经暗管直排")
+    conflict.locator("textarea[name=reason]").fill("两人记录合并，经现场照片核实")
+    conflict.locator("button[type=submit]").click()
+    assert page.locator("form.conflict").count() == 0
+    for path, name in (("/console/directory", "supervisor-directory"), ("/console/roster", "supervisor-roster"),
+                       ("/console/sampling", "supervisor-sampling"), ("/console/inspections", "supervisor-inspections"),
+                       ("/console/deadlines?days=90", "supervisor-deadlines"), ("/console/cases", "supervisor-cases"),
+                       ("/public/staff", "portal-staff"), ("/public/sampling", "portal-sampling"),
+                       ("/public/decisions", "portal-decisions"), ("/public/audit", "portal-audit-checkpoint")):
+        page.goto(path)
+        assert page.title().endswith("秦岭移动执法"), path
+        shot(page, name)
+    page.goto("/console/cases")
+    page.locator("table tbody tr a").first.click()
+    shot(page, "supervisor-case")
+    page.goto("/public/enterprises?q=商洛")
+    page.locator("table tbody tr a").first.click()
+    assert "按季度" in page.content()
+    shot(page, "portal-enterprise")
+    page.click("#lang-switch")
+    assert "Quarterly compliance" in page.content()
+    shot(page, "portal-enterprise-en")
+    page.context.close()
+
+
+def test_directory_import_shows_the_row_error_report(browser, live, world, tmp_path):
+    page = new_page(browser, live)
+    sign_in(page, "supervisor")
+    page.goto("/console/directory")
+    page.click("summary")
+    bad = tmp_path / "targets.csv"
+    bad.write_text("uscc,name,region_code,address,risk_class\n91611002MA00000000,测试企业,611002,地址,general\n"
+                   ",无代码企业,999999,,key\n",
+                   encoding="utf-8")
+    page.set_input_files("#file", str(bad))
+    page.click("#file ~ button[type=submit], form[enctype] button[type=submit]")
+    report = page.locator("#import-report").inner_text()
+    assert "invalid 2" in report and "not applied" in report
+    shot(page, "supervisor-directory-import")
+    page.context.close()
+
+
+def test_prosecutor_acknowledges_the_transfer_and_downloads_its_verified_package(browser, live, world, tmp_path):
+    page = new_page(browser, live)
+    sign_in(page, "prosecutor")
+    assert page.url.endswith("/console/transfers")
+    shot(page, "prosecutor-transfers")
+    page.click(f"a[href='/console/transfers/{world['transfer_id']}']")
+    page.fill("#typed_confirmation", "已收到抄送 检察官")
+    page.click("#btn-ack")
+    assert "已收到抄送 检察官" in page.locator("#acks").inner_text()
+    shot(page, "prosecutor-transfer")
+    page.goto(f"/console/packages/{world['package_id']}")
+    assert page.locator("#package-state").inner_text() == "done"
+    shot(page, "prosecutor-package")
+    with page.expect_download() as volume:
+        page.locator("a.volume").first.click()
+    volume.value.save_as(tmp_path / "package.zip")
+    from server.modules.transfers import verify as package_verify
+
+    assert not package_verify.verify(package_verify.open_source([str(tmp_path / "package.zip")])).failures
+    page.click("#package-report")
+    assert page.locator("#report-result").inner_text().startswith("RESULT: PASSED")
+    shot(page, "prosecutor-package-report")
+    page.context.close()
