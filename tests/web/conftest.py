@@ -2,7 +2,7 @@
 
 Browser tests also serve it with a real WSGI server in a thread and drive Debian's Chromium with
 Playwright. They are marked ``browser`` and skip only when /usr/bin/chromium is absent, or when
-``ENFORCE_SKIP_BROWSER=1`` (set by .ci/run for the PostgreSQL pass: the pages run once per CI).
+``TEST_SKIP_BROWSER=1`` (set by .ci/run for the PostgreSQL pass: the pages run once per CI).
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ HTML = {"Accept": "text/html"}
 
 
 def browser_skip_reason() -> str | None:
-    if os.environ.get("ENFORCE_SKIP_BROWSER") == "1":
-        return "ENFORCE_SKIP_BROWSER=1: the browser tests run in the SQLite pass of .ci/run"
+    if os.environ.get("TEST_SKIP_BROWSER") == "1":
+        return "TEST_SKIP_BROWSER=1: the browser tests run in the SQLite pass of .ci/run"
     if not os.path.exists(CHROMIUM):
         return f"{CHROMIUM} is absent: apt-get install -y chromium (.ci/run does)"
     return None
