@@ -75,6 +75,36 @@ def test_rollback_leaves_nothing_and_savepoint_rollback_drops_its_entries(db_ses
     assert tags == ["test:thing:kept", "test:thing:in_released_savepoint"]
 
 
+def test_released_savepoints_do_not_sequence_only_the_outer_commit_does(db_session):
+    size, _ = audit.head(db_session)
+    for i in range(3):  # the sync push: one savepoint per item
+        with db_session.begin_nested():
+            audit.record(db_session, "test:thing:in_savepoint", payload={"i": i}, actor=audit.system("test"))
+        assert audit.head(db_session)[0] == size, "a savepoint release sequenced (and took the head lock)"
+    entries = [audit.record(db_session, "test:thing:outer", actor=audit.system("test"))]
+    db_session.commit()
+    assert audit.head(db_session)[0] == size + 4
+    assert entries[0].idx == size + 3
+    tags = list(db_session.scalars(sa.select(AuditEntry.tag).where(AuditEntry.idx >= size).order_by(AuditEntry.idx)))
+    assert tags == ["test:thing:in_savepoint"] * 3 + ["test:thing:outer"]
+
+
+def test_head_keeps_the_frontier_and_a_head_without_one_falls_back_to_the_nodes(db_session):
+    from server.modules.audit.models import AuditHead
+
+    _append(db_session, 13, per_commit=4)
+    size, stored = db_session.execute(sa.select(AuditHead.size, AuditHead.frontier)).one()
+    keys = audit.frontier_keys(size)
+    nodes = audit.load_nodes(db_session, keys)
+    assert stored == b"".join(nodes[key] for key in keys)
+    # A bulk loader that only set size and root: the sequencer reads the right edge from the nodes.
+    db_session.execute(sa.update(AuditHead).values(frontier=b""))
+    db_session.commit()
+    _append(db_session, 6, per_commit=3)
+    leaves = _leaves(db_session)
+    assert audit.head(db_session)[1] == merkle.root(leaves)
+
+
 def test_rollback_before_any_sql_drops_the_entry(db_session):
     db_session.remove()  # a fresh session: record() is its first act, no transaction begun yet
     audit.record(db_session, "test:thing:rolled_back_early", actor=audit.system("test"))

@@ -64,6 +64,9 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     size: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     root_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    frontier: Mapped[bytes] = mapped_column(
+        sa.LargeBinary, default=b"", server_default=sa.text("''"),
+        comment="right-edge perfect-subtree hashes, largest first, 32 bytes each (read with the lock)")
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)

@@ -150,14 +150,19 @@ def _combine(start: int, end: int, nodes: dict[tuple[int, int], bytes]) -> bytes
     return merkle.node_hash(_combine(start, start + k, nodes), _combine(start + k, end, nodes))
 
 
-def load_nodes(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    """Hashes of the given (level, idx) nodes in one query; level 0 are the leaves."""
+def load_nodes(session: Session, keys: Iterable[tuple[int, int]], *,
+               check_size: int | None = None) -> dict[tuple[int, int], bytes]:
+    """Hashes of the given (level, idx) nodes in one query; level 0 are the leaves. With
+    ``check_size``, the same query reads the head, and a size beyond it is refused first."""
     keys = set(keys)
-    if not keys:
+    if not keys and check_size is None:
         return {}
     leaves = [idx for level, idx in keys if level == 0]
     inner = [(level, idx) for level, idx in keys if level > 0]
     parts = []
+    if check_size is not None:  # level -1: the head's size, in the same round trip
+        parts.append(sa.select(sa.literal(-1).label("level"), AuditHead.size,
+                               sa.cast(sa.null(), sa.LargeBinary).label("hash")).where(AuditHead.id == 1))
     if leaves:
         parts.append(sa.select(sa.literal(0).label("level"), AuditEntry.idx, AuditEntry.leaf_hash.label("hash"))
                      .where(AuditEntry.idx.in_(leaves)))
@@ -166,15 +171,22 @@ def load_nodes(session: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple[
                      .where(sa.tuple_(AuditNode.level, AuditNode.idx).in_(inner)))
     statement = parts[0] if len(parts) == 1 else sa.union_all(*parts)
     found = {(level, idx): h for level, idx, h in session.execute(statement)}
+    if check_size is not None:
+        current = next(idx for level, idx in found if level == -1)
+        if not 0 <= check_size <= current:
+            raise SizeOutOfRange(f"size {check_size} is outside 0..{current}", size=check_size, log_size=current)
+        del found[(-1, current)]
     missing = keys - found.keys()
     if missing:
         raise LookupError(f"audit tree nodes missing: {sorted(missing)[:5]}")
     return found
 
 
-def subtree_hashes(session: Session, ranges: list[tuple[int, int]]) -> list[bytes]:
-    """MTH of each [start, end) range, with one query for all of them."""
-    nodes = load_nodes(session, (key for start, end in ranges for key in decompose(start, end)))
+def subtree_hashes(session: Session, ranges: list[tuple[int, int]], *,
+                   check_size: int | None = None) -> list[bytes]:
+    """MTH of each [start, end) range, with one query for all of them (and the head's size)."""
+    nodes = load_nodes(session, (key for start, end in ranges for key in decompose(start, end)),
+                       check_size=check_size)
     return [_combine(start, end, nodes) for start, end in ranges]
 
 
@@ -216,84 +228,132 @@ def _check_size(session: Session, size: int) -> None:
 
 def root_at(session: Session, size: int) -> bytes:
     """MTH of the first ``size`` leaves, from the stored nodes (O(log n) rows)."""
-    _check_size(session, size)
-    if size == 0:
+    if size <= 0:
+        _check_size(session, size)
         return merkle.EMPTY_ROOT
-    return subtree_hashes(session, [(0, size)])[0]
+    return subtree_hashes(session, [(0, size)], check_size=size)[0]
 
 
 def inclusion_proof_stored(session: Session, index: int, size: int) -> list[bytes]:
     """Same as ``merkle.inclusion_proof(index, leaves[:size])``, read from the stored tree."""
-    _check_size(session, size)
+    if size < 0:
+        _check_size(session, size)
     if not 0 <= index < size:
+        _check_size(session, size)  # a size beyond the log is named before a bad index
         raise IndexOutOfRange(f"index {index} is outside a tree of size {size}", index=index, size=size)
-    return subtree_hashes(session, path_ranges(index, 0, size))
+    return subtree_hashes(session, path_ranges(index, 0, size), check_size=size)
 
 
 def consistency_proof_stored(session: Session, old: int, new: int) -> list[bytes]:
     """Same as ``merkle.consistency_proof(old, leaves[:new])``, read from the stored tree."""
     if old <= 0:
         raise EmptyConsistency(f"old size {old}: consistency needs 0 < old <= new", old=old, new=new)
-    _check_size(session, new)
     if old > new:
+        _check_size(session, new)  # a size beyond the log is named first
         raise SizeOutOfRange(f"old size {old} is larger than new size {new}", old=old, new=new)
-    return subtree_hashes(session, subproof_ranges(old, 0, new))
+    return subtree_hashes(session, subproof_ranges(old, 0, new), check_size=new)
 
 
 # ---- sequencing -------------------------------------------------------------------------------
+
+def _frontier(session: Session, size: int, stored: bytes) -> list[tuple[int, bytes]]:
+    """The right edge of the tree as (level, hash), left to right, from the head row; a head whose
+    frontier does not fit its size (written by a bulk loader) is read from the stored nodes."""
+    keys = frontier_keys(size)
+    if len(stored) == 32 * len(keys):
+        return [(level, stored[32 * i:32 * i + 32]) for i, (level, _) in enumerate(keys)]
+    nodes = load_nodes(session, keys)
+    return [(level, nodes[(level, idx)]) for level, idx in keys]
+
+
+# PostgreSQL: the leaves, the subject index, the new nodes and the head in one statement (one round
+# trip whatever the batch size). The arrays are unnested in step; the foreign key from the subject
+# rows to their entries is checked at the end of the statement, when both are in.
+_WRITE_PG = sa.text("""
+WITH entries AS (
+    INSERT INTO audit_entry (idx, tag, actor_kind, actor_id, request_id, supersedes, body, leaf_hash, recorded_at)
+    SELECT u.*, CAST(:at AS timestamptz) FROM unnest(
+        CAST(:idx AS bigint[]), CAST(:tag AS varchar[]), CAST(:actor_kind AS varchar[]),
+        CAST(:actor_id AS varchar[]), CAST(:request_id AS varchar[]), CAST(:supersedes AS bigint[]),
+        CAST(:body AS bytea[]), CAST(:leaf_hash AS bytea[])) AS u),
+subjects AS (
+    INSERT INTO audit_subject (entry_idx, subject_type, subject_id)
+    SELECT * FROM unnest(CAST(:s_idx AS bigint[]), CAST(:s_type AS varchar[]), CAST(:s_id AS varchar[]))),
+nodes AS (
+    INSERT INTO audit_node (level, idx, hash)
+    SELECT * FROM unnest(CAST(:n_level AS smallint[]), CAST(:n_idx AS bigint[]), CAST(:n_hash AS bytea[])))
+UPDATE audit_head SET size = :size, root_hash = :root, frontier = :frontier, updated_at = :at WHERE id = 1
+""")
+
 
 def _sequence(session: Session) -> None:
     pending: list[PendingEntry] = session.info.pop(_PENDING, [])
     if not pending:
         return
     # Taking the row lock with an UPDATE works the same on SQLite (write lock) and PostgreSQL;
-    # RETURNING reads the size the lock protects in the same round trip.
-    size = session.execute(sa.update(AuditHead).where(AuditHead.id == 1).values(size=AuditHead.size)
-                           .returning(AuditHead.size)).scalar_one()
-    keys = frontier_keys(size)
-    nodes = load_nodes(session, keys)
-    frontier = [(level, nodes[(level, idx)]) for level, idx in keys]  # left to right
+    # RETURNING reads the size and right edge the lock protects in the same round trip.
+    size, stored = session.execute(sa.update(AuditHead).where(AuditHead.id == 1).values(size=AuditHead.size)
+                                   .returning(AuditHead.size, AuditHead.frontier)).one()
+    frontier = _frontier(session, size, stored)
 
     at = utcnow()
     entry_rows, subject_rows, node_rows = [], [], []
+    leaf_hash, node_hash = merkle.leaf_hash, merkle.node_hash
     for offset, entry in enumerate(pending):
         idx = size + offset
         body = entry_body(entry, idx, at)
-        h = merkle.leaf_hash(body)
+        h = leaf_hash(body)
         entry.idx = idx
-        entry_rows.append({
-            "idx": idx, "tag": entry.tag, "actor_kind": entry.actor.kind, "actor_id": entry.actor.id,
-            "recorded_at": at, "request_id": entry.request_id, "supersedes": entry.supersedes,
-            "body": body, "leaf_hash": h,
-        })
-        subject_rows.extend({"entry_idx": idx, "subject_type": kind, "subject_id": value}
-                            for kind, value in entry.subjects)
+        entry_rows.append((idx, entry.tag, entry.actor.kind, entry.actor.id, entry.request_id, entry.supersedes,
+                           body, h))
+        subject_rows.extend((idx, kind, value) for kind, value in entry.subjects)
         # Merge equal-height subtrees at the right edge, storing each completed node.
         level, node_idx, current = 0, idx, h
         while frontier and frontier[-1][0] == level:
-            current = merkle.node_hash(frontier.pop()[1], current)
+            current = node_hash(frontier.pop()[1], current)
             level += 1
             node_idx >>= 1
-            node_rows.append({"level": level, "idx": node_idx, "hash": current})
+            node_rows.append((level, node_idx, current))
         frontier.append((level, current))
 
     root = frontier[-1][1]
     for _, left in reversed(frontier[:-1]):
-        root = merkle.node_hash(left, root)
+        root = node_hash(left, root)
+    new_size = size + len(pending)
+    edge = b"".join(h for _, h in frontier)
 
-    # Core inserts (executemany → one multi-row INSERT): no ORM identity bookkeeping needed.
-    session.execute(AuditEntry.__table__.insert(), entry_rows)
+    if session.get_bind().dialect.name == "postgresql":
+        columns = list(zip(*entry_rows))
+        s_cols = list(zip(*subject_rows)) if subject_rows else [(), (), ()]
+        n_cols = list(zip(*node_rows)) if node_rows else [(), (), ()]
+        session.execute(_WRITE_PG, {
+            "idx": list(columns[0]), "tag": list(columns[1]), "actor_kind": list(columns[2]),
+            "actor_id": list(columns[3]), "request_id": list(columns[4]), "supersedes": list(columns[5]),
+            "body": list(columns[6]), "leaf_hash": list(columns[7]),
+            "s_idx": list(s_cols[0]), "s_type": list(s_cols[1]), "s_id": list(s_cols[2]),
+            "n_level": list(n_cols[0]), "n_idx": list(n_cols[1]), "n_hash": list(n_cols[2]),
+            "size": new_size, "root": root, "frontier": edge, "at": at})
+        return
+    # Elsewhere (SQLite, in-process): Core executemany, no ORM identity bookkeeping.
+    session.execute(AuditEntry.__table__.insert(), [
+        {"idx": idx, "tag": tag, "actor_kind": kind, "actor_id": actor_id, "request_id": request,
+         "supersedes": supersedes, "body": body, "leaf_hash": h, "recorded_at": at}
+        for idx, tag, kind, actor_id, request, supersedes, body, h in entry_rows])
     if subject_rows:
-        session.execute(AuditSubject.__table__.insert(), subject_rows)
+        session.execute(AuditSubject.__table__.insert(), [
+            {"entry_idx": idx, "subject_type": kind, "subject_id": value} for idx, kind, value in subject_rows])
     if node_rows:
-        session.execute(AuditNode.__table__.insert(), node_rows)
+        session.execute(AuditNode.__table__.insert(), [
+            {"level": level, "idx": idx, "hash": h} for level, idx, h in node_rows])
     session.execute(sa.update(AuditHead).where(AuditHead.id == 1)
-                    .values(size=size + len(pending), root_hash=root, updated_at=at))
+                    .values(size=new_size, root_hash=root, frontier=edge, updated_at=at))
 
 
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
-    if session.info.get(_PENDING):
+    # A SAVEPOINT release fires before_commit too: sequence once, at the outermost COMMIT, so
+    # the audit_head lock is taken as late and held as briefly as possible.
+    if session.info.get(_PENDING) and not session.in_nested_transaction():
         _sequence(session)
 
 
