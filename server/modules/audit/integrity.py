@@ -17,6 +17,7 @@ first bad entry. A node mismatch can only name the leaf range under that node.
 from __future__ import annotations
 
 import json
+from hashlib import sha256
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,12 +58,22 @@ class Report:
             self.problems.append(Problem(entry, zh, en))
 
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # the body's "time", as entry_body writes it
+
+
 def _stream(session: Session, batch: int) -> Any:
+    """(idx, body, leaf_hash, tag, actor_kind, actor_id, supersedes, time text) in index order,
+    as plain Core rows from a server-side cursor. PostgreSQL formats the time itself, so no
+    timestamp is decoded and re-formatted in Python for every row."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        time = sa.func.to_char(sa.func.timezone("UTC", AuditEntry.recorded_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+    else:
+        time = AuditEntry.recorded_at
     statement = (sa.select(AuditEntry.idx, AuditEntry.body, AuditEntry.leaf_hash, AuditEntry.tag,
-                           AuditEntry.actor_kind, AuditEntry.actor_id, AuditEntry.supersedes,
-                           AuditEntry.recorded_at)
-                 .order_by(AuditEntry.idx).execution_options(yield_per=batch))
-    return session.execute(statement)
+                           AuditEntry.actor_kind, AuditEntry.actor_id, AuditEntry.supersedes, time)
+                 .order_by(AuditEntry.idx))
+    return connection.execution_options(yield_per=batch).execute(statement)
 
 
 def _nodes_in_chunk(session: Session, start: int, end: int) -> dict[tuple[int, int], bytes]:
@@ -72,11 +83,19 @@ def _nodes_in_chunk(session: Session, start: int, end: int) -> dict[tuple[int, i
     return {(level, idx): h for level, idx, h in rows}
 
 
-def _check_row(report: Report, row: Any) -> None:
-    idx = row.idx
+def _rows(result: Any, batch: int) -> Any:
+    for part in result.partitions(batch):  # a list per fetch: no per-row fetch call
+        yield from part
+
+
+_loads = json.JSONDecoder().decode
+
+
+def _check_row(report: Report, idx: int, raw: bytes, leaf: bytes, tag: str, actor_kind: str,
+               actor_id: str | None, supersedes: int | None, time: Any) -> None:
     try:
-        body = json.loads(row.body)
-    except ValueError:
+        body = _loads(raw.decode())
+    except ValueError:  # UnicodeDecodeError included
         report.add(idx, f"条目 {idx} 的内容不是 JSON", f"entry {idx}: body is not JSON")
         return
     if not isinstance(body, dict) or body.get("idx") != idx:
@@ -84,14 +103,14 @@ def _check_row(report: Report, row: Any) -> None:
         report.add(idx, f"条目 {idx} 的内容写明序号 {claimed}（被移位或调换）",
                    f"entry {idx}: body says idx {claimed} (moved or reordered)")
         return
-    if merkle.leaf_hash(row.body) != row.leaf_hash:
+    if sha256(b"\x00" + raw).digest() != leaf:
         report.add(idx, f"条目 {idx} 的内容被改动（叶哈希不符）", f"entry {idx}: body altered (leaf hash mismatch)")
         return
     actor = body.get("actor") or {}
-    columns = (row.tag, row.actor_kind, row.actor_id, row.supersedes,
-               row.recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    from_body = (body.get("tag"), actor.get("kind"), actor.get("id"), body.get("supersedes"), body.get("time"))
-    if columns != from_body:
+    if not isinstance(time, str):
+        time = time.strftime(TIME_FORMAT)
+    if (tag, actor_kind, actor_id, supersedes, time) != (
+            body.get("tag"), actor.get("kind"), actor.get("id"), body.get("supersedes"), body.get("time")):
         report.add(idx, f"条目 {idx} 的索引列与内容不符", f"entry {idx}: columns disagree with the body")
 
 
@@ -124,39 +143,41 @@ def verify_log(session: Session, config: Any, batch: int = 10_000) -> Report:
         stored.clear()
 
     rows = _stream(session, batch)  # a server-side cursor on PostgreSQL: closed below, even after a gap
-    for row in rows:
-        idx = row.idx
-        if idx != expected:
-            report.add(expected, f"条目 {expected}–{idx - 1} 缺失（被删除）",
-                       f"entries {expected}..{idx - 1} are missing (deleted)")
-            gap = True
-            break  # the tree cannot be rebuilt past a gap
-        if idx % chunk == 0:
-            close_chunk()
-            stored.update(_nodes_in_chunk(session, idx, idx + chunk))
-        _check_row(report, row)
-        # Bottom-up: each completed node must equal the hash of its stored children.
-        level, node_idx, current = 0, idx, row.leaf_hash
-        while frontier and frontier[-1][0] == level:
-            computed = merkle.node_hash(frontier.pop()[1], current)
-            level += 1
-            node_idx >>= 1
-            found = (stored if level <= CHUNK_LEVEL else high).pop((level, node_idx), None)
-            first, last = node_idx << level, ((node_idx + 1) << level) - 1
-            if found is None:
-                report.add(first, f"树节点 ({level},{node_idx}) 缺失（条目 {first}–{last}）",
-                           f"tree node ({level},{node_idx}) over entries {first}..{last} is missing")
-                found = computed
-            elif found != computed:
-                report.add(first, f"条目 {first}–{last} 被改动：树节点 ({level},{node_idx}) 与其子节点不符",
-                           f"entries {first}..{last} altered: tree node ({level},{node_idx}) "
-                           "does not match its children")
-            current = found
-        frontier.append((level, current))
-        expected = idx + 1
-        if expected in by_size:
-            root_at_size[expected] = _fold(frontier)
-    rows.close()
+    try:
+        for idx, raw, leaf, tag, actor_kind, actor_id, supersedes, time in _rows(rows, batch):
+            if idx != expected:
+                report.add(expected, f"条目 {expected}–{idx - 1} 缺失（被删除）",
+                           f"entries {expected}..{idx - 1} are missing (deleted)")
+                gap = True
+                break  # the tree cannot be rebuilt past a gap
+            if idx % chunk == 0:
+                close_chunk()
+                stored.update(_nodes_in_chunk(session, idx, idx + chunk))
+            _check_row(report, idx, raw, leaf, tag, actor_kind, actor_id, supersedes, time)
+            # Bottom-up: each completed node must equal the hash of its stored children.
+            level, node_idx, current = 0, idx, leaf
+            while frontier and frontier[-1][0] == level:
+                computed = sha256(b"\x01" + frontier.pop()[1] + current).digest()
+                level += 1
+                node_idx >>= 1
+                found = (stored if level <= CHUNK_LEVEL else high).pop((level, node_idx), None)
+                if found != computed:
+                    first, last = node_idx << level, ((node_idx + 1) << level) - 1
+                    if found is None:
+                        report.add(first, f"树节点 ({level},{node_idx}) 缺失（条目 {first}–{last}）",
+                                   f"tree node ({level},{node_idx}) over entries {first}..{last} is missing")
+                        found = computed
+                    else:
+                        report.add(first, f"条目 {first}–{last} 被改动：树节点 ({level},{node_idx}) 与其子节点不符",
+                                   f"entries {first}..{last} altered: tree node ({level},{node_idx}) "
+                                   "does not match its children")
+                current = found
+            frontier.append((level, current))
+            expected = idx + 1
+            if expected in by_size:
+                root_at_size[expected] = _fold(frontier)
+    finally:
+        rows.close()
     n = expected
     report.size = n
     if not gap:  # past a gap, unvisited nodes are no news
