@@ -37,6 +37,11 @@ def app() -> Iterator[Flask]:
         db.session.remove()
         db.session.configure(join_transaction_mode="create_savepoint")
     yield app
+    # Close the pool's connections now: left to the garbage collector, psycopg warns
+    # "connection deleted while still open" at some later test (an error under -W error).
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.fixture()
