@@ -253,6 +253,10 @@ class Context:
     state: SyncDevice
     now: dt.datetime
     inspections: dict[str, Inspection] = field(default_factory=dict)
+    # The records the batch edits, locked once; per record, its versions from ``versions_from`` on.
+    records: dict[str, InspectionRecord] = field(default_factory=dict)
+    versions: dict[str, dict[int, tuple[dict[str, Any], list[str], str | None]]] = field(default_factory=dict)
+    versions_from: dict[str, int] = field(default_factory=dict)
 
 
 def _rejected(item: Item, error: errors.DomainError) -> dict[str, Any]:
@@ -325,9 +329,7 @@ def push(session: Session, device: Device, ops: list[Any], *, report: dict[str, 
     _load_scope(ctx, live)
     appendable = [i for i in live if HANDLERS[(i.entity, i.action)].bulk]
     _apply_bulk(ctx, appendable)
-    for item in live:
-        if item.result is None:
-            _apply_one(ctx, item)
+    _apply_singles(ctx, [i for i in live if i.result is None])
 
     fresh = [i for i in items if i.store]
     if fresh:
@@ -406,6 +408,34 @@ def _audit(ctx: Context, item: Item, action: str, entity_id: str, payload: dict[
                  subjects={"inspection": item.inspection_id, item.entity: entity_id, "device": ctx.device.id},
                  payload={"op_id": item.op_id, "seq": item.seq, "device_time": iso(item.device_time),
                           **(payload or {})})
+
+
+def _apply_singles(ctx: Context, items: list[Item]) -> None:
+    """Items that are not plain appends, in batch order, inside one SAVEPOINT. Every handler
+    raises its domain errors before it writes anything, so a rejected item needs no SAVEPOINT of
+    its own, and the writes of the whole group go out in one flush. If the database refuses a
+    write (a concurrent push created the same row first), the group is rolled back and applied
+    again, one SAVEPOINT per item."""
+    if not items:
+        return
+    _load_records(ctx, items)
+    savepoint = ctx.session.begin_nested()
+    try:
+        for item in items:
+            try:
+                item.result = HANDLERS[(item.entity, item.action)].apply(ctx, item)
+            except errors.DomainError as exc:
+                item.result = _rejected(item, exc)
+        savepoint.commit()
+        return
+    except sa.exc.IntegrityError:
+        savepoint.rollback()
+    ctx.records.clear()
+    ctx.versions.clear()
+    ctx.versions_from.clear()
+    for item in items:
+        item.result = None
+        _apply_one(ctx, item)
 
 
 def _apply_one(ctx: Context, item: Item) -> None:
@@ -654,6 +684,66 @@ def new_version(session: Session, record: InspectionRecord, fields: dict[str, An
                                         user_id=user_id, reason=reason))
 
 
+def _load_records(ctx: Context, items: list[Item]) -> None:
+    """Lock the existing records a batch edits in one query (always in the same order, whatever
+    the order of the items), and read their versions from the oldest base an item names."""
+    oldest: dict[str, int] = {}
+    for item in items:
+        base, code = item.data.get("base_version"), item.data.get("template")
+        if (item.entity, item.action) == ("inspection_record", "edit") and isinstance(code, str) \
+                and isinstance(base, int) and not isinstance(base, bool) and base >= 0:
+            rid = record_id(item.inspection_id or "", code)
+            oldest[rid] = min(base, oldest.get(rid, base))
+    if not oldest:
+        return
+    ctx.records.update((r.id, r) for r in ctx.session.scalars(
+        sa.select(InspectionRecord).where(InspectionRecord.id.in_(sorted(oldest))).order_by(InspectionRecord.id)
+        .with_for_update().execution_options(populate_existing=True)))
+    floor = min(oldest[rid] for rid in ctx.records) if ctx.records else 0
+    for rid in ctx.records:
+        ctx.versions[rid], ctx.versions_from[rid] = {}, floor
+    if ctx.records:
+        for rid, version, fields, changed, device_id in ctx.session.execute(sa.select(
+                InspectionRecordVersion.record_id, InspectionRecordVersion.version, InspectionRecordVersion.fields,
+                InspectionRecordVersion.changed, InspectionRecordVersion.device_id).where(
+                InspectionRecordVersion.record_id.in_(list(ctx.records)), InspectionRecordVersion.version >= floor)):
+            ctx.versions[rid][version] = (fields, changed, device_id)
+
+
+def _locked_record(ctx: Context, inspection_id: str, template_code: str, base_version: int) -> InspectionRecord:
+    """The record, locked: from the batch's preload, else locked now. A record is created only
+    by an edit based on version 0, so a refused edit leaves nothing behind."""
+    rid = record_id(inspection_id, template_code)
+    record = ctx.records.get(rid)
+    if record is None:
+        if base_version == 0:
+            record = lock_record(ctx.session, inspection_id, template_code)
+        else:
+            record = ctx.session.scalars(sa.select(InspectionRecord).where(InspectionRecord.id == rid)
+                                         .with_for_update().execution_options(populate_existing=True)).first()
+            if record is None:
+                raise BaseUnknown(base_version=base_version, current_version=0)
+        ctx.records[rid] = record
+    return record
+
+
+def _versions_since(ctx: Context, record: InspectionRecord, base_version: int,
+                    ) -> dict[int, tuple[dict[str, Any], list[str], str | None]]:
+    """Versions ``base_version``.. of the record (fields, changed, device), read at most once per range."""
+    known = ctx.versions.setdefault(record.id, {})
+    since = ctx.versions_from.get(record.id)
+    if since is None or base_version < since:
+        query = sa.select(InspectionRecordVersion.version, InspectionRecordVersion.fields,
+                          InspectionRecordVersion.changed, InspectionRecordVersion.device_id).where(
+            InspectionRecordVersion.record_id == record.id, InspectionRecordVersion.version >= base_version)
+        if since is not None:
+            query = query.where(InspectionRecordVersion.version < since)
+        known.update((version, (fields, changed, device_id)) for version, fields, changed, device_id
+                     in ctx.session.execute(query))
+        ctx.versions_from[record.id] = base_version
+    return known
+
+
 @dataclass(frozen=True)
 class RecordHandler:
     bulk: bool = False
@@ -673,27 +763,34 @@ class RecordHandler:
         bad = sorted(name for name, value in patch.items() if name not in spec or not _check_value(spec[name], value))
         if bad:
             raise UnknownField(fields={name: ["模板外字段或类型错误 / unknown field or wrong type"] for name in bad})
-        record = lock_record(ctx.session, item.inspection_id or "", code)
+        record = _locked_record(ctx, item.inspection_id or "", code, base_version)
         if base_version > record.version:
             raise BaseUnknown(base_version=base_version, current_version=record.version)
         before_version = record.version
-        base = fields_at(ctx.session, record, base_version)
-        if base_version < record.version:
+        if base_version == record.version:
+            base = dict(record.fields)
+        else:
+            versions = _versions_since(ctx, record, base_version)
+            if base_version == 0:
+                base = {}
+            elif base_version in versions:
+                base = dict(versions[base_version][0])
+            else:
+                raise BaseUnknown(base_version=base_version, current_version=record.version)
             # The device saw its own earlier edits even though it could not learn their versions
             # offline: a field changed since the base only by this device is not a conflict.
             foreign: set[str] = set()
-            for changed, device_id in ctx.session.execute(sa.select(
-                    InspectionRecordVersion.changed, InspectionRecordVersion.device_id).where(
-                    InspectionRecordVersion.record_id == record.id, InspectionRecordVersion.version > base_version)):
-                if device_id != ctx.device.id:
+            for version, (_, changed, device_id) in versions.items():
+                if version > base_version and device_id != ctx.device.id:
                     foreign.update(changed)
             base.update({name: record.fields.get(name) for name in patch if name not in foreign})
         result = merge.three_way(base, record.fields, patch)
         if result.changed:
             new_version(ctx.session, record, result.fields, result.applied, op_id=item.op_id,
                         device_id=ctx.device.id, user_id=ctx.user.id)
+            if record.id in ctx.versions_from:
+                ctx.versions[record.id][record.version] = (result.fields, sorted(result.applied), ctx.device.id)
         conflict_ids = [self._keep(ctx, item, record, c, before_version) for c in result.conflicts]
-        ctx.session.flush()
         outcome = result.outcome(base_version, before_version)
         _audit(ctx, item, "updated" if outcome != "conflict" else "conflicted", record.id,
                {"base_version": base_version, "version": record.version, "applied": result.applied,
@@ -842,9 +939,13 @@ def pull(session: Session, device: Device, cursor: str | None, limit: int = DEFA
     # Serving only up to the head read first keeps the cursor safe; with no more rows the cursor
     # jumps to the head, so irrelevant changes are never scanned again.
     next_seq = rows[-1][0] if more else head.last_seq
-    state = device_state(session, device.id)
-    state.last_contact_at = utcnow()
-    state.last_pull_seq = next_seq
+    # One UPDATE of the device's row (no read of it); the row is made on the first contact only.
+    touched = session.execute(sa.update(SyncDevice.__table__).where(SyncDevice.__table__.c.device_id == device.id)
+                              .values(last_contact_at=utcnow(), last_pull_seq=next_seq)).rowcount
+    if not touched:
+        state = device_state(session, device.id)
+        state.last_contact_at = utcnow()
+        state.last_pull_seq = next_seq
     return [body for _, body in rows], encode_cursor(next_seq), more
 
 
