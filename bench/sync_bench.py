@@ -1,10 +1,10 @@
 """Sync throughput over real HTTP: push a 5,000-operation offline backlog, replay it (the
 responses were lost), and pull 5,000 changes on a teammate's device.
 
-The Flask app runs in this process behind a real HTTP server thread (werkzeug) on a free
-127.0.0.1 port, against a scratch PostgreSQL database (``--pg-url``, default the local trust
-server) and then a scratch SQLite file; the client is ``sync/client.py`` with its default batch
-size and zstd bodies. Prints ``name: number unit`` lines. ``--profile`` adds a cProfile of one
+The Flask app runs under gunicorn (2 sync workers, as deployed; ``--werkzeug`` for the old
+in-process server thread) on a free 127.0.0.1 port, against a scratch PostgreSQL database
+(``--pg-url``, default the local trust server) and then a scratch SQLite file; the client is
+``sync/client.py`` with its default batch size and zstd bodies. Prints ``name: number unit`` lines. ``--profile`` adds a cProfile of one
 push (in-process, same code path) to show where the time goes.
 
     .venv/bin/python bench/sync_bench.py [--ops 5000] [--pg-url postgresql://postgres@127.0.0.1:5432/postgres]
@@ -19,6 +19,8 @@ import logging
 import os
 import pstats
 import random
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -36,18 +38,54 @@ TEXT = ("现场检查发现该企业污水处理设施运行正常，在线监�
         "but the rain-water outlet showed traces of grey water after 14:20, sample QL-2026-") * 1
 
 
+def settings(url: str, instance: Path) -> dict[str, str]:
+    return {"ENV": "test", "DATABASE_URL": url, "SECRET_KEY": "bench-secret-key-0123456789",
+            "STORAGE_URL": (instance / "blobs").as_uri(), "LOG_JSON": "false", "LOG_LEVEL": "WARNING",
+            "AUDIT_LOG_KEY": str(instance / "audit-log-key.pem")}
+
+
 def make_app(url: str, instance: Path):  # type: ignore[no-untyped-def]
     os.environ.setdefault("ENFORCE_INSTANCE_PATH", str(instance))
     from flask_migrate import upgrade
 
     from server import create_app
 
-    app = create_app({"ENV": "test", "DATABASE_URL": url, "SECRET_KEY": "bench-secret-key-0123456789",
-                      "STORAGE_URL": (instance / "blobs").as_uri(), "LOG_JSON": False, "LOG_LEVEL": "WARNING",
-                      "AUDIT_LOG_KEY": str(instance / "audit-log-key.pem")})
+    config: dict[str, object] = dict(settings(url, instance))
+    config["LOG_JSON"] = False
+    app = create_app(config)
     with app.app_context():
         upgrade()
     return app
+
+
+class Gunicorn:
+    """The app in 2 sync worker processes, configured through ENFORCE_* like a deployment."""
+
+    def __init__(self, url: str, instance: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("ENFORCE_")},
+               "ENFORCE_INSTANCE_PATH": str(instance),
+               **{f"ENFORCE_{k}": v for k, v in settings(url, instance).items()}}
+        root = Path(__file__).resolve().parent.parent
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "--workers", "2", "--no-control-socket",
+             "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning", "server:create_app()"],
+            cwd=root, env=env)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.2)
+
+    def shutdown(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
 
 
 def scratch_pg(base: str) -> tuple[str, sa.Engine, str]:
@@ -75,7 +113,7 @@ def enqueue_backlog(client, inspection_id: str, n: int, rng: random.Random) -> N
             client.edit_record(inspection_id, {"findings": f"第{i}次补充：{TEXT}"})
 
 
-def run(label: str, url: str, n: int, profile: bool) -> dict[str, float]:
+def run(label: str, url: str, n: int, profile: bool, werkzeug: bool = False) -> dict[str, float]:
     from server.extensions import db
     from sync import demo
     from sync.client import FlaskTransport, HttpTransport, SyncClient
@@ -86,10 +124,13 @@ def run(label: str, url: str, n: int, profile: bool) -> dict[str, float]:
         team = demo.make_team(db.session, inspectors=2, tag=uuid.uuid4().hex[:8])
         db.session.commit()
         db.session.remove()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
+    if werkzeug:
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_port}"
+    else:
+        server = Gunicorn(url, instance)
+        base = f"http://127.0.0.1:{server.port}"
     a_dev, b_dev = team.devices
     inspection = team.inspection_ids[0]
     try:
@@ -154,19 +195,20 @@ def main() -> None:
                                                            "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--werkzeug", action="store_true", help="serve from a thread of this process")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     figures: dict[str, float] = {}
     if not args.skip_postgres:
         url, admin, name = scratch_pg(args.pg_url)
         try:
-            figures.update(run("postgres", url, args.ops, args.profile))
+            figures.update(run("postgres", url, args.ops, args.profile, args.werkzeug))
         finally:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
     sqlite_dir = Path(tempfile.mkdtemp(prefix="sync-bench-sqlite-"))
-    figures.update(run("sqlite", f"sqlite:///{sqlite_dir / 'bench.db'}", args.ops, args.profile))
+    figures.update(run("sqlite", f"sqlite:///{sqlite_dir / 'bench.db'}", args.ops, args.profile, args.werkzeug))
     wire = [v for k, v in figures.items() if k.startswith("_wire_")]
     for name, value in figures.items():
         if not name.startswith("_"):
