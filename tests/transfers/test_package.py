@@ -244,3 +244,21 @@ def test_cli_builds_a_case_package_with_a_missing_item_flagged(app, db_session, 
     assert not report.failures, report.failures
     assert any("original missing" in en for _, en in report.warnings)
     assert db_session.scalar(sa.select(EvidencePackage.status).where(EvidencePackage.case_id == scene.case.id)).value == "done"
+
+
+def test_builtin_ed25519_agrees_with_the_reference_and_rfc_8032():
+    public = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+    signature = bytes.fromhex("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e"
+                              "39701cf9b46bd25bf5f0595bbe24655141438e7a100b")  # RFC 8032 §7.1 test 1
+    assert package_verify.ed25519_verify_pure(public, b"", signature)
+    assert not package_verify.ed25519_verify_pure(public, b"x", signature)
+    for n in range(12):
+        key = Ed25519PrivateKey.generate()
+        raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        message = os.urandom(n * 13)
+        good = key.sign(message)
+        bad = bytearray(good)
+        bad[(n * 5) % 64] ^= 1 << (n % 8)
+        for sig in (good, bytes(bad)):
+            assert package_verify.ed25519_verify_pure(raw, message, sig) == audit_verifier.ed25519_verify(raw, message, sig)
+        assert package_verify.ed25519_verify_pure(raw, message, good)
