@@ -364,22 +364,14 @@ def run(session: Session, draw: Draw, by: User) -> Draw:
     except algorithm.DrawError as exc:
         raise _domain(exc) from None
     assert doc["pool_hashes"]["targets"] == draw.target_pool_hash  # the stored pools are the frozen ones
-    # Load the drawn targets and the teams (with certificates) in two queries, so that creating
-    # each inspection finds them in the session instead of a query per target and per person.
+    # create_many checks the targets and the whole team set in a few queries and writes with Core.
     assignments = doc["result"]["assignments"]
-    target_ids = [item["target"] for item in assignments]
-    loaded: list[Any] = []  # the session's identity map is weak: hold the rows while creating
-    for chunk in range(0, len(target_ids), 5000):
-        loaded += session.scalars(sa.select(Target).where(Target.id.in_(target_ids[chunk:chunk + 5000]))).all()
-    team_ids = sorted({uid for item in assignments for uid in item["team"]})
-    loaded += session.scalars(sa.select(User).where(User.id.in_(team_ids))
-                              .options(selectinload(User.certificates))).all()
     purpose = f"双随机抽查：{draw.title}" + (f"（联合：{'、'.join(draw.joint_agencies)}）" if draw.joint_agencies else "")
     inspections.create_many(session, ({
         "target_id": item["target"], "lead_id": item["team"][0], "member_ids": item["team"][1:],
         "window_start": draw.window_start, "window_end": draw.window_end, "kind": InspectionKind.RANDOM,
         "unit_id": draw.unit_id, "purpose": purpose[:400], "secret": True, "draw_id": draw.id}
-        for item in assignments), created_by=by)
+        for item in assignments), created_by=by, load=False)
     draw.seed, draw.result_hash = doc["seed"], doc["result_hash"]
     draw.drawn_count = len(doc["result"]["assignments"])
     draw.document = _pack(doc)
