@@ -100,6 +100,18 @@ def _emit_inspection_changes(session: Session) -> None:
                  op="upsert", data=inspection_snapshot(inspection))
 
 
+# PostgreSQL: the numbered changes and the head in one statement, the rows as one JSON document
+# (as the audit log does): one round trip, instead of one pipelined INSERT per change.
+_WRITE_PG = """
+WITH changes AS (
+    INSERT INTO sync_change (seq, inspection_id, audience_user_id, entity, entity_id, op, body, committed_at)
+    SELECT c.seq, c.inspection_id, c.audience_user_id, c.entity, c.entity_id, c.op, c.body, CAST(%(at)s AS timestamptz)
+    FROM json_to_recordset(CAST(%(rows)s AS json)) AS c(seq bigint, inspection_id text, audience_user_id integer,
+                                                        entity text, entity_id text, op text, body text))
+UPDATE sync_head SET last_seq = %(last)s WHERE id = 1
+"""
+
+
 def _sequence(session: Session) -> None:
     pending: list[PendingChange] = session.info.pop(_PENDING, [])
     if not pending:
@@ -108,6 +120,16 @@ def _sequence(session: Session) -> None:
                            .returning(SyncHead.last_seq)).scalar_one()
     now = utcnow()
     at = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        rows_pg = [{"seq": last + offset, "inspection_id": change.inspection_id,
+                    "audience_user_id": change.audience_user_id, "entity": change.entity,
+                    "entity_id": change.entity_id, "op": change.op, "body": _body(last + offset, change, at)}
+                   for offset, change in enumerate(pending, start=1)]
+        with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(_WRITE_PG, {"rows": json.dumps(rows_pg, ensure_ascii=False), "at": now,
+                                       "last": last + len(pending)})
+        return
     rows = []
     for offset, change in enumerate(pending, start=1):
         rows.append({"seq": last + offset, "inspection_id": change.inspection_id,
