@@ -300,7 +300,8 @@ def build_document(session: Session, draw: Draw) -> dict[str, Any]:
 
     pool_users = {row[0] for row in inspectors}
     uscc_to_target = {row[1]: row[0] for row in targets}
-    conflict_rows = session.execute(roster.active_conflicts(draw.window_start)).all()
+    session.flush()  # plain Core reads below bypass autoflush
+    conflict_rows = session.connection().execute(roster.active_conflicts(draw.window_start)).all()
     conflicts = sorted({(uid, uscc_to_target[code]) for uid, code in conflict_rows
                         if uid in pool_users and code in uscc_to_target})
     return {
