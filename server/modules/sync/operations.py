@@ -23,7 +23,7 @@ from server.core import errors
 from server.core.access import Principal, Role
 from server.core.calendar import CHINA
 from server.core.canonical import canonical_json
-from server.core.db import utcnow
+from server.core.db import insert_rows, utcnow
 from server.modules.audit import operations as audit
 from server.modules.devices.models import Device
 from server.modules.devices.operations import SignatureBad, verify_signature
@@ -333,7 +333,7 @@ def push(session: Session, device: Device, ops: list[Any], *, report: dict[str, 
 
     fresh = [i for i in items if i.store]
     if fresh:
-        session.execute(SyncOperation.__table__.insert(), [{
+        insert_rows(session, SyncOperation.__table__, [{
             "op_id": i.op_id, "device_id": device.id, "device_seq": i.seq, "entity": i.entity[:40],
             "action": i.action[:20], "inspection_id": i.inspection_id, "digest": i.digest,
             "status": i.result["status"],
@@ -594,7 +594,7 @@ def _apply_bulk(ctx: Context, items: list[Item]) -> None:
             continue
         savepoint = ctx.session.begin_nested()
         try:
-            ctx.session.execute(table.insert(), [row for _, row in fresh])
+            insert_rows(ctx.session, table, [row for _, row in fresh])
             for item, row in fresh:
                 _record_append(ctx, item, row)
                 item.result = _ok(item, "applied", row["id"])
