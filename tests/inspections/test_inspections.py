@@ -83,3 +83,21 @@ def test_reassignment_keeps_the_removed_member_as_a_tombstone(client, db_session
     removed = db_session.scalars(sa.select(InspectionMember).where(InspectionMember.user_id == b.id)).one()
     assert removed.removed_at is not None and removed.removed_reason == "回避：亲属关系"
     assert response.json["version"] > created["version"]
+
+
+def test_inspections_created_in_bulk_reach_their_teams_devices(db_session, team):
+    from server.modules.sync.models import SyncChange
+
+    supervisor, a, b, c, target = team
+    other = factories.TargetFactory()
+    window = {"window_start": TODAY, "window_end": TODAY + dt.timedelta(days=7), "kind": InspectionKind.RANDOM}
+    created = ops.create_many(db_session, [
+        {"target_id": target.id, "lead_id": a.id, "member_ids": [b.id], **window},
+        {"target_id": other.id, "lead_id": c.id, "member_ids": [a.id], **window},
+    ], created_by=supervisor)
+    db_session.commit()
+    changes = db_session.scalars(sa.select(SyncChange).where(
+        SyncChange.inspection_id.in_([i.id for i in created]))).all()
+    assert {(change.inspection_id, change.op) for change in changes} == {(i.id, "upsert") for i in created}
+    bodies = {change.inspection_id: change.body for change in changes}
+    assert str(b.id) in bodies[created[0].id] and str(c.id) in bodies[created[1].id]

@@ -69,7 +69,7 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
     """Create inspections with the same checks and audit entries as one by one, set-based: the
     targets and the whole team set (users with their certificates) are read in a few queries, the
     rules are checked in memory spec by spec (same order, same errors), and the inspections and
-    members are written with Core executemany. A draw creates thousands.
+    members are written with ORM bulk inserts. A draw creates thousands.
 
     With ``load=False`` nothing is read back and an empty list is returned (the draw run)."""
     specs = list(specs)
@@ -121,9 +121,9 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
                               "team": [{"user": u.id, "role": r.value, "certificate": c} for u, r, c in team],
                               "secret": secret, "draw": draw_id, "purpose": purpose})
     session.flush()  # anything pending (the targets and users referred to) goes first
-    session.execute(Inspection.__table__.insert(), inspection_rows)
-    session.execute(InspectionMember.__table__.insert(), member_rows)
-    _touched(session, [row["id"] for row in inspection_rows])
+    # ORM bulk inserts (not Core table inserts): listeners such as the devices' change log see them.
+    session.execute(sa.insert(Inspection), inspection_rows)
+    session.execute(sa.insert(InspectionMember), member_rows)
     if not load:
         return []
     ids = [row["id"] for row in inspection_rows]
@@ -132,14 +132,6 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
         for inspection in session.scalars(sa.select(Inspection).where(Inspection.id.in_(ids[chunk:chunk + 5000]))):
             loaded[inspection.id] = inspection
     return [loaded[i] for i in ids]
-
-
-def _touched(session: Session, inspection_ids: list[str]) -> None:
-    """Rows written with Core bypass the flush listener that feeds the devices' change log; hand
-    their ids to it the way the listener would (the sync module numbers them at commit)."""
-    from server.modules.sync import changes as sync_changes  # late: sync imports this package's models
-    real = sync_changes.real_session(session)
-    real.info.setdefault(sync_changes._TOUCHED, set()).update(inspection_ids)
 
 
 def reassign(session: Session, inspection: Inspection, *, lead_id: int, member_ids: Iterable[int], by: User,

@@ -62,15 +62,16 @@ def _body(seq: int, change: PendingChange, at: str) -> str:
     return json.dumps(head, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def inspection_snapshot(inspection: Inspection) -> dict[str, Any]:
+def inspection_snapshot(inspection: Inspection, members: list[InspectionMember] | None = None) -> dict[str, Any]:
     """What a device keeps of an inspection (its assignment is read-only to devices)."""
+    members = inspection.members if members is None else members
     return {
         "id": inspection.id, "status": inspection.status.value, "kind": inspection.kind.value,
         "version": inspection.version, "target_id": inspection.target_id, "unit_id": inspection.unit_id,
         "window_start": inspection.window_start.isoformat(), "window_end": inspection.window_end.isoformat(),
         "purpose": inspection.purpose,
         "members": [{"user_id": m.user_id, "team_role": m.team_role.value,
-                     "certificate_number": m.certificate_number} for m in inspection.members],
+                     "certificate_number": m.certificate_number} for m in members],
     }
 
 
@@ -87,17 +88,21 @@ def _emit_inspection_changes(session: Session) -> None:
         if (inspection_id, user_id) not in active:  # reassigned away: that device drops the inspection
             emit(session, inspection_id=inspection_id, entity="inspection", entity_id=inspection_id,
                  op="tombstone", data={"reason": "unassigned"}, audience_user_id=user_id)
+    members: dict[str, list[InspectionMember]] = {}
+    for member in session.scalars(sa.select(InspectionMember).where(
+            InspectionMember.inspection_id.in_(ids), InspectionMember.removed_at.is_(None))
+            .order_by(InspectionMember.id)):
+        members.setdefault(member.inspection_id, []).append(member)
     for inspection_id in ids:
         inspection = inspections.get(inspection_id)
         if inspection is None:
             continue
-        session.refresh(inspection, ["members"])
         if inspection.status is InspectionStatus.CANCELLED:
             emit(session, inspection_id=inspection_id, entity="inspection", entity_id=inspection_id,
                  op="tombstone", data={"reason": "cancelled"})
         else:
             emit(session, inspection_id=inspection_id, entity="inspection", entity_id=inspection_id,
-                 op="upsert", data=inspection_snapshot(inspection))
+                 op="upsert", data=inspection_snapshot(inspection, members.get(inspection_id, [])))
 
 
 # PostgreSQL: the numbered changes and the head in one statement, the rows as one JSON document
@@ -152,6 +157,20 @@ def _watch_inspections(session: Session, _context: Any) -> None:
             touched.add(obj.inspection_id)
             if obj.removed_at is not None:
                 session.info.setdefault(_REMOVED, set()).add((obj.inspection_id, obj.user_id))
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _watch_bulk_inserts(state: Any) -> None:
+    """ORM bulk inserts (``session.execute(insert(Inspection), rows)``) skip the flush listener."""
+    if not state.is_insert or state.bind_mapper is None:
+        return
+    cls = state.bind_mapper.class_
+    if cls not in (Inspection, InspectionMember):
+        return
+    params = state.parameters
+    rows = params if isinstance(params, list) else [params] if params else []
+    key = "id" if cls is Inspection else "inspection_id"
+    state.session.info.setdefault(_TOUCHED, set()).update(row[key] for row in rows if key in row)
 
 
 @event.listens_for(Session, "before_commit")
