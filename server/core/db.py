@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 import uuid
 from typing import Any
@@ -25,6 +26,11 @@ def utcnow() -> dt.datetime:
 
 def new_uuid() -> str:
     return str(uuid.uuid4())
+
+
+def value_enum(cls: type[enum.Enum], length: int = 20) -> sa.Enum:
+    """A Python enum stored as its values in a VARCHAR: portable, readable in SQL, no native type."""
+    return sa.Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
 
 
 class UTCDateTime(sa.TypeDecorator[dt.datetime]):

@@ -8,11 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from server.core.db import Base, TimestampMixin, new_uuid, utcnow
+from server.core.db import Base, TimestampMixin, new_uuid, utcnow, value_enum
 
 
 def _enum(cls: type[enum.Enum], length: int = 24) -> sa.Enum:
-    return sa.Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
+    return value_enum(cls, length)
 
 
 class CaseState(str, enum.Enum):

@@ -7,11 +7,10 @@ import enum
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from server.core.db import Base, utcnow
+from server.core.db import Base, utcnow, value_enum
 
 
-def _enum(cls: type[enum.Enum], length: int = 20) -> sa.Enum:
-    return sa.Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
+_enum = value_enum
 
 
 class DeadlineStatus(str, enum.Enum):

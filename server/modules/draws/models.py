@@ -9,12 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from server.core.db import Base, TimestampMixin, new_uuid, utcnow
+from server.core.db import Base, TimestampMixin, new_uuid, utcnow, value_enum
 from server.modules.directory.models import RiskClass
 
 
-def _enum(cls: type[enum.Enum], length: int = 20) -> sa.Enum:
-    return sa.Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
+_enum = value_enum
 
 
 class Level(str, enum.Enum):

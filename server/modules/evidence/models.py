@@ -13,15 +13,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from server.core.db import Base, new_uuid, utcnow
+from server.core.db import Base, new_uuid, utcnow, value_enum
 
 def _sha256_sql(column: str) -> str:
     """Lower-case hex, 64 characters; ltrim(x, chars) exists in SQLite and PostgreSQL alike."""
     return f"length({column}) = 64 AND ltrim({column}, '0123456789abcdef') = ''"
 
 
-def _enum(cls: type[enum.Enum], length: int = 20) -> sa.Enum:
-    return sa.Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
+_enum = value_enum
 
 
 class EvidenceKind(str, enum.Enum):

@@ -6,7 +6,7 @@ import enum
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from server.core.db import Base, TimestampMixin, new_uuid, utcnow
+from server.core.db import Base, TimestampMixin, new_uuid, utcnow, value_enum
 from server.modules.directory.models import Target
 from server.modules.users.models import Unit, User
 
@@ -32,8 +32,7 @@ class TeamRole(str, enum.Enum):
     AUXILIARY = "auxiliary"  # 协管员: assists, never counts toward the two inspectors
 
 
-def _enum(cls: type[enum.Enum], length: int = 20) -> sa.Enum:
-    return sa.Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
+_enum = value_enum
 
 
 class Inspection(TimestampMixin, Base):

@@ -6,12 +6,11 @@ import enum
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from server.core.db import Base, TimestampMixin, utcnow
+from server.core.db import Base, TimestampMixin, utcnow, value_enum
 from server.modules.users.models import User
 
 
-def _enum(cls: type[enum.Enum], length: int = 20) -> sa.Enum:
-    return sa.Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
+_enum = value_enum
 
 
 class AbsenceKind(str, enum.Enum):
