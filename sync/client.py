@@ -36,6 +36,11 @@ CREATE TABLE IF NOT EXISTS entity (
 """
 
 
+# json.dumps(..., ensure_ascii=False) builds a new encoder per call; the pull stores thousands of
+# bodies per page, so one encoder is kept (same output).
+_encode_data = json.JSONEncoder(ensure_ascii=False).encode
+
+
 class TransportError(Exception):
     """The request may or may not have reached the server (drop, timeout, lost response)."""
 
@@ -330,7 +335,7 @@ class SyncClient:
             for change in page["changes"]:
                 if change["op"] in ("append", "upsert") and change["entity"] != "inspection":
                     rows.append((change["entity"], str(change["id"]), change["inspection_id"],
-                                 json.dumps(change.get("data") or {}, ensure_ascii=False)))
+                                 _encode_data(change.get("data") or {})))
                     continue
                 self._store_many(rows)
                 self._apply(change)
