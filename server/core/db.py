@@ -101,3 +101,17 @@ def insert_rows(session: Any, table: sa.Table, rows: list[dict[str, Any]]) -> No
     payload = json.dumps(rows, ensure_ascii=False, default=_json_default, allow_nan=False)
     with connection.connection.driver_connection.cursor() as cursor:
         cursor.execute(statement, {"rows": payload})
+
+
+def drop_rolled_back(pending: list[Any], rolled_back: Any) -> None:
+    """Remove the queued items (each with an ``owner`` transaction) made inside ``rolled_back``,
+    a savepoint that was just rolled back: what it wrote is gone, so must be what it queued."""
+
+    def inside(transaction: Any) -> bool:
+        while transaction is not None:
+            if transaction is rolled_back:
+                return True
+            transaction = transaction.parent
+        return False
+
+    pending[:] = [item for item in pending if not inside(item.owner)]

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, scoped_session
 from server.core import errors
 from server.core.access import Principal, current_principal
 from server.core.canonical import canonical_json
-from server.core.db import utcnow
+from server.core.db import drop_rolled_back, utcnow
 from server.core.http import request_id
 from server.modules.audit import merkle
 from server.modules.audit.models import AuditEntry, AuditHead, AuditNode, AuditSubject
@@ -382,14 +382,7 @@ def _discard_rolled_back(session: Session, previous_transaction: Any) -> None:
     if not pending or previous_transaction.parent is None:
         return
 
-    def inside(transaction: Any) -> bool:
-        while transaction is not None:
-            if transaction is previous_transaction:
-                return True
-            transaction = transaction.parent
-        return False
-
-    pending[:] = [entry for entry in pending if not inside(entry.owner)]
+    drop_rolled_back(pending, previous_transaction)
 
 
 def head(session: Session) -> tuple[int, bytes]:

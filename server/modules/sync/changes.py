@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session, scoped_session
 
-from server.core.db import utcnow
+from server.core.db import drop_rolled_back, utcnow
 from server.modules.audit import operations as _audit  # noqa: F401  (its before_commit hook runs first)
 from server.modules.inspections.models import Inspection, InspectionMember, InspectionStatus
 from server.modules.sync.models import SyncChange, SyncHead
@@ -198,11 +198,4 @@ def _discard_rolled_back(session: Session, previous_transaction: Any) -> None:
     if not pending or previous_transaction.parent is None:
         return
 
-    def inside(transaction: Any) -> bool:
-        while transaction is not None:
-            if transaction is previous_transaction:
-                return True
-            transaction = transaction.parent
-        return False
-
-    pending[:] = [change for change in pending if not inside(change.owner)]
+    drop_rolled_back(pending, previous_transaction)
