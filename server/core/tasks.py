@@ -26,7 +26,7 @@ def celery_init_app(app: Flask) -> Celery:
     broker = app.config["BROKER_URL"]
     eager = broker.startswith("memory://")
     backend = app.config["RESULT_BACKEND"] or (None if eager else broker)
-    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app = Celery(app.name, task_cls=FlaskTask, set_as_current=False)  # contexts choose (below)
     celery_app.conf.update(
         broker_url=broker,
         result_backend=backend,
@@ -68,19 +68,9 @@ def _follow_app_context(app: Flask, celery_app: Celery) -> None:
 
 
 def send_after_commit(session: Session, task: Any, *args: Any, **kwargs: Any) -> None:
-    """Queue ``task.delay(*args)`` to run once ``session`` commits; dropped on rollback."""
-    session.info.setdefault(_AFTER_COMMIT, []).append((_bound(task), args, kwargs))
-
-
-def _bound(task: Any) -> Any:
-    """The task on the current Flask app's Celery. A ``shared_task`` proxy follows the Celery app
-    created last, which is another app's when a process (a test run) holds several."""
-    from flask import current_app, has_app_context
-
-    celery_app = current_app.extensions.get("celery") if has_app_context() else None
-    if celery_app is not None and task.name in celery_app.tasks:
-        return celery_app.tasks[task.name]
-    return task
+    """Queue ``task.delay(*args)`` to run once ``session`` commits; dropped on rollback. The task is
+    sent on the Celery of the app whose context is active then (see ``_follow_app_context``)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append((task, args, kwargs))
 
 
 @event.listens_for(Session, "after_commit")
