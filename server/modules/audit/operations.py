@@ -270,8 +270,7 @@ def _frontier(session: Session, size: int, stored: bytes) -> list[tuple[int, byt
 # PostgreSQL: the leaves, the subject index, the new nodes and the head in one statement (one round
 # trip whatever the batch size). The rows travel as one JSON document (hashes in hex, bodies as
 # their UTF-8 text): json.dumps is far cheaper than adapting a dozen typed arrays element by
-# element. The foreign key from the subject rows to their entries is checked at the end of the
-# statement, when both are in. Both statements go straight to the psycopg cursor of the session's
+# element. Both statements go straight to the psycopg cursor of the session's
 # connection (same transaction): SQLAlchemy's per-statement work was a third of a commit's CPU.
 _LOCK_PG = "UPDATE audit_head SET size = size WHERE id = 1 RETURNING size, frontier"
 _WRITE_PG = """
