@@ -1,6 +1,7 @@
 """Qinling Field (秦岭移动执法): backend of the Shangluo mobile ecological-environment enforcement system."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 from typing import Any
 
@@ -61,6 +62,9 @@ def _configure_flask(app: Flask) -> None:
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
     cfg["SESSION_COOKIE_SECURE"] = cfg["ENV"] == "production"
+    # Not Flask's 31 days: the browser drops the cookie at the absolute limit; the idle limit is
+    # checked on every request (server.modules.auth.operations.load_session_principal).
+    cfg["PERMANENT_SESSION_LIFETIME"] = dt.timedelta(hours=cfg["SESSION_MAX_HOURS"])
     cfg["TESTING"] = cfg["TESTING"] or cfg["ENV"] == "test"  # Flask's own default is False, never missing
     for prefix, url in (("WEB_", "/api/v1"), ("MOBILE_", "/mobile/v1")):
         cfg[f"{prefix}API_TITLE"] = "Qinling Field"

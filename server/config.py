@@ -52,6 +52,8 @@ SETTINGS: dict[str, Setting] = {
     "DEVICE_OFFLINE_GRACE_DAYS": Setting(14, int, "how long a device refresh token outlives its last use"),
     "LOGIN_MAX_FAILURES": Setting(5, int, "failed passwords before the account is locked"),
     "LOGIN_LOCK_MINUTES": Setting(15, int, "how long a locked account stays locked"),
+    "SESSION_IDLE_MINUTES": Setting(30, int, "a console sign-in ends after this many minutes without a request"),
+    "SESSION_MAX_HOURS": Setting(12, int, "a console sign-in ends this many hours after it began, however active"),
     "DB_CONNECT_TIMEOUT_S": Setting(3, int, "give up connecting to the database after this"),
     "HOLIDAYS_FILE": Setting(None, str, "JSON of official holidays/make-up days for years chinese-calendar lacks"),
     "AUDIT_LOG_ORIGIN": Setting("shangluo.qinling-field/audit", str, "checkpoint origin line"),
@@ -134,9 +136,12 @@ def load(instance_path: str, test_config: dict[str, Any] | None = None,
 
     for name in ("MAX_CONTENT_LENGTH", "STAFF_TOKEN_TTL_S", "DEVICE_TOKEN_TTL_S",
                  "DEVICE_OFFLINE_GRACE_DAYS", "LOGIN_MAX_FAILURES", "DB_CONNECT_TIMEOUT_S",
-                 "UPLOAD_MAX_BYTES", "UPLOAD_EXPIRY_DAYS", "RECONNECT_GAP_HOURS", "EVIDENCE_MAX_IMAGE_PIXELS"):
+                 "UPLOAD_MAX_BYTES", "UPLOAD_EXPIRY_DAYS", "RECONNECT_GAP_HOURS", "EVIDENCE_MAX_IMAGE_PIXELS",
+                 "SESSION_IDLE_MINUTES", "SESSION_MAX_HOURS"):
         if values[name] <= 0:
             raise ConfigError(f"{ENV_PREFIX}{name} must be positive")
+    if values["SESSION_IDLE_MINUTES"] > values["SESSION_MAX_HOURS"] * 60:
+        raise ConfigError(f"{ENV_PREFIX}SESSION_IDLE_MINUTES is longer than {ENV_PREFIX}SESSION_MAX_HOURS")
 
     if values["HOLIDAYS_FILE"]:
         from server.core.calendar import load_extra

@@ -48,11 +48,31 @@ def safe_next(target: str | None) -> str | None:
     return target if not parts.scheme and not parts.netloc and target.startswith("/") else None
 
 
+def _page_to_return_to() -> str | None:
+    """After sign-in, back to the page the visitor was on: the URL of a GET, or for a form sent
+    after the session ended, the page that held the form (its text is still in the browser)."""
+    if request.method == "GET" and not request.headers.get("HX-Request"):
+        return request.full_path.rstrip("?")
+    referrer = urlsplit(request.headers.get("HX-Current-URL") or request.referrer or "")
+    if referrer.netloc != request.host:
+        return None
+    return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""))
+
+
+def _sign_in_again() -> Any:
+    """A console page without a valid session goes to sign-in, saying so if the session expired.
+    A background poll (htmx) cannot follow a redirect itself, so it is told to send the page there."""
+    target = url_for("console.login", next=_page_to_return_to(), expired="1" if g.get("session_expired") else None)
+    if request.headers.get("HX-Request"):
+        return "", 401, {"HX-Redirect": target}
+    return redirect(target)
+
+
 def _render_error(exc: errors.DomainError) -> Any:
-    if not wants_html():
+    if not wants_html() and not request.headers.get("HX-Request"):
         return error_response(exc)
     if isinstance(exc, errors.AuthRequired) and request.blueprint == "console":
-        return redirect(url_for("console.login", next=request.full_path.rstrip("?"), expired=1))
+        return _sign_in_again()
     return render_template("error.html", error=exc), exc.status
 
 

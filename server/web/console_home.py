@@ -10,6 +10,7 @@ from server.core.calendar import local_today
 from server.core.db import utcnow
 from server.extensions import db
 from server.modules.audit import operations as audit
+from server.modules.auth import operations as auth
 from server.modules.deadlines import operations as deadlines
 from server.modules.disclosure import operations as disclosure
 from server.modules.reviews import operations as reviews
@@ -33,7 +34,7 @@ def set_language(code: str) -> Any:
 def login() -> Any:
     """工作人员登录 / Staff sign-in"""
     if request.method == "GET":
-        return render_template("console/login.html", expired=bool(request.args.get("expired")),
+        return render_template("console/login.html", expired=request.args.get("expired") == "1",
                                next=safe_next(request.args.get("next")))
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
@@ -41,9 +42,7 @@ def login() -> Any:
     user, error = run_keeping(lambda: users.authenticate(db.session, username, password, request.remote_addr))
     if error is not None:
         return render_error("console/login.html", error, next=nxt, expired=False)
-    session.clear()
-    session.permanent = True
-    session["user_id"], session["g"] = user.id, user.token_generation
+    auth.start_session(user)
     return redirect(nxt or url_for(HOME_BY_ROLE.get(user.role.value, "console.cases")))
 
 

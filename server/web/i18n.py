@@ -70,6 +70,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "csrf": ("表单已过期，请刷新页面后重试", "The form has expired; reload the page and try again"),
     "session_expired": ("登录已过期，请重新登录（未提交的意见已保存在本浏览器）",
                         "Your session has expired; sign in again (unsent text is kept in this browser)"),
+    "sign_in_first": ("请先登录", "Sign in to continue"),
     "required": ("必填", "required"),
     "saved": ("已保存", "Saved"),
     "previous": ("上一页", "Previous"),

@@ -48,6 +48,16 @@ def sign_in(page: Any, username: str) -> None:
     assert "/console/login" not in page.url, page.content()[:2000]
 
 
+def idle_for(page: Any, app: Any, minutes: int) -> None:
+    """Age the browser's session cookie as if it had sat unused for ``minutes`` (the server only
+    sees the signed cookie, so this is the state a browser left open that long would send)."""
+    serializer = app.session_interface.get_signing_serializer(app)
+    cookie = next(c for c in page.context.cookies() if c["name"] == app.config["SESSION_COOKIE_NAME"])
+    data = serializer.loads(cookie["value"])
+    data["seen"] -= minutes * 60
+    page.context.add_cookies([{**cookie, "value": serializer.dumps(data)}])
+
+
 def test_an_expired_session_keeps_the_half_typed_opinion(browser, live, world, web_app):
     from server.modules.reviews.models import LegalReview, ReviewStatus
 
@@ -58,15 +68,31 @@ def test_an_expired_session_keeps_the_half_typed_opinion(browser, live, world, w
     page = new_page(browser, live)
     sign_in(page, "reviewer2")
     page.goto(f"/console/reviews/{review_id}")
+    # idle past the limit while reading, then a reload: sign-in says the session expired
     page.fill("#opinion", "半截意见：需要核对")
-    page.context.clear_cookies()  # the session ends (expired or signed out elsewhere)
+    idle_for(page, web_app, web_app.config["SESSION_IDLE_MINUTES"] + 1)
     page.reload()
-    assert "/console/login" in page.url and "登录已过期" in page.content()
+    assert "/console/login" in page.url and "登录已过期" in page.locator("#session-expired").inner_text()
+    shot(page, "console-session-expired")
     page.fill("#username", "reviewer2")
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"**/console/reviews/{review_id}")
     assert page.input_value("#opinion") == "半截意见：需要核对"
+    # idle again, and this time the opinion is sent: nothing is decided, and after signing in
+    # again the page comes back with the whole opinion in it
+    page.fill("#opinion", "事实清楚，证据确凿，但裁量说明需补充监测报告编号")
+    idle_for(page, web_app, web_app.config["SESSION_IDLE_MINUTES"] + 1)
+    page.click("#btn-pass")
+    assert "/console/login" in page.url and page.locator("#session-expired").count() == 1
+    page.fill("#username", "reviewer2")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/console/reviews/{review_id}")
+    assert page.input_value("#opinion") == "事实清楚，证据确凿，但裁量说明需补充监测报告编号"
+    with web_app.app_context():
+        assert db.session.get(LegalReview, review_id).status is ReviewStatus.PENDING
+        db.session.remove()
     page.context.close()
 
 

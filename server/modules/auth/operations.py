@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from flask import current_app, session as web_session
+from flask import current_app, g, request, session as web_session
 from sqlalchemy.orm import Session
 
 from server.core import tokens
@@ -55,13 +56,32 @@ def load_principal(token: str) -> Principal:
     raise tokens.TokenInvalid()
 
 
+def start_session(user: User) -> None:
+    """Sign a user in to the pages: a fresh session that remembers when it began and was last used."""
+    now = int(time.time())
+    web_session.clear()
+    web_session.permanent = True
+    web_session.update({"user_id": user.id, "g": user.token_generation, "since": now, "seen": now})
+
+
 def load_session_principal() -> Principal | None:
-    """The web pages' signed-cookie session (issue 9 adds the pages)."""
+    """The web pages' signed-cookie session. It ends after SESSION_IDLE_MINUTES without a request
+    or SESSION_MAX_HOURS after sign-in (``g.session_expired`` tells the pages to say so). A page's
+    background poll (an htmx GET) does not count as use, so an open progress page does not keep a
+    session alive."""
     user_id = web_session.get("user_id")
     if user_id is None:
+        return None
+    config, now = current_app.config, time.time()
+    idle = now - web_session.get("seen", 0) > config["SESSION_IDLE_MINUTES"] * 60
+    if idle or now - web_session.get("since", 0) > config["SESSION_MAX_HOURS"] * 3600:
+        web_session.clear()
+        g.session_expired = True
         return None
     user = db.session.get(User, user_id)
     if user is None or not user.active or web_session.get("g") != user.token_generation:
         web_session.clear()
         return None
+    if not (request.method == "GET" and request.headers.get("HX-Request")):
+        web_session["seen"] = int(now)
     return _user_principal(user)

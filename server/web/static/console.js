@@ -11,9 +11,12 @@
       area.form.addEventListener("submit", function () { window.sessionStorage.setItem("qf-sent", key); });
     }
   });
-  // Forget a draft only once the page after a send shows no error.
+  // Forget a draft only once the page after a send shows no error. A send that lands on the
+  // sign-in page (the session had ended) was not taken, so its draft stays.
   var sent = window.sessionStorage.getItem("qf-sent");
-  if (sent && !document.querySelector(".error")) { window.localStorage.removeItem(sent); }
+  if (sent && !document.querySelector(".error") && !document.querySelector("[data-keep-drafts]")) {
+    window.localStorage.removeItem(sent);
+  }
   window.sessionStorage.removeItem("qf-sent");
 
   // Draw ceremony: the commitment is SHA-256(draw_id|party|secret), computed here so the secret
