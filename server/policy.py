@@ -184,6 +184,8 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "console.roster": {"GET": MANAGERS},
     "console.sampling": {"GET": MANAGERS},
     "console.plan_approve": {"POST": MANAGERS},
+    "console.plan_new": {"POST": MANAGERS},
+    "console.rule_new": {"POST": MANAGERS},
     "console.draws": {"GET": DRAW_PARTIES},
     "console.draw_new": {"POST": MANAGERS},
     "console.draw": {"GET": DRAW_PARTIES},

@@ -105,7 +105,9 @@ def init_app(app: Flask) -> None:
     # A token lives as long as the session: a long review opinion must not outlive its form.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     csrf.init_app(app)
-    app.jinja_env.globals.update(t=i18n.t, pick=i18n.pick, lang=i18n.current)
+    from server.web.common import page_url
+
+    app.jinja_env.globals.update(t=i18n.t, pick=i18n.pick, lang=i18n.current, page_url=page_url)
 
     @app.context_processor
     def _page_globals() -> dict[str, Any]:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable
+import re
+from typing import Any, Callable, Sequence
 
+import marshmallow as ma
 import sqlalchemy as sa
-from flask import render_template, request
+from flask import render_template, request, url_for
 
 from server.core import errors
 from server.core.access import current_principal
@@ -20,19 +22,34 @@ def me() -> User:
     return users.get_user(db.session, current_principal().user_id)
 
 
-def page_number() -> int:
+def page_number(param: str = "page") -> int:
     try:
-        return max(1, int(request.args.get("page", "1")))
+        return max(1, int(request.args.get(param, "1")))
     except ValueError:
         return 1
 
 
-def paged(query: sa.Select[Any], *, scalars: bool = True, per_page: int = PER_PAGE) -> dict[str, Any]:
+def paged(query: sa.Select[Any], *, scalars: bool = True, per_page: int = PER_PAGE, param: str = "page") -> dict[str, Any]:
     """One page of a query, plus whether there is a next one (no COUNT over large tables)."""
-    page = page_number()
+    page = page_number(param)
     limited = query.limit(per_page + 1).offset((page - 1) * per_page)
     rows = list(db.session.scalars(limited) if scalars else db.session.execute(limited))
-    return {"rows": rows[:per_page], "page": page, "has_next": len(rows) > per_page}
+    return {"rows": rows[:per_page], "page": page, "has_next": len(rows) > per_page, "param": param}
+
+
+def paged_list(items: Sequence[Any], *, per_page: int = PER_PAGE, param: str = "page") -> dict[str, Any]:
+    """One page of a list an operation returned (a queue, a roster sorted by urgency)."""
+    page = page_number(param)
+    start = (page - 1) * per_page
+    return {"rows": list(items[start:start + per_page]), "page": page, "has_next": len(items) > start + per_page,
+            "param": param}
+
+
+def page_url(number: int, param: str = "page") -> str:
+    """This page's URL with its other query arguments kept and ``param`` set to ``number``."""
+    args = request.args.to_dict(flat=False)
+    args[param] = [str(number)]
+    return url_for(request.endpoint or "portal.home", **(request.view_args or {}), **args)
 
 
 def run(action: Callable[[], Any]) -> tuple[Any, errors.DomainError | None]:
@@ -56,6 +73,46 @@ def run_keeping(action: Callable[[], Any]) -> tuple[Any, errors.DomainError | No
     except errors.DomainError as exc:
         db.session.commit()
         return None, exc
+
+
+# marshmallow's messages, with the Chinese put first (same schemas as the API, so same rules).
+_MESSAGES_ZH = (
+    (re.compile(r"^Missing data for required field"), "必填"),
+    (re.compile(r"^Field may not be null"), "必填"),
+    (re.compile(r"^Not a valid date"), "日期格式 YYYY-MM-DD"),
+    (re.compile(r"^Not a valid (integer|number|decimal)"), "须为数字"),
+    (re.compile(r"^Must be one of"), "须为所列选项之一"),
+    (re.compile(r"^Must be (greater|less)"), "超出允许范围"),
+    (re.compile(r"^(Length|Shorter|Longer)"), "长度不符合要求"),
+    (re.compile(r"^String does not match"), "格式不正确"),
+    (re.compile(r"^Unknown field"), "未知字段"),
+)
+
+
+def _bilingual(message: str) -> str:
+    zh = next((zh for pattern, zh in _MESSAGES_ZH if pattern.search(message)), "输入无效")
+    return f"{zh} / {message}"
+
+
+def load_form(schema: ma.Schema, data: dict[str, Any]) -> dict[str, Any]:
+    """Load form fields with the API's own schema; blank fields count as absent. A failure is the
+    API's ``request.validation_failed`` with each field's message in Chinese and English."""
+    try:
+        return schema.load({key: value for key, value in data.items() if value not in ("", None, [])})
+    except ma.ValidationError as exc:
+        fields: dict[str, list[str]] = {}
+        _flatten(exc.normalized_messages(), "", fields)
+        raise errors.ValidationFailed(fields=fields) from None
+
+
+def _flatten(found: Any, name: str, into: dict[str, list[str]]) -> None:
+    if isinstance(found, dict):
+        for key, inner in found.items():
+            _flatten(inner, f"{name}.{key}" if name else str(key), into)
+    elif isinstance(found, list):
+        into.setdefault(name or "form", []).extend(_bilingual(str(m)) for m in found)
+    else:
+        into.setdefault(name or "form", []).append(_bilingual(str(found)))
 
 
 def render_error(template: str, error: errors.DomainError, **context: Any) -> tuple[str, int]:

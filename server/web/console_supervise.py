@@ -17,18 +17,19 @@ from server.extensions import db
 from server.modules.deadlines import operations as deadlines
 from server.modules.directory import operations as directory
 from server.modules.directory import schemas as directory_schemas
-from server.modules.directory.models import Target
+from server.modules.directory.models import RiskClass, Target
 from server.modules.draws import operations as draws
-from server.modules.draws.models import AnnualPlan, Draw, Level, SamplingRule
+from server.modules.draws import schemas as draws_schemas
+from server.modules.draws.models import AnnualPlan, Basis, Draw, Level, Period, SamplingRule
 from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import Inspection, InspectionStatus
 from server.modules.roster.models import ConflictDeclaration
 from server.modules.sync import operations as sync
 from server.modules.sync.models import ConflictStatus, InspectionRecord, SyncConflict
 from server.modules.users import operations as users
-from server.modules.users.models import Region, User
-from server.web import console
-from server.web.common import form_date, form_int, me, paged, render_error, required, run, run_keeping
+from server.modules.users.models import Region, Unit, UnitKind, User
+from server.web import console, i18n
+from server.web.common import form_date, form_int, load_form, me, paged, render_error, required, run, run_keeping
 
 
 # ---- directory ---------------------------------------------------------------------------------
@@ -99,10 +100,77 @@ def sampling() -> Any:
     return render_template("console/sampling.html", **_sampling_context())
 
 
-def _sampling_context() -> dict[str, Any]:
-    return {"rules": db.session.scalars(sa.select(SamplingRule).order_by(SamplingRule.level, SamplingRule.region_code,
-                                                                         SamplingRule.category)).all(),
-            "plans": db.session.scalars(sa.select(AnnualPlan).order_by(AnnualPlan.year.desc(), AnnualPlan.id)).all()}
+RULE_FIELDS = ("level", "region_code", "category", "basis", "value", "period", "positive_list_factor",
+               "exclude_recent_periods", "cap_per_year", "coverage_goal", "effective_from", "effective_until", "source")
+
+
+def _sampling_context(rule_form: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The rules (newest version first within each level, region and category) and the plans, each
+    paged; the new-rule form is filled from ``?version_of=<rule>`` to add that rule's next version."""
+    version_of = request.args.get("version_of", "")
+    if rule_form is None and version_of.isdigit():
+        base = db.session.get(SamplingRule, int(version_of))
+        if base is not None:
+            rule_form = {name: _form_value(getattr(base, name)) for name in RULE_FIELDS}
+            rule_form.update(effective_from="", effective_until="", source="")
+    rules = sa.select(SamplingRule).order_by(SamplingRule.level, SamplingRule.region_code, SamplingRule.category,
+                                             SamplingRule.effective_from.desc())
+    plans = sa.select(AnnualPlan).order_by(AnnualPlan.year.desc(), AnnualPlan.id)
+    return {"rules": paged(rules), "plans": paged(plans, param="plans_page"),
+            "regions": db.session.scalars(sa.select(Region).order_by(Region.code)).all(),
+            "units": db.session.scalars(sa.select(Unit).where(Unit.kind != UnitKind.OFFICE).order_by(Unit.id)).all(),
+            "categories": [c.value for c in RiskClass], "levels": [v.value for v in Level],
+            "bases": [v.value for v in Basis], "periods": [v.value for v in Period],
+            "rule_form": rule_form or {}, "version_of": version_of if rule_form else "",
+            "authors": {u.id: u for u in db.session.scalars(sa.select(User).where(User.role.in_(
+                [Role.SUPERVISOR, Role.ADMIN])))}}
+
+
+def _form_value(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
+@console.post("/sampling/rules")
+def rule_new() -> Any:
+    """新增抽查规则或其新版本（按生效日期）/ Add a sampling rule, or a new version of one from a date"""
+    def add() -> SamplingRule:
+        loaded = load_form(draws_schemas.SamplingRuleSchema(),
+                           {name: request.form.get(name, "").strip() for name in RULE_FIELDS})
+        if loaded.get("positive_list_factor") is None:
+            loaded.pop("positive_list_factor", None)
+        return draws.add_rule(db.session, me(), **loaded)
+
+    rule, error = run(add)
+    if error is not None:
+        return render_error("console/sampling.html", error, failed="rule",
+                            **_sampling_context(rule_form=request.form.to_dict()))
+    flash(f"{'抽查规则已保存' if i18n.current() == 'zh' else 'Sampling rule saved'} ✓ #{rule.id}")
+    return redirect(url_for("console.sampling"))
+
+
+@console.post("/sampling/plans")
+def plan_new() -> Any:
+    """编制年度现场检查计划（草稿，待另一负责人批准）/ Draft an annual plan (another manager approves it)"""
+    principal = current_principal()
+
+    def create() -> AnnualPlan:
+        form = request.form
+        data = {"year": form.get("year", "").strip(), "title": form.get("title", "").strip(),
+                "cap_per_enterprise": form.get("cap_per_enterprise", "").strip(),
+                "basis": form.get("basis", "").strip(),
+                "planned": {c.value: form.get(f"planned_{c.value}", "").strip() or "0" for c in RiskClass}}
+        if principal.role == Role.ADMIN.value and form.get("unit_id"):
+            data["unit_id"] = form["unit_id"]  # a supervisor plans for their own unit only
+        return draws.create_plan(db.session, me(), **load_form(draws_schemas.AnnualPlanSchema(), data))
+
+    plan, error = run(create)
+    if error is not None:
+        return render_error("console/sampling.html", error, failed="plan", **_sampling_context())
+    flash(f"{'年度计划草稿已保存，待另一负责人批准' if i18n.current() == 'zh' else 'Plan drafted; another manager approves it'}"
+          f" ✓ {plan.year}")
+    return redirect(url_for("console.sampling"))
 
 
 @console.post("/sampling/plans/<int:plan_id>/approve")
