@@ -122,7 +122,7 @@ def _seed(tmp: Path, blobs: list[tuple[str, int, str, str]]) -> str:
         db.session.flush()
         for n, (digest, size, media, kind) in enumerate(blobs):
             db.session.add(Blob(sha256=digest, size=size, media_type=media))
-            manifest = {"client_id": str(uuid.uuid4()), "sha256": digest, "size": size, "media_type": media,
+            manifest = {"id": str(uuid.uuid4()), "sha256": digest, "size": size, "media_type": media,
                         "kind": kind, "case_id": transfer.case_id, "captured_at": "2026-11-20T10:00:00+08:00",
                         "lat": 33.87 + n * 1e-5, "lon": 109.94, "accuracy_m": 5.0, "second_inspector_id": b.id,
                         "app_version": "1.0.0", "acquisition_method": "app_camera", "step": "on_site"}

@@ -227,18 +227,23 @@ class SyncClient:
 
     def manifest(self, inspection_id: str, *, kind: str, sha256: str, size: int, media_type: str,
                  captured_at: str | None = None, lat: float | None = None, lon: float | None = None,
-                 ) -> dict[str, Any]:
-        """Hash before bytes: the signed manifest goes first; the bytes follow by upload later."""
+                 **extra: Any) -> dict[str, Any]:
+        """Hash before bytes: the signed capture manifest goes first; the bytes follow by upload later.
+
+        The manifest is the one signed form of ``sync/PROTOCOL.md`` (also what
+        ``server.modules.evidence.operations.announce`` takes): the device signs the canonical JSON
+        of every field but ``signature``. ``extra``: optional fields such as ``second_inspector_id``,
+        ``accuracy_m``, ``step``, ``witness``, ``app_version``, ``acquisition_method``.
+        """
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        data: dict[str, Any] = {"id": str(uuid.uuid4()), "inspection_id": inspection_id, "kind": kind,
-                                "sha256": sha256, "size": size, "media_type": media_type,
-                                "captured_at": captured_at or self.clock(), "lat": lat, "lon": lon}
         if self.private_key is None:
             raise ValueError("a manifest needs the device key")
-        message = _canonical({k: data.get(k) for k in ("id", "inspection_id", "kind", "sha256", "size",
-                                                        "media_type", "captured_at")})
-        signature = Ed25519PrivateKey.from_private_bytes(self.private_key).sign(message)
+        data: dict[str, Any] = {"id": str(uuid.uuid4()), "inspection_id": inspection_id, "kind": kind,
+                                "sha256": sha256, "size": size, "media_type": media_type,
+                                "captured_at": captured_at or self.clock(), "lat": lat, "lon": lon, **extra}
+        data = {k: v for k, v in data.items() if v is not None}
+        signature = Ed25519PrivateKey.from_private_bytes(self.private_key).sign(_canonical(data))
         data["signature"] = base64.b64encode(signature).decode()
         return self.enqueue("media_manifest", "append", data)
 

@@ -40,8 +40,10 @@ def simulate_cli(devices: int, days: int, url: str, seed: int, drop: float, lose
     db.session.commit()
     workdir = Path(tempfile.mkdtemp(prefix="enforce-simulate-"))
     clients = []
+    partner: dict[str, int] = {}  # device → the teammate present at its captures (行政处罚法 第42条)
     for team in teams:
         for d in team.devices:
+            partner[d.device_id] = next(o.user_id for o in team.devices if o.device_id != d.device_id)
             link = LossyTransport(HttpTransport(url, timeout=20), rng, drop=drop, lose=lose, duplicate=0.05)
             clients.append((team.inspection_ids[0], SyncClient(
                 str(workdir / f"{d.device_id}.db"), link, d.access_token, d.device_id, private_key=d.private_key,
@@ -58,7 +60,8 @@ def simulate_cli(devices: int, days: int, url: str, seed: int, drop: float, lose
             for i in range(2):
                 client.manifest(inspection, kind=rng.choice(["photo", "bodycam"]),
                                 sha256=hashlib.sha256(f"{client.device_id}-{day}-{i}".encode()).hexdigest(),
-                                size=rng.randint(10**6, 10**9), media_type="video/mp4")
+                                size=rng.randint(10**6, 10**9), media_type="video/mp4",
+                                second_inspector_id=partner[client.device_id], step="on_site")
             for _ in range(3):
                 name = rng.choice(FIELDS)
                 client.edit_record(inspection, {name: f"{client.device_id[:8]} 第{day}天：{rng.random():.4f}"})

@@ -59,7 +59,7 @@ def make_team() -> Team:
 def manifest(team: Team, data: bytes, *, kind: str = "photo", media_type: str = "image/jpeg",
              key: Ed25519PrivateKey | None = None, sign: bool = True, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "client_id": str(uuid.uuid4()), "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+        "id": str(uuid.uuid4()), "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
         "media_type": media_type, "kind": kind,
         "captured_at": dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).isoformat(),
         "lat": 33.87, "lon": 109.94, "accuracy_m": 8.0, "second_inspector_id": team.member.id,

@@ -9,7 +9,9 @@ import base64
 import binascii
 import datetime as dt
 import re
-from typing import Any
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from flask import has_request_context
@@ -18,10 +20,10 @@ from sqlalchemy.orm import Session
 from server.core import errors
 from server.core.access import current_principal
 from server.core.canonical import canonical_json
-from server.core.db import utcnow
+from server.core.db import insert_rows, new_uuid, utcnow
 from server.modules.audit import operations as audit
 from server.modules.devices.models import Device
-from server.modules.devices.operations import verify_signature
+from server.modules.devices.operations import SignatureBad, verify_signature
 from server.modules.evidence.models import (Blob, CustodyAction, CustodyEvent, DeviceReconnect, EvidenceFlag, EvidenceItem,
                                             EvidenceKind, EvidenceStatus)
 from server.modules.inspections import operations as inspections
@@ -31,15 +33,14 @@ from server.modules.users.models import User
 EvidenceNotFound = errors.error_code("evidence.not_found", 404, "证据不存在", "No such evidence item")
 ManifestInvalid = errors.error_code("evidence.manifest_invalid", 422, "采集清单字段缺失或格式错误",
                                     "The capture manifest is missing fields or malformed")
-ClientIdConflict = errors.error_code("evidence.client_id_conflict", 409, "该采集编号已登记为不同的文件（哈希不同）",
-                                     "This capture id is already registered with different bytes (another hash)")
+ClientIdConflict = errors.error_code("evidence.client_id_conflict", 409, "该采集编号已登记为内容不同的采集清单（或由其他设备登记）",
+                                     "This capture id is already registered with a different manifest (or by another device)")
 DeviceMismatch = errors.error_code("evidence.device_mismatch", 422, "采集清单由其他设备采集或签名，不能由本设备提交",
                                    "The manifest was captured or signed by another device and cannot be sent by this one")
 OutOfScope = errors.error_code("evidence.out_of_scope", 403, "无权访问该证据（不在您的检查任务或职责范围内）",
                                "This evidence is outside your scope (not your inspection or responsibility)")
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-MANIFEST_REQUIRED = ("client_id", "sha256", "size", "media_type", "kind")
 
 
 # ---- custody and flags -------------------------------------------------------------------------
@@ -95,7 +96,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-# ---- announce ----------------------------------------------------------------------------------
+# ---- the capture manifest: one signed form, announced by sync or directly ----------------------
+
+MANIFEST_REQUIRED = ("id", "sha256", "size", "media_type", "kind")
+# Optional text fields and the column each is stored in (its length is checked, never cut).
+_MANIFEST_TEXT = {"media_type": 80, "captured_at": 40, "inspection_id": 36, "case_id": 36, "device_id": 36,
+                  "step": 60, "certificate_number": 40, "app_version": 40, "acquisition_method": 60}
+
 
 def _parse_time(value: Any, field: str) -> dt.datetime | None:
     if value in (None, ""):
@@ -118,18 +125,31 @@ def _number(manifest: dict[str, Any], field: str, low: float, high: float) -> fl
     return float(value)
 
 
-def _validate(manifest: dict[str, Any]) -> None:
+def _validate(manifest: dict[str, Any]) -> str:
+    """Check the fields' types and ranges; returns the capture id in its canonical UUID spelling."""
     missing = [name for name in MANIFEST_REQUIRED if manifest.get(name) in (None, "")]
     if missing:
         raise ManifestInvalid(fields={name: ["必填 / required"] for name in missing})
+    try:
+        client_id = str(uuid.UUID(str(manifest["id"])))
+    except ValueError:
+        raise ManifestInvalid(fields={"id": ["UUID"]}) from None
     if not isinstance(manifest["sha256"], str) or not SHA256_HEX.match(manifest["sha256"]):
         raise ManifestInvalid(fields={"sha256": ["64 位小写十六进制 / 64 lower-case hex digits"]})
     if not isinstance(manifest["size"], int) or isinstance(manifest["size"], bool) or manifest["size"] < 0:
         raise ManifestInvalid(fields={"size": ["非负整数 / non-negative integer"]})
     if manifest["kind"] not in {k.value for k in EvidenceKind} | {"bodycam"}:
-        raise ManifestInvalid(fields={"kind": [", ".join(k.value for k in EvidenceKind)]})
-    if not isinstance(manifest["client_id"], str) or len(manifest["client_id"]) > 64:
-        raise ManifestInvalid(fields={"client_id": ["≤ 64 字符 / at most 64 characters"]})
+        raise ManifestInvalid(fields={"kind": [", ".join([*(k.value for k in EvidenceKind), "bodycam"])]})
+    bad = [name for name, limit in _MANIFEST_TEXT.items()
+           if manifest.get(name) is not None and not (isinstance(manifest[name], str) and len(manifest[name]) <= limit)]
+    if bad:
+        raise ManifestInvalid(fields={name: [f"≤ {_MANIFEST_TEXT[name]} 字符 / characters"] for name in bad})
+    second = manifest.get("second_inspector_id")
+    if second is not None and (isinstance(second, bool) or not isinstance(second, int) or second <= 0):
+        raise ManifestInvalid(fields={"second_inspector_id": ["正整数 / positive integer"]})
+    if manifest.get("witness") is not None and not isinstance(manifest["witness"], dict):
+        raise ManifestInvalid(fields={"witness": ["JSON 对象 / JSON object"]})
+    return client_id
 
 
 def _kind(value: str) -> EvidenceKind:
@@ -142,17 +162,95 @@ def signed_bytes(manifest: dict[str, Any]) -> bytes:
     return canonical_json({k: v for k, v in manifest.items() if k != "signature"})
 
 
+@dataclass
+class Capture:
+    """A capture manifest that passed validation: what an announced evidence item is made from."""
+
+    client_id: str
+    manifest: dict[str, Any]  # every field but ``signature``: exactly what the device signed
+    signature: bytes | None
+    signature_sent: bool
+    signature_valid: bool
+    inspection_id: str | None
+    kind: EvidenceKind
+    captured_at: dt.datetime | None
+
+    @property
+    def sha256(self) -> str:
+        return str(self.manifest["sha256"])
+
+    def same_as(self, item: Any) -> bool:
+        """Is a stored item this very capture (a replay), rather than another one reusing its id?"""
+        return canonical_json(item.manifest) == canonical_json(self.manifest)
+
+
+def parse_manifest(manifest: Any, *, device: Device, inspection_id: str | None = None,
+                   require_signature: bool = False) -> Capture:
+    """Validate a capture manifest (see ``announce``) and check its signature; writes nothing.
+
+    ``require_signature``: the sync push refuses a manifest whose signature is missing or does not
+    verify (``device.signature_invalid``), since the pushing device holds the key; the direct
+    announce keeps such an item and flags it instead.
+    """
+    if not isinstance(manifest, dict):
+        raise ManifestInvalid("the manifest must be a JSON object")
+    client_id = _validate(manifest)
+    if manifest.get("device_id") not in (None, device.id):
+        raise DeviceMismatch(device_id=manifest.get("device_id"))
+    inspection_id = inspection_id or manifest.get("inspection_id")
+    if manifest.get("inspection_id") not in (None, inspection_id):
+        raise ManifestInvalid(fields={"inspection_id": ["与同步记录不一致 / differs from the synced record"]})
+    if not inspection_id and not manifest.get("case_id"):
+        raise ManifestInvalid(fields={"inspection_id": ["检查任务或案件必填其一 / an inspection or a case is required"]})
+    for field, low, high in (("lat", -90, 90), ("lon", -180, 180), ("accuracy_m", 0, 1e7),
+                             ("clock_offset_s", -1e9, 1e9)):
+        _number(manifest, field, low, high)
+    captured_at = _parse_time(manifest.get("captured_at"), "captured_at")
+    raw_sig = manifest.get("signature")
+    signature: bytes | None = None
+    if raw_sig:
+        try:
+            signature = base64.b64decode(str(raw_sig), validate=True)
+        except (binascii.Error, ValueError):
+            signature = None
+        if signature is not None and len(signature) != 64:
+            signature = None
+    valid = signature is not None and verify_signature(device, signed_bytes(manifest), signature)
+    if require_signature and not valid:
+        if raw_sig is None:
+            raise ManifestInvalid(fields={"signature": ["必填 / required"]})
+        raise SignatureBad(device=device.id)
+    return Capture(client_id=client_id, manifest={k: v for k, v in manifest.items() if k != "signature"},
+                   signature=signature, signature_sent=raw_sig is not None, signature_valid=valid,
+                   inspection_id=inspection_id, kind=_kind(manifest["kind"]), captured_at=captured_at)
+
+
+def announced(session: Session, client_ids: Iterable[str]) -> dict[str, EvidenceItem]:
+    """The items already announced under these capture ids (one query)."""
+    wanted = list(dict.fromkeys(client_ids))
+    if not wanted:
+        return {}
+    return {i.client_id: i for i in session.scalars(sa.select(EvidenceItem).where(EvidenceItem.client_id.in_(wanted)))}
+
+
 def announce(session: Session, *, device: Device, user: User, inspection_id: str | None,
              manifest: dict[str, Any]) -> EvidenceItem:
-    """Register a synced capture manifest as an "announced" evidence item (idempotent on ``client_id``).
+    """Register a signed capture manifest as an "announced" evidence item (idempotent on its ``id``).
 
-    Manifest fields (JSON object; the device signs ``canonical_json`` of all fields but ``signature``):
+    This is the direct entry point; a device normally sends the same manifest as the sync
+    operation ``media_manifest/append`` (``sync/PROTOCOL.md``), which records it through
+    ``record_captures`` in the push's transaction. Both take the one signed form:
 
-    ``client_id``       str ≤64, required: the device's id for the capture (a UUID); the idempotency key
+    The manifest is a JSON object; the device signs ``canonical_json`` (``server.core.canonical``:
+    keys sorted, no whitespace, UTF-8) of **all its fields but** ``signature``, so location,
+    second inspector and witness are signed too. Fields:
+
+    ``id``              UUID, required: the device's id for the capture; the idempotency key
     ``sha256``          str, required: lower-case hex SHA-256 of the original bytes
     ``size``            int, required: bytes
-    ``media_type``      str, required: declared type (the server sniffs the bytes itself on arrival)
+    ``media_type``      str ≤80, required: declared type (the server sniffs the bytes itself on arrival)
     ``kind``            str, required: photo | video | audio | signature | document (``bodycam`` = video)
+    ``inspection_id``   str: the inspection (required unless ``case_id``); must equal the argument
     ``captured_at``     ISO 8601 with offset: capture time by the device clock
     ``clock_offset_s``  number: device clock minus reference time (NTP/server), if the device knows it
     ``lat`` ``lon``     numbers, WGS-84 (as reported by the OS location API); ``accuracy_m`` metres
@@ -160,96 +258,120 @@ def announce(session: Session, *, device: Device, user: User, inspection_id: str
     ``second_inspector_id``  int: the second inspector present (行政处罚法 第42条)
     ``witness``         object: 见证人 (name, id_number, phone…) if any
     ``app_version``     str; ``acquisition_method`` str (app_camera | bodycam_dock | scan | import…)
-    ``step``            str: procedure step (check_in, on_site, record…); ``case_id`` str (future cases)
-    ``inspection_id``   str: optional, must equal the argument when both are given
+    ``step``            str: procedure step (check_in, on_site, record…); ``case_id`` str
     ``device_id``       str: optional, the capturing device; must be ``device`` (a relayed manifest is refused)
     ``signature``       base64 Ed25519 signature by ``device``'s registered key
 
-    A signature that is missing or does not verify is not refused: the item is kept and flagged
+    The same manifest again returns the item already announced; the same ``id`` with any other
+    content (or from another device) is ``evidence.client_id_conflict``. A signature that is
+    missing or does not verify is not refused here: the item is kept and flagged
     (``signature_missing`` / ``signature_invalid``) so reviewers see it (nothing is hidden).
     Rule: DOMAIN-RULES rule 16 (hash at capture, signed by the device key; linked to case and step).
     """
-    if not isinstance(manifest, dict):
-        raise ManifestInvalid("manifest must be an object")
-    _validate(manifest)
-    if manifest.get("device_id") not in (None, device.id):
-        raise DeviceMismatch(device_id=manifest.get("device_id"))
-    inspection_id = inspection_id or manifest.get("inspection_id")
-    if manifest.get("inspection_id") not in (None, inspection_id):
-        raise ManifestInvalid(fields={"inspection_id": ["与同步记录不一致 / differs from the synced record"]})
-
-    existing = session.scalar(sa.select(EvidenceItem).where(EvidenceItem.client_id == manifest["client_id"]))
+    capture = parse_manifest(manifest, device=device, inspection_id=inspection_id)
+    existing = announced(session, [capture.client_id]).get(capture.client_id)
     if existing is not None:
-        if existing.sha256 != manifest["sha256"] or existing.device_id != device.id:
-            raise ClientIdConflict(client_id=manifest["client_id"])
+        if existing.device_id != device.id or not capture.same_as(existing):
+            raise ClientIdConflict(client_id=capture.client_id)
         return existing
+    if capture.inspection_id:
+        inspections.get(session, capture.inspection_id)
+    (item_id,) = record_captures(session, device=device, user=user, captures=[capture])
+    return get(session, item_id)
 
-    inspection: Inspection | None = None
-    member: InspectionMember | None = None
-    if inspection_id:
-        inspection = inspections.get(session, inspection_id)
-        member = next((m for m in inspection.members if m.user_id == user.id), None)
-        if member is None:
-            raise OutOfScope("the capturing inspector is not on this inspection's team")
-    elif not manifest.get("case_id"):
-        raise ManifestInvalid(fields={"inspection_id": ["检查任务或案件必填其一 / an inspection or a case is required"]})
 
-    signature: bytes | None = None
-    signature_valid = False
-    raw_sig = manifest.get("signature")
-    if raw_sig:
-        try:
-            signature = base64.b64decode(str(raw_sig), validate=True)
-        except (binascii.Error, ValueError):
-            signature = None
-        if signature is not None and len(signature) == 64:
-            signature_valid = verify_signature(device, signed_bytes(manifest), signature)
-        elif signature is not None:
-            signature = None
+def record_captures(session: Session, *, device: Device, user: User, captures: list[Capture]) -> list[str]:
+    """Announce validated, new captures: the items, their first two custody events (captured on the
+    device, announced to the server), their flags and the audit entries, in a few statements for
+    a whole sync batch. Returns the new item ids in order. Operations flush; the caller commits.
 
-    second = manifest.get("second_inspector_id")
-    item = EvidenceItem(
-        client_id=manifest["client_id"], sha256=manifest["sha256"], size=manifest["size"],
-        media_type=str(manifest["media_type"])[:80], kind=_kind(manifest["kind"]),
-        inspection_id=inspection.id if inspection else None, case_id=manifest.get("case_id"),
-        step=manifest.get("step"), captured_by=user.id,
-        certificate_number=manifest.get("certificate_number") or (member.certificate_number if member else None),
-        second_inspector_id=second if isinstance(second, int) and not isinstance(second, bool) else None,
-        witness=manifest.get("witness") if isinstance(manifest.get("witness"), dict) else None,
-        device_id=device.id, app_version=manifest.get("app_version") or device.app_version,
-        acquisition_method=str(manifest.get("acquisition_method")
-                               or ("bodycam_dock" if manifest["kind"] == "bodycam" else "app_camera"))[:60],
-        captured_at_device=_parse_time(manifest.get("captured_at"), "captured_at"),
-        device_clock_offset_s=_number(manifest, "clock_offset_s", -1e9, 1e9),
-        lat=_number(manifest, "lat", -90, 90), lon=_number(manifest, "lon", -180, 180),
-        accuracy_m=_number(manifest, "accuracy_m", 0, 1e7),
-        manifest={k: v for k, v in manifest.items() if k != "signature"},
-        signature=signature, signature_valid=signature_valid, custodian_id=user.id,
-    )
-    session.add(item)
-    session.flush()
+    The capturing inspector must be on each inspection's team (``evidence.out_of_scope``). A second
+    inspector who is not on the team, or who is no known user, is flagged, not refused.
+    """
+    if not captures:
+        return []
+    now = utcnow()
+    teams: dict[str, list[InspectionMember]] = {}
+    inspection_ids = {c.inspection_id for c in captures if c.inspection_id}
+    if inspection_ids:
+        for member in session.scalars(sa.select(InspectionMember).where(
+                InspectionMember.inspection_id.in_(inspection_ids), InspectionMember.removed_at.is_(None))):
+            teams.setdefault(member.inspection_id, []).append(member)
+    for capture in captures:
+        if capture.inspection_id and not any(m.user_id == user.id for m in teams.get(capture.inspection_id, [])):
+            raise OutOfScope("the capturing inspector is not on this inspection's team",
+                             inspection_id=capture.inspection_id)
+    seconds = {c.manifest["second_inspector_id"] for c in captures if c.manifest.get("second_inspector_id")}
+    known = set(session.scalars(sa.select(User.id).where(User.id.in_(seconds)))) if seconds else set()
+
     device_actor = audit.Actor("device", device.id)
-    custody(session, item, CustodyAction.CAPTURED, actor=device_actor,
-            at=item.captured_at_device if item.captured_at_device and item.captured_at_device <= utcnow() else None,
-            detail={"claimed_time": manifest.get("captured_at"), "inspector": user.id,
-                    "second_inspector": item.second_inspector_id, "device": device.id,
-                    "acquisition_method": item.acquisition_method})
-    custody(session, item, CustodyAction.ANNOUNCED, actor=device_actor,
-            detail={"signature_valid": signature_valid, "client_id": item.client_id, "kind": item.kind.value})
-    if raw_sig is None:
-        flag(session, item, "signature_missing")
-    elif not signature_valid:
-        flag(session, item, "signature_invalid", device=device.id)
-    if item.second_inspector_id is None and item.kind is not EvidenceKind.SIGNATURE:
-        flag(session, item, "second_inspector_missing")
-    elif inspection is not None and item.second_inspector_id is not None and not any(
-            m.user_id == item.second_inspector_id for m in inspection.members):
-        flag(session, item, "second_inspector_not_on_team", second_inspector=item.second_inspector_id)
+    items: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    flags: list[dict[str, Any]] = []
+    for capture in captures:
+        m = capture.manifest
+        team = teams.get(capture.inspection_id or "", [])
+        member = next((t for t in team if t.user_id == user.id), None)
+        second = m.get("second_inspector_id")
+        acquisition = m.get("acquisition_method") or ("bodycam_dock" if m["kind"] == "bodycam" else "app_camera")
+        item = {
+            "id": new_uuid(), "client_id": capture.client_id, "sha256": capture.sha256, "size": m["size"],
+            "media_type": m["media_type"], "kind": capture.kind, "status": EvidenceStatus.ANNOUNCED,
+            "blob_sha256": None, "inspection_id": capture.inspection_id, "case_id": m.get("case_id"),
+            "step": m.get("step"), "captured_by": user.id,
+            "certificate_number": m.get("certificate_number") or (member.certificate_number if member else None),
+            "second_inspector_id": second if second in known else None, "witness": m.get("witness"),
+            "device_id": device.id, "app_version": m.get("app_version") or device.app_version,
+            "acquisition_method": acquisition, "captured_at_device": capture.captured_at,
+            "device_clock_offset_s": _number(m, "clock_offset_s", -1e9, 1e9), "received_at": now,
+            "verified_at": None, "lat": _number(m, "lat", -90, 90), "lon": _number(m, "lon", -180, 180),
+            "accuracy_m": _number(m, "accuracy_m", 0, 1e7), "manifest": m, "signature": capture.signature,
+            "signature_valid": capture.signature_valid, "parent_id": None, "derivation": None,
+            "custodian_id": user.id, "retention_until": None}
+        items.append(item)
+        subjects: list[tuple[str, Any]] = [("evidence", item["id"])]
+        subjects += [("inspection", capture.inspection_id)] if capture.inspection_id else []
+        subjects += [("case", m["case_id"])] if m.get("case_id") else []
+        captured_at = capture.captured_at if capture.captured_at and capture.captured_at <= now else now
+        for seq, (action, at, detail) in enumerate((
+                (CustodyAction.CAPTURED, captured_at, {
+                    "claimed_time": m.get("captured_at"), "inspector": user.id,
+                    "second_inspector": item["second_inspector_id"], "device": device.id,
+                    "acquisition_method": acquisition}),
+                (CustodyAction.ANNOUNCED, now, {
+                    "signature_valid": capture.signature_valid, "client_id": capture.client_id,
+                    "kind": capture.kind.value})), start=1):
+            events.append({"item_id": item["id"], "seq": seq, "action": action.value, "at": at,
+                           "actor_kind": device_actor.kind, "actor_id": device_actor.id, "sha256": capture.sha256,
+                           "detail": detail})
+            audit.record(session, f"evidence:item:{action.value}", subjects=subjects, actor=device_actor,
+                         payload={"seq": seq, "sha256": capture.sha256, **detail})
+        found: list[tuple[str, dict[str, Any]]] = []
+        if not capture.signature_sent:
+            found.append(("signature_missing", {}))
+        elif not capture.signature_valid:
+            found.append(("signature_invalid", {"device": device.id}))
+        if second is None and capture.kind is not EvidenceKind.SIGNATURE:
+            found.append(("second_inspector_missing", {}))
+        elif second is not None and second not in known:
+            found.append(("second_inspector_unknown", {"second_inspector": second}))
+        elif second is not None and capture.inspection_id and not any(t.user_id == second for t in team):
+            found.append(("second_inspector_not_on_team", {"second_inspector": second}))
+        for code, detail in found:
+            flags.append({"item_id": item["id"], "code": code, "detail": detail, "raised_at": now})
+            audit.record(session, "evidence:item:flagged", subjects={"evidence": item["id"]}, actor=device_actor,
+                         payload={"code": code, **detail})
+    session.flush()  # the ORM's pending rows (the inspection, the user) go first
+    session.execute(EvidenceItem.__table__.insert(), items)
+    insert_rows(session, CustodyEvent.__table__, events)
+    insert_rows(session, EvidenceFlag.__table__, flags)
 
-    blob = session.get(Blob, item.sha256)
-    if blob is not None:  # the bytes came first
-        link_blob(session, item, blob)
-    return item
+    blobs = {b.sha256: b for b in session.scalars(sa.select(Blob).where(
+        Blob.sha256.in_({c.sha256 for c in captures})))}
+    for row in items:
+        if row["sha256"] in blobs:  # the bytes came first
+            link_blob(session, get(session, row["id"]), blobs[row["sha256"]])
+    return [row["id"] for row in items]
 
 
 def link_blob(session: Session, item: EvidenceItem, blob: Blob, *, upload_id: str | None = None) -> None:

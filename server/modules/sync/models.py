@@ -234,8 +234,9 @@ class ManifestKind(str, enum.Enum):
 
 
 class MediaManifest(_Appended, Base):
-    """Hash before bytes: the device's signed statement of a media file it holds.
-    TODO(evidence): hand these to ``server.modules.evidence.operations.announce`` once it exists."""
+    """Hash before bytes: the team's view of a capture manifest a device pushed. The same push
+    announces it as an evidence item (``evidence_item.client_id`` = this ``id``), which holds the
+    signed manifest and the chain of custody; this row is what the team's devices pull."""
 
     __tablename__ = "media_manifest"
 

@@ -26,8 +26,8 @@ from server.core.canonical import canonical_json
 from server.core.db import insert_rows, utcnow
 from server.modules.audit import operations as audit
 from server.modules.devices.models import Device
-from server.modules.devices.operations import SignatureBad, verify_signature
 from server.modules.directory.models import Target
+from server.modules.evidence import operations as evidence
 from server.modules.inspections.models import Inspection, InspectionMember, InspectionStatus
 from server.modules.inspections.operations import InspectionNotFound, InvalidState
 from server.modules.sync import changes
@@ -243,6 +243,7 @@ class Item:
     result: dict[str, Any] | None = None
     store: bool = True  # False when the op id or seq cannot be recorded (malformed, reused)
     replayed: bool = False  # already stored: the first result is returned again
+    capture: evidence.Capture | None = None  # a media manifest, validated
 
 
 @dataclass
@@ -505,38 +506,17 @@ def _note_row(ctx: Context, item: Item) -> dict[str, Any]:
     return {**_base_row(ctx, item, _item_id(item.data)), "text": _text(item.data, "text", 20000)}
 
 
-def manifest_message(data: dict[str, Any]) -> bytes:
-    """The bytes a device signs for a media manifest (canonical JSON of these fields)."""
-    return canonical_json({k: data.get(k) for k in ("id", "inspection_id", "kind", "sha256", "size",
-                                                     "media_type", "captured_at")})
-
-
 def _manifest_row(ctx: Context, item: Item) -> dict[str, Any]:
+    """The team's view of a capture manifest. The manifest itself (the one signed form, see
+    ``evidence.announce``) is checked by the evidence module; its signature must verify."""
     d = item.data
-    try:
-        kind = ManifestKind(d.get("kind"))
-    except ValueError:
-        raise Malformed(fields={"data.kind": [", ".join(k.value for k in ManifestKind)]}) from None
-    sha = d.get("sha256")
-    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
-        raise Malformed(fields={"data.sha256": ["64 位小写十六进制 / 64 lower-case hex"]})
-    size = d.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise Malformed(fields={"data.size": [">= 0"]})
-    signature = _text(d, "signature", 100)
-    try:
-        raw_sig = base64.b64decode(signature or "", validate=True)
-    except binascii.Error:
-        raise Malformed(fields={"data.signature": ["base64"]}) from None
-    if not verify_signature(ctx.device, manifest_message(d), raw_sig):
-        raise SignatureBad()
-    captured = parse_time(d.get("captured_at"), "data.captured_at")
-    row = {**_base_row(ctx, item, _item_id(d)), "kind": kind.value, "sha256": sha, "size": size,
-           "media_type": _text(d, "media_type", 100), "captured_at": captured,
-           "lat": _float(d, "lat", -90, 90, required=False), "lon": _float(d, "lon", -180, 180, required=False),
-           "signature": signature}
-    if captured is not None:
-        row["time_flags"] = _flags(ctx, item, captured)
+    capture = evidence.parse_manifest(d, device=ctx.device, inspection_id=item.inspection_id, require_signature=True)
+    item.capture = capture
+    row = {**_base_row(ctx, item, capture.client_id), "kind": d["kind"], "sha256": capture.sha256,
+           "size": d["size"], "media_type": d["media_type"], "captured_at": capture.captured_at,
+           "lat": d.get("lat"), "lon": d.get("lon"), "signature": d["signature"]}
+    if capture.captured_at is not None:
+        row["time_flags"] = _flags(ctx, item, capture.captured_at)
     return row
 
 
@@ -550,14 +530,74 @@ class Appender:
     build: Callable[[Context, Item], dict[str, Any]]
     bulk: bool = True
 
+    def settle(self, ctx: Context, pairs: list[tuple[Item, dict[str, Any]]]) -> list[tuple[Item, dict[str, Any]]]:
+        """The pairs to insert; an id already stored (or earlier in the batch) is a duplicate."""
+        existing = set(ctx.session.scalars(sa.select(self.table.c.id).where(
+            self.table.c.id.in_([r["id"] for _, r in pairs]))))
+        fresh: list[tuple[Item, dict[str, Any]]] = []
+        for item, row in pairs:
+            if row["id"] in existing:
+                item.result = _ok(item, "duplicate", row["id"])
+            else:
+                existing.add(row["id"])
+                fresh.append((item, row))
+        return fresh
+
+    def write_with(self, ctx: Context, fresh: list[tuple[Item, dict[str, Any]]]) -> None:
+        """What else the fresh items write, in their SAVEPOINT, before their rows (nothing for plain
+        appends). Raises its domain errors before it writes anything."""
+
     def apply(self, ctx: Context, item: Item) -> dict[str, Any]:
         """One item alone (the fallback when the bulk insert of its group failed)."""
-        row = self.build(ctx, item)
-        if ctx.session.scalar(sa.select(self.table.c.id).where(self.table.c.id == row["id"])) is not None:
-            return _ok(item, "duplicate", row["id"])
+        fresh = self.settle(ctx, [(item, self.build(ctx, item))])
+        if not fresh:
+            assert item.result is not None
+            return item.result
+        row = fresh[0][1]
+        self.write_with(ctx, fresh)
         ctx.session.execute(self.table.insert(), [row])
         _record_append(ctx, item, row)
         return _ok(item, "applied", row["id"])
+
+
+@dataclass(frozen=True)
+class ManifestAppender(Appender):
+    """Media manifests are stored for the team's devices (``media_manifest``) and announced as
+    evidence items in the same SAVEPOINT, so the bytes uploaded later attach to them. The same
+    manifest again is a duplicate; its id with any other content, or from another device, is
+    ``evidence.client_id_conflict`` and changes nothing."""
+
+    def settle(self, ctx: Context, pairs: list[tuple[Item, dict[str, Any]]]) -> list[tuple[Item, dict[str, Any]]]:
+        ids = [row["id"] for _, row in pairs]
+        items = evidence.announced(ctx.session, ids)
+        # Manifests synced before they were announced as evidence have a row here and no item.
+        unannounced = set(ctx.session.scalars(sa.select(self.table.c.id).where(
+            self.table.c.id.in_(ids), self.table.c.id.not_in(list(items)))))
+        fresh: list[tuple[Item, dict[str, Any]]] = []
+        batch: dict[str, tuple[str, evidence.Capture]] = {}
+        for item, row in pairs:
+            capture = item.capture
+            assert capture is not None
+            first = items.get(row["id"])
+            earlier = batch.get(row["id"])
+            if first is not None:
+                same = first.device_id == ctx.device.id and capture.same_as(first)
+            elif earlier is not None:
+                same = earlier[0] == ctx.device.id and canonical_json(earlier[1].manifest) == canonical_json(
+                    capture.manifest)
+            elif row["id"] in unannounced:
+                same = True
+            else:
+                batch[row["id"]] = (ctx.device.id, capture)
+                fresh.append((item, row))
+                continue
+            item.result = _ok(item, "duplicate", row["id"]) if same else _rejected(
+                item, evidence.ClientIdConflict(client_id=row["id"]))
+        return fresh
+
+    def write_with(self, ctx: Context, fresh: list[tuple[Item, dict[str, Any]]]) -> None:
+        evidence.record_captures(ctx.session, device=ctx.device, user=ctx.user,
+                                 captures=[item.capture for item, _ in fresh if item.capture is not None])
 
 
 def _record_append(ctx: Context, item: Item, row: dict[str, Any]) -> None:
@@ -568,9 +608,10 @@ def _record_append(ctx: Context, item: Item, row: dict[str, Any]) -> None:
 
 def _apply_bulk(ctx: Context, items: list[Item]) -> None:
     """Append-only items of a batch: validated in Python, duplicates found with one query per
-    table, inserted with one executemany inside one SAVEPOINT. If that insert fails (a race on
-    the same id), the group falls back to one SAVEPOINT per item."""
-    by_table: dict[sa.Table, list[tuple[Item, dict[str, Any]]]] = {}
+    table, inserted with one executemany inside one SAVEPOINT (with what the handler writes
+    after them). If that fails (a race on the same id), the group falls back to one SAVEPOINT
+    per item."""
+    by_handler: dict[Appender, list[tuple[Item, dict[str, Any]]]] = {}
     for item in items:
         if item.result is not None:
             continue
@@ -580,29 +621,23 @@ def _apply_bulk(ctx: Context, items: list[Item]) -> None:
         except errors.DomainError as exc:
             item.result = _rejected(item, exc)
             continue
-        by_table.setdefault(handler.table, []).append((item, row))
-    for table, pairs in by_table.items():
-        existing = set(ctx.session.scalars(sa.select(table.c.id).where(table.c.id.in_([r["id"] for _, r in pairs]))))
-        fresh: list[tuple[Item, dict[str, Any]]] = []
-        for item, row in pairs:
-            if row["id"] in existing:
-                item.result = _ok(item, "duplicate", row["id"])
-            else:
-                existing.add(row["id"])
-                fresh.append((item, row))
+        by_handler.setdefault(handler, []).append((item, row))
+    for handler, pairs in by_handler.items():
+        fresh = handler.settle(ctx, pairs)
         if not fresh:
             continue
         savepoint = ctx.session.begin_nested()
         try:
-            insert_rows(ctx.session, table, [row for _, row in fresh])
+            handler.write_with(ctx, fresh)
+            insert_rows(ctx.session, handler.table, [row for _, row in fresh])
             for item, row in fresh:
                 _record_append(ctx, item, row)
-                item.result = _ok(item, "applied", row["id"])
             savepoint.commit()
-        except sa.exc.IntegrityError:
+        except (sa.exc.IntegrityError, errors.DomainError):
             savepoint.rollback()
-            for item, _ in fresh:
-                item.result = None  # _apply_one takes them one by one
+            continue  # their results stay None: _apply_one takes them one by one
+        for item, row in fresh:
+            item.result = _ok(item, "applied", row["id"])
 
 
 # ---- inspection status ------------------------------------------------------------------------
@@ -884,7 +919,7 @@ HANDLERS: dict[tuple[str, str], Any] = {
     ("inspection_record", "edit"): RecordHandler(),
     ("check_in", "append"): Appender(CheckIn.__table__, _check_in_row),  # type: ignore[arg-type]
     ("note", "append"): Appender(InspectionNote.__table__, _note_row),  # type: ignore[arg-type]
-    ("media_manifest", "append"): Appender(MediaManifest.__table__, _manifest_row),  # type: ignore[arg-type]
+    ("media_manifest", "append"): ManifestAppender(MediaManifest.__table__, _manifest_row),  # type: ignore[arg-type]
     ("document_number", "use"): DocumentNumberHandler(),
 }
 

@@ -90,7 +90,7 @@ def load(session: Session) -> Transfer | None:
         taken = now - dt.timedelta(days=3, hours=n)
         data = _photo(taken + dt.timedelta(hours=8), lat, lon, 120 + 40 * n)
         _store(session, data)
-        manifest = {"client_id": str(uuid.uuid4()), "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+        manifest = {"id": str(uuid.uuid4()), "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
                     "media_type": "image/jpeg", "kind": "photo", "case_id": case.id,
                     "captured_at": taken.isoformat(), "lat": lat, "lon": lon, "accuracy_m": 6.0,
                     "second_inspector_id": b.id, "app_version": "1.0.0", "acquisition_method": "app_camera",
