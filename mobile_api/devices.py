@@ -8,11 +8,11 @@ from flask_smorest import Blueprint
 
 from server.core.access import current_principal
 from server.core.calendar import local_today
-from server.core.db import utcnow
 from server.extensions import db
 from server.modules.auth import schemas as auth_schemas
 from server.modules.devices import operations as ops
 from server.modules.devices import schemas
+from server.modules.evidence import operations as evidence
 from server.modules.users import operations as users
 
 blp = Blueprint("mobile_devices", __name__, description="设备注册与令牌 / Device registration and tokens")
@@ -43,6 +43,9 @@ class Refresh(MethodView):
         except ops.RefreshInvalid:
             db.session.commit()  # keep the revocation of a reused token's family and its audit entry
             raise
+        # Usually the first request after a stretch without signal (the access token has expired):
+        # it is what starts the upload clock, not the sync that follows.
+        evidence.note_contact(db.session, ops.get_device(db.session, result["device_id"]))
         db.session.commit()
         return result
 
@@ -54,7 +57,7 @@ class DeviceMe(MethodView):
         """本设备及其执法人员、执法证有效期 / This device, its inspector and certificate validity"""
         principal = current_principal()
         device = ops.get_device(db.session, principal.device_id)
-        device.last_seen_at = utcnow()
+        evidence.note_contact(db.session, device)
         user = device.user
         today = local_today()
         db.session.commit()

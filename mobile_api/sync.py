@@ -18,6 +18,7 @@ from server.core.calendar import local_today
 from server.core.db import utcnow
 from server.extensions import db
 from server.modules.devices import operations as devices
+from server.modules.evidence import operations as evidence
 from server.modules.sync import operations as ops
 from server.modules.sync import schemas
 from sync import codec
@@ -64,7 +65,11 @@ def _json(text: str | bytes, status: int = 200) -> Response:
 
 
 def _device() -> Any:
-    return devices.get_device(db.session, current_principal().device_id)
+    """The calling device, its contact noted (the upload clock of DOMAIN-RULES rule 16 starts at the
+    first request after a silence; within a minute of the last one this writes nothing)."""
+    device = devices.get_device(db.session, current_principal().device_id)
+    evidence.note_contact(db.session, device)
+    return device
 
 
 @blp.route("/sync/hello")

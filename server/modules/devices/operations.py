@@ -140,5 +140,4 @@ def refresh(session: Session, refresh_token: str) -> dict[str, object]:
                               .values(used_at=now))
     if claimed.rowcount != 1:
         raise RefreshInvalid()
-    device.last_seen_at = now
-    return issue_tokens(session, device)
+    return issue_tokens(session, device)  # the view notes the contact (evidence.note_contact)
