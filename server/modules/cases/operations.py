@@ -782,3 +782,41 @@ def unit_of(session: Session, case: Case) -> Unit:
 def steps_view() -> list[dict[str, Any]]:
     return [{"action": s.action, "name_zh": s.name_zh, "from": sorted(x.value for x in s.sources),
              "to": s.target.value if s.target else None, "rule": s.rule} for s in STEPS.values()]
+
+
+# ---- a target's record of violations, for the inspector's offline dossier -----------------------
+
+def past_violations(session: Session, target_ids: Iterable[int], *, user: User) -> dict[int, list[dict[str, Any]]]:
+    """Decided penalty cases against each target, newest decision first, in one query.
+
+    What an inspector may see: the decisions of their own unit and of cases they handled, and
+    other units' decisions that were published (行政处罚法 第48条: penalty decisions are public)
+    and not since changed, revoked or found illegal (第48条第2款). Only the decision's facts as
+    published: case and decision numbers, date, violation and legal basis, outcome; no case file.
+    """
+    ids = sorted(set(target_ids))
+    if not ids:
+        return {}
+    from server.modules.cases.models import CaseDocument, CaseEvent
+
+    decision_number = (sa.select(CaseDocument.number)
+                       .where(CaseDocument.case_id == Case.id, CaseDocument.doc_type == "decision")
+                       .order_by(CaseDocument.id.desc()).limit(1).correlate(Case).scalar_subquery())
+    changed = sa.exists().where(CaseEvent.case_id == Case.id, CaseEvent.action == "withdrawal_due")
+    handled = sa.select(CaseHandler.case_id).where(CaseHandler.user_id == user.id)
+    query = (sa.select(Case.target_id, Case.number, decision_number.label("decision_number"), Case.decision_date,
+                       Case.title, Case.violation_code, Case.legal_basis, Case.decided_fine, Case.measures, Case.state,
+                       Case.closed_on, changed.label("changed"))
+             .where(Case.target_id.in_(ids), Case.decision_date.is_not(None),
+                    sa.or_(Case.unit_id == user.unit_id, Case.id.in_(handled),
+                           sa.and_(Case.published_on.is_not(None), ~changed)))
+             .order_by(Case.target_id, Case.decision_date.desc(), Case.created_at.desc(), Case.id))
+    out: dict[int, list[dict[str, Any]]] = {}
+    for row in session.execute(query):
+        out.setdefault(row.target_id, []).append({
+            "case_number": row.number, "decision_number": row.decision_number,
+            "decision_date": row.decision_date.isoformat(), "title": row.title, "violation_code": row.violation_code,
+            "legal_basis": row.legal_basis, "fine": row.decided_fine, "measures": row.measures or [],
+            "status": row.state.value, "closed_on": row.closed_on.isoformat() if row.closed_on else None,
+            "decision_changed": bool(row.changed)})
+    return out

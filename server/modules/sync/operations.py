@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from server.core import errors
 from server.core.access import Principal, Role
@@ -26,6 +26,7 @@ from server.core.canonical import canonical_json
 from server.core.db import insert_rows, utcnow
 from server.modules.audit import operations as audit
 from server.modules.devices.models import Device
+from server.modules.cases import operations as cases
 from server.modules.directory.models import Target
 from server.modules.evidence import operations as evidence
 from server.modules.inspections.models import Inspection, InspectionMember, InspectionStatus
@@ -1021,6 +1022,7 @@ def package(session: Session, device: Device, *, today: dt.date, inspection_id: 
         InspectionMember.removed_at.is_(None))).where(
         Inspection.status.in_([InspectionStatus.ASSIGNED, InspectionStatus.IN_PROGRESS,
                                InspectionStatus.COMPLETED])).order_by(Inspection.window_start, Inspection.id)
+    query = query.options(selectinload(Inspection.members))  # the teams in one query, not one per inspection
     if inspection_id:
         query = query.where(Inspection.id == inspection_id)
     inspections = list(session.scalars(query))
@@ -1034,6 +1036,7 @@ def package(session: Session, device: Device, *, today: dt.date, inspection_id: 
     notes = list(session.scalars(sa.select(InspectionNote).where(InspectionNote.inspection_id.in_(ids))))
     check_ins = list(session.scalars(sa.select(CheckIn).where(CheckIn.inspection_id.in_(ids))))
     manifests = list(session.scalars(sa.select(MediaManifest).where(MediaManifest.inspection_id.in_(ids))))
+    violations = cases.past_violations(session, targets, user=user)
     numbers = allocate_numbers(session, device, today=today)
     state = device_state(session, device.id)
     state.last_contact_at = utcnow()
@@ -1049,9 +1052,8 @@ def package(session: Session, device: Device, *, today: dt.date, inspection_id: 
         "targets": [{"id": t.id, "name": t.name, "uscc": t.uscc, "address": t.address, "lat": t.lat, "lon": t.lon,
                      "region_code": t.region_code, "industry": t.industry, "risk_class": t.risk_class.value,
                      "permit_class": t.permit_class.value, "permit_number": t.permit_number,
-                     "credit_rating": t.credit_rating,
-                     # TODO(cases issue): past violations come from the cases module; empty until it exists.
-                     "past_violations": []} for t in targets.values()],
+                     "credit_rating": t.credit_rating, "past_violations": violations.get(t.id, [])}
+                    for t in targets.values()],
         "team": [{"user_id": u.id, "display_name": u.display_name, "role": u.role.value,
                   "certificates": certs.get(u.id, [])} for u in people.values()],
         "records": [record_snapshot(r) for r in records],
