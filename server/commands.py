@@ -18,6 +18,9 @@ def register(cli: click.Group) -> None:
     from sync.simulate import simulate_cli
 
     cli.add_command(simulate_cli)
+    from server.modules.sync.cli import sync_cli
+
+    cli.add_command(sync_cli)
     from server.modules.discretion.cli import discretion_cli
 
     cli.add_command(discretion_cli)

@@ -62,6 +62,8 @@ SETTINGS: dict[str, Setting] = {
     "UPLOAD_DIR": Setting(None, str, "folder of partial tus uploads (local disk); default instance/uploads"),
     "UPLOAD_MAX_BYTES": Setting(16 * 1024**3, int, "largest upload (Tus-Max-Size), bytes"),
     "UPLOAD_EXPIRY_DAYS": Setting(42, int, "an unfinished upload is kept this long (a phone may be offline for weeks)"),
+    "SYNC_CHANGE_RETENTION_DAYS": Setting(30, int, "sync changes are kept this long; a device whose cursor is older "
+                                                   "downloads the offline package again (keep ≥ DEVICE_OFFLINE_GRACE_DAYS)"),
     "RECONNECT_GAP_HOURS": Setting(8, int, "silence after which a device's next request counts as regained connectivity"),
     "EVIDENCE_MAX_IMAGE_PIXELS": Setting(120_000_000, int, "larger images are flagged, not decoded (decompression bombs)"),
     "EVIDENCE_RETENTION_YEARS": Setting(30, int, "evidence may not be deleted before this many years after capture"),
@@ -137,6 +139,7 @@ def load(instance_path: str, test_config: dict[str, Any] | None = None,
     for name in ("MAX_CONTENT_LENGTH", "STAFF_TOKEN_TTL_S", "DEVICE_TOKEN_TTL_S",
                  "DEVICE_OFFLINE_GRACE_DAYS", "LOGIN_MAX_FAILURES", "DB_CONNECT_TIMEOUT_S",
                  "UPLOAD_MAX_BYTES", "UPLOAD_EXPIRY_DAYS", "RECONNECT_GAP_HOURS", "EVIDENCE_MAX_IMAGE_PIXELS",
+                 "SYNC_CHANGE_RETENTION_DAYS",
                  "SESSION_IDLE_MINUTES", "SESSION_MAX_HOURS"):
         if values[name] <= 0:
             raise ConfigError(f"{ENV_PREFIX}{name} must be positive")

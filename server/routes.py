@@ -44,6 +44,9 @@ def register_routes(app: Flask) -> None:
     mobile_api.register_blueprint(mobile_media.blp, url_prefix="/mobile/v1")
     web_api.register_blueprint(evidence_api.blp, url_prefix="/api/v1")
     evidence_tasks.schedule(app)
+    from server.modules.sync import tasks as sync_tasks
+
+    sync_tasks.schedule(app)
 
     from server.modules.cases import api as cases_api
     from server.modules.discretion import api as discretion_api

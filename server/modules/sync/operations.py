@@ -971,6 +971,10 @@ def pull(session: Session, device: Device, cursor: str | None, limit: int = DEFA
         SyncChange.seq > since, SyncChange.seq <= head.last_seq,
         sa.or_(sa.and_(SyncChange.audience_user_id.is_(None), SyncChange.inspection_id.in_(mine)),
                SyncChange.audience_user_id == user_id)).order_by(SyncChange.seq).limit(limit)).all()
+    # A compaction that committed between the two reads may have dropped rows this page needed:
+    # its floor is committed before any row goes, so reading the floor again tells.
+    if since < session.execute(sa.select(SyncHead.floor_seq).where(SyncHead.id == 1)).scalar_one():
+        raise CursorExpired(cursor_seq=since)
     more = len(rows) == limit
     # Serving only up to the head read first keeps the cursor safe; with no more rows the cursor
     # jumps to the head, so irrelevant changes are never scanned again.
@@ -985,16 +989,60 @@ def pull(session: Session, device: Device, cursor: str | None, limit: int = DEFA
     return [body for _, body in rows], encode_cursor(next_seq), more
 
 
+def raise_floor(session: Session, seq: int, *, reason: dict[str, Any] | None = None) -> int:
+    """Cursors below ``seq`` get ``sync.cursor_expired`` from the commit on (a full resync that
+    keeps the device's outbox). Raised before any row is dropped. Returns the floor."""
+    head = session.get(SyncHead, 1, with_for_update=True, populate_existing=True)
+    assert head is not None
+    previous = head.floor_seq
+    head.floor_seq = max(previous, min(seq, head.last_seq))
+    session.flush()
+    if head.floor_seq != previous:
+        audit.record(session, "sync:change_log:compacted",
+                     payload={"floor_seq": head.floor_seq, "previous_floor_seq": previous, **(reason or {})})
+    return head.floor_seq
+
+
+def drop_compacted(session: Session, *, limit: int | None = None) -> int:
+    """Delete change-log rows at or below the floor (no cursor can reach them), at most ``limit``."""
+    floor = session.execute(sa.select(SyncHead.floor_seq).where(SyncHead.id == 1)).scalar_one()
+    doomed = SyncChange.seq <= floor
+    if limit is not None:
+        doomed = SyncChange.seq.in_(sa.select(SyncChange.seq).where(doomed).order_by(SyncChange.seq).limit(limit)
+                                    .scalar_subquery())
+    deleted = session.execute(sa.delete(SyncChange).where(doomed)).rowcount
+    if deleted:
+        audit.record(session, "sync:change_log:pruned", payload={"floor_seq": floor, "deleted": deleted})
+    return deleted
+
+
 def compact(session: Session, *, keep_after_seq: int) -> int:
     """Drop change-log entries up to ``keep_after_seq``; older cursors then get ``sync.cursor_expired``."""
-    head = session.get(SyncHead, 1, with_for_update=True)
-    assert head is not None
-    floor = min(keep_after_seq, head.last_seq)
-    deleted = session.execute(sa.delete(SyncChange).where(SyncChange.seq <= floor)).rowcount
-    head.floor_seq = max(head.floor_seq, floor)
-    session.flush()
-    audit.record(session, "sync:change_log:compacted", payload={"floor_seq": head.floor_seq, "deleted": deleted})
-    return deleted
+    raise_floor(session, keep_after_seq)
+    return drop_compacted(session)
+
+
+def compact_expired(session: Session, *, retention: dt.timedelta, commit: Callable[[], None],
+                    now: dt.datetime | None = None, batch: int = 10_000) -> dict[str, Any]:
+    """The scheduled compaction (``sync.compact_change_log``, ``enforce sync compact``): changes
+    committed more than ``retention`` ago leave the log. The floor is committed first, then the
+    rows go in batches of ``batch``, each committed, so pushes never wait long for the head lock.
+    ``commit`` is the boundary's commit."""
+    cutoff = (now or utcnow()) - retention
+    head = session.execute(sa.select(SyncHead.last_seq, SyncHead.floor_seq).where(SyncHead.id == 1)).one()
+    # Seqs follow commit order, so the first change young enough to keep ends the expired ones.
+    first_kept = session.scalar(sa.select(SyncChange.seq).where(
+        SyncChange.seq > head.floor_seq, SyncChange.committed_at >= cutoff).order_by(SyncChange.seq).limit(1))
+    floor = raise_floor(session, head.last_seq if first_kept is None else first_kept - 1,
+                        reason={"cutoff": iso(cutoff), "retention_days": retention / dt.timedelta(days=1)})
+    commit()
+    deleted = 0
+    while True:
+        count = drop_compacted(session, limit=batch)
+        commit()
+        deleted += count
+        if count < batch:
+            return {"floor_seq": floor, "deleted": deleted, "cutoff": iso(cutoff)}
 
 
 # ---- offline package ----------------------------------------------------------------------------
@@ -1145,4 +1193,5 @@ def health(session: Session, principal: Principal) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["push", "pull", "package", "handshake", "resolve", "health", "compact", "InspectionNotFound"]
+__all__ = ["push", "pull", "package", "handshake", "resolve", "health", "compact", "compact_expired",
+           "InspectionNotFound"]
