@@ -15,7 +15,9 @@ draw_request_s_200k the freeze request (pools read from PostgreSQL, hashed, stor
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
+import pstats
 import random
 import statistics
 import sys
@@ -87,7 +89,7 @@ def _timed(module: object, name: str, label: str) -> None:
     setattr(module, name, wrapper)
 
 
-def request(pg: str, n_targets: int) -> None:
+def request(pg: str, n_targets: int, profile: bool = False) -> None:
     import sqlalchemy as sa
 
     from server.modules.directory import uscc
@@ -186,7 +188,10 @@ def request(pg: str, n_targets: int) -> None:
         digest = algorithm.commitment(draw_id, f"user:{user.id}", secret)
         assert client.post(f"/api/v1/draws/{draw_id}/commitments", json={"commitment": digest},
                            headers=headers).status_code == 201
+    profiler = cProfile.Profile() if profile else None
     start = time.perf_counter()
+    if profiler:
+        profiler.enable()
     frozen = client.post(f"/api/v1/draws/{draw_id}/freeze", headers=chief_h)
     freeze_s = time.perf_counter() - start
     assert frozen.status_code == 200, frozen.json
@@ -196,6 +201,11 @@ def request(pg: str, n_targets: int) -> None:
     start = time.perf_counter()
     ran = client.post(f"/api/v1/draws/{draw_id}/run", headers=chief_h)
     run_s = time.perf_counter() - start
+    if profiler:
+        profiler.disable()
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats("cumulative").print_stats(45)
+        stats.sort_stats("tottime").print_stats(30)
     assert ran.status_code == 200, ran.json
     print(f"draw_freeze_s_200k: {freeze_s:.3f} s")
     print(f"draw_run_s_200k: {run_s:.3f} s  ({ran.json['drawn_count']} inspections created)")
@@ -212,10 +222,11 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--targets", type=int, default=200_000)
     parser.add_argument("--skip-request", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="cProfile of the freeze and run requests (stderr)")
     args = parser.parse_args()
     pure(args.targets)
     if not args.skip_request:
-        request(args.pg, args.targets)
+        request(args.pg, args.targets, args.profile)
 
 
 if __name__ == "__main__":

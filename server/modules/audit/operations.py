@@ -268,25 +268,24 @@ def _frontier(session: Session, size: int, stored: bytes) -> list[tuple[int, byt
 
 
 # PostgreSQL: the leaves, the subject index, the new nodes and the head in one statement (one round
-# trip whatever the batch size). The rows travel as one JSON document (hashes in hex, bodies as
-# their UTF-8 text): json.dumps is far cheaper than adapting a dozen typed arrays element by
-# element. Both statements go straight to the psycopg cursor of the session's
+# trip whatever the batch size). Each table's rows travel as one JSON document (hashes in hex,
+# bodies as their UTF-8 text): json.dumps is far cheaper than adapting a dozen typed arrays element
+# by element, and three documents are parsed once each. Both statements go straight to the psycopg cursor of the session's
 # connection (same transaction): SQLAlchemy's per-statement work was a third of a commit's CPU.
 _LOCK_PG = "UPDATE audit_head SET size = size WHERE id = 1 RETURNING size, frontier"
 _WRITE_PG = """
-WITH doc AS (SELECT CAST(%(rows)s AS json) AS d),
-entries AS (
+WITH entries AS (
     INSERT INTO audit_entry (idx, tag, actor_kind, actor_id, request_id, supersedes, body, leaf_hash, recorded_at)
     SELECT e.idx, e.tag, e.actor_kind, e.actor_id, e.request_id, e.supersedes, convert_to(e.body, 'UTF8'),
            decode(e.leaf_hash, 'hex'), CAST(%(at)s AS timestamptz)
-    FROM doc, json_to_recordset(doc.d -> 'e') AS e(idx bigint, tag text, actor_kind text, actor_id text,
-                                                  request_id text, supersedes bigint, body text, leaf_hash text)),
+    FROM json_to_recordset(CAST(%(entries)s AS json)) AS e(idx bigint, tag text, actor_kind text, actor_id text,
+                                                          request_id text, supersedes bigint, body text, leaf_hash text)),
 subjects AS (
     INSERT INTO audit_subject (entry_idx, subject_type, subject_id)
-    SELECT s.i, s.t, s.v FROM doc, json_to_recordset(doc.d -> 's') AS s(i bigint, t text, v text)),
+    SELECT s.i, s.t, s.v FROM json_to_recordset(CAST(%(subjects)s AS json)) AS s(i bigint, t text, v text)),
 nodes AS (
     INSERT INTO audit_node (level, idx, hash)
-    SELECT n.l, n.i, decode(n.h, 'hex') FROM doc, json_to_recordset(doc.d -> 'n') AS n(l smallint, i bigint, h text))
+    SELECT n.l, n.i, decode(n.h, 'hex') FROM json_to_recordset(CAST(%(nodes)s AS json)) AS n(l smallint, i bigint, h text))
 UPDATE audit_head SET size = %(size)s, root_hash = %(root)s, frontier = %(frontier)s, updated_at = %(at)s WHERE id = 1
 """
 
@@ -334,15 +333,14 @@ def _sequence(session: Session) -> None:
     edge = b"".join(h for _, h in frontier)
 
     if cursor is not None:
-        rows = {
-            "e": [{"idx": idx, "tag": tag, "actor_kind": kind, "actor_id": actor_id, "request_id": request,
-                   "supersedes": supersedes, "body": body.decode(), "leaf_hash": h.hex()}
-                  for idx, tag, kind, actor_id, request, supersedes, body, h in entry_rows],
-            "s": [{"i": idx, "t": kind, "v": value} for idx, kind, value in subject_rows],
-            "n": [{"l": level, "i": idx, "h": h.hex()} for level, idx, h in node_rows],
-        }
-        cursor.execute(_WRITE_PG, {"rows": json.dumps(rows, ensure_ascii=False), "size": new_size, "root": root,
-                                   "frontier": edge, "at": at})
+        entries = [{"idx": idx, "tag": tag, "actor_kind": kind, "actor_id": actor_id, "request_id": request,
+                    "supersedes": supersedes, "body": body.decode(), "leaf_hash": h.hex()}
+                   for idx, tag, kind, actor_id, request, supersedes, body, h in entry_rows]
+        subjects = [{"i": idx, "t": kind, "v": value} for idx, kind, value in subject_rows]
+        nodes = [{"l": level, "i": idx, "h": h.hex()} for level, idx, h in node_rows]
+        cursor.execute(_WRITE_PG, {"entries": json.dumps(entries, ensure_ascii=False),
+                                   "subjects": json.dumps(subjects, ensure_ascii=False), "nodes": json.dumps(nodes),
+                                   "size": new_size, "root": root, "frontier": edge, "at": at})
         cursor.close()
         return
     # Elsewhere (SQLite, in-process): Core executemany, no ORM identity bookkeeping.

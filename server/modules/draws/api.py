@@ -37,7 +37,10 @@ def _staff_view(draw: Draw) -> Draw:
     """Managers see the drawn assignments; observers only what the public will see, until publication."""
     principal = current_principal()
     manager = principal.role in (Role.SUPERVISOR.value, Role.ADMIN.value)
-    draw.assignments = ops.document(draw)["result"]["assignments"] if manager and draw.result_hash else None  # type: ignore[attr-defined]
+    if not (manager and draw.result_hash):
+        draw.assignments = None  # type: ignore[attr-defined]
+    elif getattr(draw, "assignments", None) is None:  # run() leaves them on the instance
+        draw.assignments = ops.document(draw)["result"]["assignments"]  # type: ignore[attr-defined]
     draw.redraws = ops.redraws_of(db.session, draw)  # type: ignore[attr-defined]
     if not manager and not draw.published_at:
         draw.assignments = None  # type: ignore[attr-defined]

@@ -375,6 +375,7 @@ def run(session: Session, draw: Draw, by: User) -> Draw:
         for item in assignments), created_by=by, load=False)
     draw.seed, draw.result_hash = doc["seed"], doc["result_hash"]
     draw.drawn_count = len(doc["result"]["assignments"])
+    draw.assignments = assignments  # type: ignore[attr-defined]  # for the response, not stored
     draw.document = _pack(doc)
     draw.status, draw.executed_at = DrawStatus.EXECUTED, utcnow()
     _flush(session, draw)

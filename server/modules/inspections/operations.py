@@ -5,11 +5,11 @@ import datetime as dt
 from typing import Any, Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, scoped_session, selectinload
 
 from server.core import errors
 from server.core.access import Principal, Role, require
-from server.core.db import new_uuid, utcnow
+from server.core.db import among, insert_rows, new_uuid, utcnow
 from server.modules.audit import operations as audit
 from server.modules.directory.models import Target
 from server.modules.inspections.models import (Inspection, InspectionKind, InspectionMember, InspectionStatus,
@@ -36,8 +36,9 @@ def get(session: Session, inspection_id: str) -> Inspection:
 
 
 def _team(session: Session, lead_id: int, member_ids: Iterable[int], window: tuple[dt.date, dt.date],
-          lookup: Any = None) -> list[tuple[User, TeamRole, str | None]]:
-    """Check rule 1 (DOMAIN-RULES §A): ≥2 inspectors whose certificates hold for the whole window."""
+          lookup: Any = None, checked: dict[Any, Any] | None = None) -> list[tuple[User, TeamRole, str | None]]:
+    """Check rule 1 (DOMAIN-RULES §A): ≥2 inspectors whose certificates hold for the whole window.
+    ``checked`` keeps each (user, window) verdict for the next team (a draw reuses people)."""
     ids = [lead_id] + [i for i in dict.fromkeys(member_ids) if i != lead_id]
     team: list[tuple[User, TeamRole, str | None]] = []
     certified = 0
@@ -46,10 +47,15 @@ def _team(session: Session, lead_id: int, member_ids: Iterable[int], window: tup
         if user.role is Role.AUXILIARY:
             team.append((user, TeamRole.AUXILIARY, None))
             continue
-        users.require_inspector(user, window[0])
-        cert = users.require_inspector(user, window[1])
+        key = (user_id, window)
+        number = checked.get(key) if checked is not None else None
+        if number is None:
+            users.require_inspector(user, window[0])
+            number = users.require_inspector(user, window[1]).number
+            if checked is not None:
+                checked[key] = number
         certified += 1
-        team.append((user, TeamRole.LEAD if position == 0 else TeamRole.MEMBER, cert.number))
+        team.append((user, TeamRole.LEAD if position == 0 else TeamRole.MEMBER, number))
     if certified < MIN_INSPECTORS:
         raise TeamTooSmall(certified=certified)
     return team
@@ -75,14 +81,17 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
     specs = list(specs)
     if not specs:
         return []
+    if isinstance(session, scoped_session):
+        session = session()  # once, not once per audit entry
     target_ids = sorted({spec["target_id"] for spec in specs})
     user_ids = sorted({uid for spec in specs for uid in [spec["lead_id"], *spec["member_ids"]]})
     known_targets: set[int] = set()
     for chunk in range(0, len(target_ids), 5000):
-        known_targets.update(session.scalars(sa.select(Target.id).where(Target.id.in_(target_ids[chunk:chunk + 5000]))))
+        chunk_ids = target_ids[chunk:chunk + 5000]
+        known_targets.update(session.scalars(sa.select(Target.id).where(among(Target.id, chunk_ids))))
     people: dict[int, User] = {}  # held strongly: the identity map is weak
     for chunk in range(0, len(user_ids), 2000):
-        for user in session.scalars(sa.select(User).where(User.id.in_(user_ids[chunk:chunk + 2000]))
+        for user in session.scalars(sa.select(User).where(among(User.id, user_ids[chunk:chunk + 2000]))
                                     .options(selectinload(User.certificates))):
             people[user.id] = user
 
@@ -96,13 +105,15 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
     unit_default = created_by.unit_id
     inspection_rows: list[dict[str, Any]] = []
     member_rows: list[dict[str, Any]] = []
+    checked: dict[Any, Any] = {}
     for spec in specs:
         if spec["target_id"] not in known_targets:
             raise TargetNotFound()
         window_start, window_end = spec["window_start"], spec["window_end"]
         if window_start > window_end:
             raise errors.ValidationFailed(fields={"window_end": ["不得早于开始日期 / must not precede window_start"]})
-        team = _team(session, spec["lead_id"], spec["member_ids"], (window_start, window_end), lookup=lookup)
+        team = _team(session, spec["lead_id"], spec["member_ids"], (window_start, window_end), lookup=lookup,
+                     checked=checked)
         kind: InspectionKind = spec["kind"]
         inspection_id = new_uuid()
         secret, draw_id, purpose = spec.get("secret", False), spec.get("draw_id"), spec.get("purpose")
@@ -121,9 +132,8 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
                               "team": [{"user": u.id, "role": r.value, "certificate": c} for u, r, c in team],
                               "secret": secret, "draw": draw_id, "purpose": purpose})
     session.flush()  # anything pending (the targets and users referred to) goes first
-    # ORM bulk inserts (not Core table inserts): listeners such as the devices' change log see them.
-    session.execute(sa.insert(Inspection), inspection_rows)
-    session.execute(sa.insert(InspectionMember), member_rows)
+    insert_rows(session, Inspection.__table__, inspection_rows)  # type: ignore[arg-type]
+    insert_rows(session, InspectionMember.__table__, member_rows)  # type: ignore[arg-type]
     if not load:
         return []
     ids = [row["id"] for row in inspection_rows]

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session, scoped_session
 
-from server.core.db import drop_rolled_back, utcnow
+from server.core.db import among, drop_rolled_back, rows_inserted, utcnow
 from server.modules.audit import operations as _audit  # noqa: F401  (its before_commit hook runs first)
 from server.modules.inspections.models import Inspection, InspectionMember, InspectionStatus
 from server.modules.sync.models import SyncChange, SyncHead
@@ -62,8 +62,9 @@ def _body(seq: int, change: PendingChange, at: str) -> str:
     return json.dumps(head, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def inspection_snapshot(inspection: Inspection, members: list[InspectionMember] | None = None) -> dict[str, Any]:
-    """What a device keeps of an inspection (its assignment is read-only to devices)."""
+def inspection_snapshot(inspection: Any, members: list[Any] | None = None) -> dict[str, Any]:
+    """What a device keeps of an inspection (its assignment is read-only to devices), from the ORM
+    object or from plain rows with the same column names."""
     members = inspection.members if members is None else members
     return {
         "id": inspection.id, "status": inspection.status.value, "kind": inspection.kind.value,
@@ -81,18 +82,21 @@ def _emit_inspection_changes(session: Session) -> None:
     if not touched and not removed:
         return
     ids = sorted(touched | {inspection_id for inspection_id, _ in removed})
-    inspections = {i.id: i for i in session.scalars(sa.select(Inspection).where(Inspection.id.in_(ids)))}
-    active = set(tuple(r) for r in session.execute(sa.select(InspectionMember.inspection_id, InspectionMember.user_id).where(
-        InspectionMember.inspection_id.in_(ids), InspectionMember.removed_at.is_(None))).all())
+    # Plain rows, not ORM objects: a draw touches 10,000 inspections and 20,000 members at once.
+    columns = [Inspection.id, Inspection.status, Inspection.kind, Inspection.version, Inspection.target_id,
+               Inspection.unit_id, Inspection.window_start, Inspection.window_end, Inspection.purpose]
+    inspections = {row.id: row for row in session.execute(sa.select(*columns).where(among(Inspection.id, ids)))}
+    members: dict[str, list[Any]] = {}
+    for member in session.execute(sa.select(InspectionMember.inspection_id, InspectionMember.user_id,
+                                            InspectionMember.team_role, InspectionMember.certificate_number)
+                                  .where(among(InspectionMember.inspection_id, ids), InspectionMember.removed_at.is_(None))
+                                  .order_by(InspectionMember.id)):
+        members.setdefault(member.inspection_id, []).append(member)
     for inspection_id, user_id in sorted(removed):
-        if (inspection_id, user_id) not in active:  # reassigned away: that device drops the inspection
+        if all(m.user_id != user_id for m in members.get(inspection_id, ())):
+            # reassigned away: that device drops the inspection
             emit(session, inspection_id=inspection_id, entity="inspection", entity_id=inspection_id,
                  op="tombstone", data={"reason": "unassigned"}, audience_user_id=user_id)
-    members: dict[str, list[InspectionMember]] = {}
-    for member in session.scalars(sa.select(InspectionMember).where(
-            InspectionMember.inspection_id.in_(ids), InspectionMember.removed_at.is_(None))
-            .order_by(InspectionMember.id)):
-        members.setdefault(member.inspection_id, []).append(member)
     for inspection_id in ids:
         inspection = inspections.get(inspection_id)
         if inspection is None:
@@ -159,18 +163,12 @@ def _watch_inspections(session: Session, _context: Any) -> None:
                 session.info.setdefault(_REMOVED, set()).add((obj.inspection_id, obj.user_id))
 
 
-@event.listens_for(Session, "do_orm_execute")
-def _watch_bulk_inserts(state: Any) -> None:
-    """ORM bulk inserts (``session.execute(insert(Inspection), rows)``) skip the flush listener."""
-    if not state.is_insert or state.bind_mapper is None:
-        return
-    cls = state.bind_mapper.class_
-    if cls not in (Inspection, InspectionMember):
-        return
-    params = state.parameters
-    rows = params if isinstance(params, list) else [params] if params else []
-    key = "id" if cls is Inspection else "inspection_id"
-    state.session.info.setdefault(_TOUCHED, set()).update(row[key] for row in rows if key in row)
+@rows_inserted.connect
+def _watch_row_inserts(table: Any, *, session: Any, rows: list[dict[str, Any]]) -> None:
+    """Set-based inserts (``insert_rows``, a draw's thousands of inspections) skip the flush listener."""
+    key = {Inspection.__table__: "id", InspectionMember.__table__: "inspection_id"}.get(table)
+    if key is not None:
+        real_session(session).info.setdefault(_TOUCHED, set()).update(row[key] for row in rows)
 
 
 @event.listens_for(Session, "before_commit")
