@@ -68,6 +68,8 @@ SETTINGS: dict[str, Setting] = {
     "EVIDENCE_MAX_IMAGE_PIXELS": Setting(120_000_000, int, "larger images are flagged, not decoded (decompression bombs)"),
     "EVIDENCE_RETENTION_YEARS": Setting(30, int, "evidence may not be deleted before this many years after capture"),
     "DOCUMENT_FONT_FILE": Setting(None, str, "optional TTF for case documents; default is the built-in STSong-Light"),
+    "TASK_THREADS": Setting(2, int, "with the memory:// broker, threads of the web process that run long tasks "
+                                    "(imports, package builds) so their pages show progress; 0 runs them in the request"),
 }
 
 _DB_SCHEMES = ("sqlite", "postgresql")
@@ -145,6 +147,8 @@ def load(instance_path: str, test_config: dict[str, Any] | None = None,
             raise ConfigError(f"{ENV_PREFIX}{name} must be positive")
     if values["SESSION_IDLE_MINUTES"] > values["SESSION_MAX_HOURS"] * 60:
         raise ConfigError(f"{ENV_PREFIX}SESSION_IDLE_MINUTES is longer than {ENV_PREFIX}SESSION_MAX_HOURS")
+    if values["TASK_THREADS"] < 0:
+        raise ConfigError(f"{ENV_PREFIX}TASK_THREADS must be 0 or more")
 
     if values["HOLIDAYS_FILE"]:
         from server.core.calendar import load_extra

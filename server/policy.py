@@ -181,6 +181,7 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "console.review_history": {"GET": LEGAL_REVIEWERS},
     "console.directory": {"GET": MANAGERS},
     "console.directory_import": {"POST": MANAGERS},
+    "console.directory_import_status": {"GET": MANAGERS},
     "console.roster": {"GET": MANAGERS},
     "console.sampling": {"GET": MANAGERS},
     "console.plan_approve": {"POST": MANAGERS},

@@ -51,6 +51,9 @@ def make_app(database_url: str, instance: Path, **overrides: Any) -> Flask:
         "STORAGE_URL": (instance / "blobs").as_uri(),
         "LOG_JSON": False,
         "AUDIT_LOG_KEY": str(instance / "audit-log-key.pem"),
+        # long tasks in the request, like the others: a thread could not see a test's rolled-back
+        # transaction (the browser tests' app, which commits for real, uses threads)
+        "TASK_THREADS": 0,
     }
     config.update(overrides)
     os.environ.setdefault("ENFORCE_INSTANCE_PATH", str(instance))

@@ -16,8 +16,8 @@ from server.core.calendar import local_today
 from server.extensions import db
 from server.modules.deadlines import operations as deadlines
 from server.modules.directory import operations as directory
-from server.modules.directory import schemas as directory_schemas
-from server.modules.directory.models import RiskClass, Target
+from server.modules.directory import tasks as directory_tasks
+from server.modules.directory.models import DirectoryImport, RiskClass
 from server.modules.draws import operations as draws
 from server.modules.draws import schemas as draws_schemas
 from server.modules.draws.models import AnnualPlan, Basis, Draw, Level, Period, SamplingRule
@@ -40,31 +40,41 @@ def directory_page() -> Any:
     q = (request.args.get("q") or "").strip()
     region = request.args.get("region") or None
     risk = request.args.get("risk") or None
-    query = directory.search(q or None, region_code=region, risk_class=risk)
-    regions = db.session.scalars(sa.select(Region).order_by(Region.code)).all()
-    return render_template("console/directory.html", page=paged(query), q=q, region=region, risk=risk,
-                           regions=regions, report=None)
+    return render_template("console/directory.html", **_directory_context(q, region, risk))
 
+
+def _directory_context(q: str = "", region: str | None = None, risk: str | None = None) -> dict[str, Any]:
+    imports = sa.select(DirectoryImport).order_by(DirectoryImport.created_at.desc(), DirectoryImport.id)
+    return {"page": paged(directory.search(q or None, region_code=region, risk_class=risk)), "q": q, "region": region,
+            "risk": risk, "regions": db.session.scalars(sa.select(Region).order_by(Region.code)).all(),
+            "imports": paged(imports, per_page=10, param="imports_page")}
 
 
 @console.post("/directory/import")
 def directory_import() -> Any:
-    """导入 CSV/XLSX，逐行报告错误 / Import CSV or XLSX with the row error report"""
+    """导入 CSV/XLSX（后台执行，页面显示进度与逐行错误报告）/ Import CSV or XLSX in the background, with progress and the row error report"""
     upload = request.files.get("file")
-    regions = db.session.scalars(sa.select(Region).order_by(Region.code)).all()
 
-    def do_import() -> Any:
+    def start() -> Any:
         if upload is None or not upload.filename:
             raise errors.ValidationFailed(fields={"file": ["请选择文件 / choose a file"]})
-        return directory.import_targets(db.session, filename=upload.filename, content=upload.read(),
-                                        schema=directory_schemas.TargetInputSchema(),
-                                        accept_valid=request.form.get("accept_valid") == "1")
+        job = directory.request_import(db.session, by_user_id=current_principal().user_id, filename=upload.filename,
+                                       content=upload.read(), accept_valid=request.form.get("accept_valid") == "1")
+        directory_tasks.send_import(db.session, job.id)  # runs once this commits
+        return job
 
-    report, error = run(do_import)
-    context = {"page": paged(directory.search(None)), "q": "", "region": None, "risk": None, "regions": regions}
+    job, error = run(start)
     if error is not None:
-        return render_error("console/directory.html", error, report=error.context.get("report"), **context)
-    return render_template("console/directory.html", report=report, **context)
+        return render_error("console/directory.html", error, **_directory_context())
+    return redirect(url_for("console.directory_import_status", import_id=job.id))
+
+
+@console.get("/directory/imports/<import_id>")
+def directory_import_status(import_id: str) -> Any:
+    """导入进度与逐行错误报告 / An import's progress and its row error report"""
+    job = directory.get_import(db.session, import_id)
+    template = "console/_import_status.html" if request.headers.get("HX-Request") else "console/directory_import.html"
+    return render_template(template, job=job, requester=db.session.get(User, job.requested_by))
 
 
 # ---- roster ------------------------------------------------------------------------------------

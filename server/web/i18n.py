@@ -105,6 +105,15 @@ LABELS: dict[str, tuple[str, str]] = {
     "effective": ("生效期间", "In force"),
     "source": ("来源", "Source"),
     "basis_text": ("依据 / 报备情况", "Legal basis / filing"),
+    "import_queued": ("排队中", "Queued"),
+    "import_running": ("正在导入", "Importing"),
+    "import_applied": ("已导入", "Imported"),
+    "import_rejected": ("有错误行，未导入", "Invalid rows, nothing imported"),
+    "import_failed": ("导入失败", "Failed"),
+    "package_queued": ("排队中", "Queued"),
+    "package_building": ("正在生成", "Building"),
+    "package_done": ("已生成", "Done"),
+    "package_failed": ("生成失败", "Failed"),
 }
 
 

@@ -37,7 +37,7 @@ def demo_app(tmp: Path) -> Flask:
     from server.extensions import db
     from server.modules.demo import operations as demo
 
-    app = testdb.fresh_app(tmp, "web")
+    app = testdb.fresh_app(tmp, "web", TASK_THREADS=2)  # as `make run`: long tasks on threads, pages poll
     with app.app_context():
         demo.load(db.session, targets=400, inspectors=40)
         db.session.commit()

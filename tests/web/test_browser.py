@@ -232,7 +232,7 @@ def test_supervisor_resolves_a_sync_conflict_and_visits_the_unit_pages(browser, 
     page.context.close()
 
 
-def test_directory_import_shows_the_row_error_report(browser, live, world, tmp_path):
+def test_directory_import_runs_in_the_background_and_shows_the_row_error_report(browser, live, world, tmp_path):
     page = new_page(browser, live)
     sign_in(page, "supervisor")
     page.goto("/console/directory")
@@ -242,10 +242,46 @@ def test_directory_import_shows_the_row_error_report(browser, live, world, tmp_p
                    ",无代码企业,999999,,key\n",
                    encoding="utf-8")
     page.set_input_files("#file", str(bad))
-    page.click("#file ~ button[type=submit], form[enctype] button[type=submit]")
+    page.click("#btn-import")
+    assert "/console/directory/imports/" in page.url
+    # the import page polls until the task is over, then shows the report (no reload by the test)
     report = page.locator("#import-report").inner_text()
-    assert "invalid 2" in report and "not applied" in report
+    assert "错误 2" in report and "未作任何修改" in report
+    assert page.locator("#import-status").get_attribute("data-status") == "rejected"
     shot(page, "supervisor-directory-import")
+    page.context.close()
+
+
+def test_an_import_page_follows_the_task_without_a_reload(browser, live, world, web_app):
+    """A queued import (its worker busy): the page shows it waiting, then follows the task as it runs."""
+    from server.modules.directory import operations as directory
+    from server.modules.directory import tasks as directory_tasks
+    from server.modules.directory import uscc
+
+    rows = "".join(f"{uscc.complete(f'91611002MD{n:07d}')},进度演示{n}有限公司,611002,商州区{n}号,general\n"
+                   for n in range(1, 1201))
+    with web_app.app_context():
+        supervisor = scenes.user("supervisor")
+        job = directory.request_import(db.session, by_user_id=supervisor.id, filename="名录更新.csv",
+                                       content=("uscc,name,region_code,address,risk_class\n" + rows).encode(),
+                                       accept_valid=False)
+        db.session.commit()
+        job_id = job.id
+        db.session.remove()
+    page = new_page(browser, live)
+    sign_in(page, "supervisor")
+    page.goto(f"/console/directory/imports/{job_id}")
+    assert page.locator("#import-state").inner_text() == "排队中"
+    page.evaluate("window.sameDocument = true")
+    shot(page, "supervisor-directory-import-queued")
+    with web_app.app_context():
+        directory_tasks.run_import.run(job_id)  # the worker gets to it
+        db.session.remove()
+    page.wait_for_selector("#import-status[data-status=applied]")
+    assert page.evaluate("window.sameDocument") is True  # htmx swapped the status in; no navigation
+    assert page.locator("#import-rows").inner_text().startswith("1200 / 1200")
+    assert "新增 1200" in page.locator("#import-report").inner_text()
+    shot(page, "supervisor-directory-import-done")
     page.context.close()
 
 

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from server.core.db import Base, TimestampMixin
+from server.core.db import Base, TimestampMixin, new_uuid, utcnow, value_enum
 
 
 class RiskClass(str, enum.Enum):
@@ -59,4 +60,40 @@ class Target(TimestampMixin, Base):
         sa.CheckConstraint("lat IS NULL OR (lat BETWEEN -90 AND 90)", name="lat_range"),
         sa.CheckConstraint("lon IS NULL OR (lon BETWEEN -180 AND 180)", name="lon_range"),
         sa.CheckConstraint("NOT positive_list OR positive_list_since IS NOT NULL", name="positive_list_dated"),
+    )
+
+
+class ImportStatus(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    APPLIED = "applied"  # targets created: every row, or the valid ones when the requester asked for that
+    REJECTED = "rejected"  # some rows have errors; nothing was changed
+    FAILED = "failed"  # the file could not be read, or the task broke
+
+
+class DirectoryImport(Base):
+    """One import of a CSV/XLSX file into the directory, run as a task: its progress while it runs
+    and its row error report after. The file itself is kept in blob storage under its SHA-256."""
+
+    __tablename__ = "directory_import"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=new_uuid)
+    filename: Mapped[str] = mapped_column(sa.String(255))
+    sha256: Mapped[str] = mapped_column(sa.String(64), comment="SHA-256 of the file; its blob name")
+    size: Mapped[int] = mapped_column(sa.BigInteger, comment="file size in bytes")
+    accept_valid: Mapped[bool] = mapped_column(comment="take the valid rows and report the others")
+    status: Mapped[ImportStatus] = mapped_column(value_enum(ImportStatus, 16), default=ImportStatus.QUEUED)
+    total_rows: Mapped[int | None] = mapped_column(comment="data rows in the file, once read")
+    done_rows: Mapped[int] = mapped_column(default=0, comment="rows checked so far")
+    report: Mapped[dict[str, Any] | None] = mapped_column(comment="summary and row error report")
+    error: Mapped[dict[str, Any] | None] = mapped_column(comment="the error contract's body when it failed")
+    requested_by: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        sa.CheckConstraint("length(sha256) = 64", name="sha256_length"),
+        sa.CheckConstraint("done_rows >= 0", name="done_nonnegative"),
+        sa.CheckConstraint("total_rows IS NULL OR done_rows <= total_rows", name="done_within_total"),
     )

@@ -2,6 +2,7 @@
 
 Every change is audited in the same transaction (STYLE rule 4). An import is all-or-nothing unless
 the caller asks to take the valid rows: a file with errors changes nothing and returns a report.
+A large import runs as a task (``request_import`` then ``run_import``) that stores its progress.
 """
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import csv
 import datetime as dt
 import hashlib
 import io
-from typing import Any
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
 
 import marshmallow as ma
 import sqlalchemy as sa
@@ -18,10 +23,12 @@ from sqlalchemy.orm import Session
 from server.core import errors
 from server.core.access import Principal
 from server.core.calendar import local_today
+from server.core.db import utcnow
 from server.core.geo import gcj02_to_wgs84
+from server.core.storage import get_store
 from server.modules.audit import operations as audit
 from server.modules.directory import uscc as uscc_rules
-from server.modules.directory.models import RiskClass, Target
+from server.modules.directory.models import DirectoryImport, ImportStatus, RiskClass, Target
 from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import Inspection
 from server.modules.users.models import Region
@@ -37,6 +44,7 @@ ImportInvalid = errors.error_code("directory.import_invalid", 422, "导入文件
                                   "The import file has invalid rows; nothing was changed")
 ImportMalformed = errors.error_code("directory.import_malformed", 400, "导入文件无法读取（须为含表头的 CSV 或 XLSX）",
                                     "The import file cannot be read (CSV or XLSX with a header row)")
+ImportNotFound = errors.error_code("directory.import_not_found", 404, "导入任务不存在", "No such directory import")
 PositiveListUndated = errors.error_code("directory.positive_list_undated", 422, "列入正面清单须注明纳入日期",
                                         "A positive-list entry needs its date")
 
@@ -52,6 +60,8 @@ EDITABLE = ("name", "region_code", "address", "lat", "lon", "industry", "risk_cl
             "permit_number", "positive_list", "positive_list_since", "positive_list_basis", "credit_rating",
             "credit_rated_on", "active")
 MAX_IMPORT_ROWS = 50_000
+PROGRESS_ROWS = 200  # an import reports its progress every this many rows
+IMPORT_TYPES = (".csv", ".xlsx")
 
 
 def get(session: Session, target_id: int) -> Target:
@@ -199,9 +209,12 @@ def _xlsx_rows(content: bytes) -> list[list[Any]]:
 
 
 def import_targets(session: Session, *, filename: str, content: bytes, schema: ma.Schema,
-                   accept_valid: bool = False) -> dict[str, Any]:
+                   accept_valid: bool = False, progress: Callable[[int, int], None] | None = None,
+                   job: DirectoryImport | None = None) -> dict[str, Any]:
     """Validate every row, report every error, and create the targets only if all rows are valid
-    (or ``accept_valid`` is set, in which case the valid rows are taken and the rest reported)."""
+    (or ``accept_valid`` is set, in which case the valid rows are taken and the rest reported).
+    ``progress(done, total)`` is called every PROGRESS_ROWS rows while the rows are checked (reads
+    only, so its caller may commit); ``job`` is the import task this runs for."""
     rows = read_rows(filename, content)
     regions = _regions(session)
     existing = set(session.scalars(sa.select(Target.uscc)))
@@ -209,6 +222,8 @@ def import_targets(session: Session, *, filename: str, content: bytes, schema: m
     valid: list[dict[str, Any]] = []
     report: list[dict[str, Any]] = []
     for number, row in enumerate(rows, start=2):  # spreadsheet row numbers; row 1 is the header
+        if progress is not None and (number - 2) % PROGRESS_ROWS == 0:
+            progress(number - 2, len(rows))
         row = {key: str(value) if isinstance(value, (int, float)) and key in ("uscc", "region_code") else value
                for key, value in row.items()}
         try:
@@ -228,6 +243,8 @@ def import_targets(session: Session, *, filename: str, content: bytes, schema: m
             report.append({"row": number, "uscc": data["uscc"], "errors": problems})
         else:
             valid.append(data)
+    if progress is not None:
+        progress(len(rows), len(rows))
     summary = {"filename": filename, "sha256": hashlib.sha256(content).hexdigest(), "total": len(rows),
                "valid": len(valid), "invalid": len(report), "errors": report, "applied": False, "created": 0}
     if report and not accept_valid:
@@ -236,8 +253,105 @@ def import_targets(session: Session, *, filename: str, content: bytes, schema: m
     session.add_all(targets)
     session.flush()
     summary.update(applied=True, created=len(targets))
-    audit.record(session, "directory:target:imported", subjects=[("target", t.id) for t in targets],
+    subjects = [("target", t.id) for t in targets] + ([("directory_import", job.id)] if job else [])
+    audit.record(session, "directory:target:imported", subjects=subjects,
+                 actor=audit.Actor("user", str(job.requested_by)) if job else None,
                  payload={key: summary[key] for key in ("filename", "sha256", "total", "valid", "invalid", "created")}
                  | {"accepted_partial": bool(report), "uscc": [t.uscc for t in targets]})
     return summary
 
+
+# ---- imports as tasks, with progress -------------------------------------------------------------
+
+def request_import(session: Session, *, by_user_id: int, filename: str, content: bytes,
+                   accept_valid: bool) -> DirectoryImport:
+    """Keep the file (blob storage, by its SHA-256) and queue its import; the caller sends the task
+    (``directory.tasks.send_import``) so that it runs after this commits."""
+    if not filename.lower().endswith(IMPORT_TYPES):
+        raise ImportMalformed(f"unsupported file type: {filename}", fields={"file": [", ".join(IMPORT_TYPES)]})
+    if not content:
+        raise ImportMalformed("the file is empty", fields={"file": ["empty"]})
+    digest = hashlib.sha256(content).hexdigest()
+    store = get_store()
+    if not store.exists(digest):
+        fd, tmp = tempfile.mkstemp(prefix="directory-import-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(content)
+                out.flush()
+                os.fsync(out.fileno())
+            store.put_file(digest, Path(tmp), move=True)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    job = DirectoryImport(filename=filename[-255:], sha256=digest, size=len(content), accept_valid=accept_valid,
+                          requested_by=by_user_id)
+    session.add(job)
+    session.flush()
+    audit.record(session, "directory:import:requested", subjects={"directory_import": job.id},
+                 payload={"filename": job.filename, "sha256": digest, "size": job.size, "accept_valid": accept_valid})
+    return job
+
+
+def get_import(session: Session, import_id: str) -> DirectoryImport:
+    job = session.get(DirectoryImport, import_id)
+    if job is None:
+        raise ImportNotFound(directory_import=import_id)
+    return job
+
+
+def run_import(session: Session, import_id: str, *, schema: ma.Schema, commit: Callable[[], None],
+               progress_every_s: float = 1.0) -> DirectoryImport:
+    """The import task's work. ``commit`` is the boundary's commit: called when the import starts,
+    for progress (at most every ``progress_every_s``), and once at the end, where the targets, the
+    report and the audit entry commit together. Idempotent: a finished import is returned as it is."""
+    job = get_import(session, import_id)
+    if job.status not in (ImportStatus.QUEUED, ImportStatus.RUNNING):
+        return job
+    job.status, job.started_at, job.done_rows = ImportStatus.RUNNING, utcnow(), 0
+    commit()
+    with get_store().open(job.sha256) as blob:
+        content = blob.read()
+    last = [float("-inf")]
+
+    def progress(done: int, total: int) -> None:
+        if done == total or time.monotonic() - last[0] >= progress_every_s:
+            last[0] = time.monotonic()
+            session.execute(sa.update(DirectoryImport).where(DirectoryImport.id == import_id)
+                            .values(done_rows=done, total_rows=total))
+            commit()
+
+    try:
+        summary = import_targets(session, filename=job.filename, content=content, schema=schema,
+                                 accept_valid=job.accept_valid, progress=progress, job=job)
+    except ImportInvalid as exc:
+        session.rollback()
+        return _finish(session, import_id, ImportStatus.REJECTED, report=exc.context["report"])
+    except errors.DomainError as exc:
+        session.rollback()
+        return _finish(session, import_id, ImportStatus.FAILED, error=exc.as_dict())
+    except sa.exc.IntegrityError:  # a target of the file was added by someone else meanwhile
+        session.rollback()
+        return _finish(session, import_id, ImportStatus.FAILED,
+                       error=DuplicateTarget("a target in the file was added while it was imported").as_dict())
+    return _finish(session, import_id, ImportStatus.APPLIED, report=summary)
+
+
+def fail_import(session: Session, import_id: str, error: errors.DomainError) -> DirectoryImport:
+    """The task broke (a bug, the storage or database went away): the import is shown as failed."""
+    return _finish(session, import_id, ImportStatus.FAILED, error=error.as_dict())
+
+
+def _finish(session: Session, import_id: str, status: ImportStatus, *, report: dict[str, Any] | None = None,
+            error: dict[str, Any] | None = None) -> DirectoryImport:
+    job = get_import(session, import_id)
+    job.status, job.report, job.error, job.finished_at = status, report, error, utcnow()
+    if report is not None:
+        job.total_rows = job.done_rows = report["total"]
+    session.flush()
+    if status is not ImportStatus.APPLIED:  # an applied import is in its directory:target:imported entry
+        audit.record(session, f"directory:import:{status.value}", subjects={"directory_import": job.id},
+                     actor=audit.Actor("user", str(job.requested_by)),
+                     payload={"sha256": job.sha256, "total": job.total_rows,
+                              "invalid": report["invalid"] if report else None,
+                              "error": error["code"] if error else None})
+    return job

@@ -8,7 +8,7 @@ from celery import shared_task
 from flask import current_app, g
 from sqlalchemy.orm import Session
 
-from server.core.tasks import send_after_commit
+from server.core.tasks import send_long_after_commit
 from server.extensions import db
 from server.modules.transfers import package as package_ops
 from server.modules.transfers.models import EvidencePackage, PackageStatus
@@ -32,4 +32,5 @@ def build_package(package_id: str) -> dict[str, Any]:
 
 
 def send_build(session: Session, package_id: str) -> None:
-    send_after_commit(session, build_package, package_id)
+    """After commit; in the embedded default on a thread of the web process, so the package page shows progress."""
+    send_long_after_commit(session, build_package, package_id)
