@@ -18,16 +18,24 @@ from server.modules.transfers import tasks
 from server.modules.transfers import verify as package_verify
 from server.modules.transfers.models import EvidencePackage, Transfer, TransferEvent
 from server.modules.transfers.workflow import STEPS
-from server.web import console
+from server.web import console, i18n
 from server.web.common import me, paged, render_error, run
 
-# Form fields each receiving-side step reads (the operation's guard validates them).
+# Form fields each step reads (the operation's guard validates them). Steps that need what a form
+# here does not collect (a team of certified officers, a material file) are taken through the API.
 STEP_FIELDS = {
-    "sign_receipt": ("typed_confirmation",), "request_supplement": ("items", "note"),
-    "extend_filing_period": ("days", "reason"), "decide": ("decision", "reason"), "notify_agency": ("notice_number",),
-    "decide_reconsideration": ("decision", "reason"), "supervision_opinion": ("reason",),
-    "notify_non_prosecution": ("reason",), "procuratorate_recommends": ("reason",),
+    "sign_receipt": ("typed_confirmation",), "request_supplement": ("items", "note"), "supplement": ("note",),
+    "extend_filing_period": ("period", "approved_by", "reason"), "decide": ("decision", "reason"),
+    "notify_agency": ("notice_number",), "decide_reconsideration": ("outcome", "reasons"),
+    "supervision_opinion": ("reason",), "notify_non_prosecution": ("reason",), "procuratorate_recommends": ("reason",),
+    "refuse": ("reason",), "request_reconsideration": ("reason",), "request_supervision": ("reason",),
+    "resume_admin_penalty": ("reason",), "hand_over_items": ("items", "note"), "close": ("note",),
 }
+API_ONLY_STEPS = frozenset({"form_team", "add_material"})
+LIST_FIELDS = ("items",)  # one entry per line
+CHOICES = {"decision": {"criminal": ("filed", "not_filed", "forwarded", "returned", "withdrawn"),
+                        "detention": ("detained", "rejected")},
+           "outcome": ("upheld", "reversed"), "period": ("7", "30")}
 
 
 def _transfer(transfer_id: str) -> tuple[Transfer, set[str]]:
@@ -49,9 +57,10 @@ def _transfer_context(transfer: Transfer, found: set[str]) -> dict[str, Any]:
                                 .order_by(TransferEvent.seq)).all()
     packages = db.session.scalars(sa.select(EvidencePackage).where(EvidencePackage.transfer_id == transfer.id)
                                   .order_by(EvidencePackage.created_at)).all()
-    steps = [s for s in STEPS.values() if transfer.kind in s.kinds and transfer.state in s.sources and s.side in found]
+    steps = [s for s in STEPS.values() if transfer.kind in s.kinds and transfer.state in s.sources
+             and s.side in found and s.action not in API_ONLY_STEPS]
     return {"transfer": transfer, "sides": found, "events": events, "packages": packages, "steps": steps,
-            "fields": STEP_FIELDS, "materials": ops.materials(db.session, transfer),
+            "fields": STEP_FIELDS, "choices": CHOICES, "materials": ops.materials(db.session, transfer),
             "missing": ops.missing_documents(db.session, transfer),
             "evidence": ops.evidence_items(db.session, transfer.case_id),
             "acks": ops.acknowledgements(db.session, transfer),
@@ -71,18 +80,18 @@ def transfer(transfer_id: str) -> Any:
 def transfer_step(transfer_id: str, action: str) -> Any:
     """办理一步（由操作校验法定条件与办理机关）/ Take one step; the operation checks its rule and side"""
     found_transfer, found = _transfer(transfer_id)
-    data: dict[str, Any] = {k: request.form.get(k) for k in STEP_FIELDS.get(action, ()) if request.form.get(k)}
-    if action == "request_supplement":
-        data["items"] = [line.strip() for line in (request.form.get("items") or "").splitlines() if line.strip()]
+    data: dict[str, Any] = {k: request.form[k].strip() for k in STEP_FIELDS.get(action, ())
+                            if (request.form.get(k) or "").strip()}
+    for name in LIST_FIELDS:
+        if name in data:
+            data[name] = [line.strip() for line in data[name].splitlines() if line.strip()]
     if action == "sign_receipt":
         data["method"] = "typed"
-    if "days" in data:
-        data["days"] = int(data["days"]) if str(data["days"]).isdigit() else data["days"]
     principal = current_principal()
     _, error = run(lambda: ops.step(db.session, found_transfer, action, by=me(), principal=principal, data=data))
     if error is not None:
         return render_error("console/transfer.html", error, **_transfer_context(*_transfer(transfer_id)))
-    flash(f"{STEPS[action].name_zh if action in STEPS else action} ✓")
+    flash(f"{i18n.pick(STEPS[action].name_zh, i18n.t('step_' + action))} ✓")
     return redirect(url_for("console.transfer", transfer_id=transfer_id))
 
 
@@ -95,7 +104,7 @@ def transfer_acknowledge(transfer_id: str) -> Any:
     _, error = run(lambda: ops.acknowledge_copy(db.session, found_transfer, by=me(), principal=principal, data=data))
     if error is not None:
         return render_error("console/transfer.html", error, **_transfer_context(*_transfer(transfer_id)))
-    flash("签收 / acknowledged ✓")
+    flash(f"{i18n.t('acknowledge')} ✓")
     return redirect(url_for("console.transfer", transfer_id=transfer_id))
 
 

@@ -285,26 +285,81 @@ def test_an_import_page_follows_the_task_without_a_reload(browser, live, world, 
     page.context.close()
 
 
-def test_prosecutor_acknowledges_the_transfer_and_downloads_its_verified_package(browser, live, world, tmp_path):
-    page = new_page(browser, live)
-    sign_in(page, "prosecutor")
-    assert page.url.endswith("/console/transfers")
-    shot(page, "prosecutor-transfers")
-    page.click(f"a[href='/console/transfers/{world['transfer_id']}']")
-    page.fill("#typed_confirmation", "已收到抄送 检察官")
-    page.click("#btn-ack")
-    assert "已收到抄送 检察官" in page.locator("#acks").inner_text()
-    shot(page, "prosecutor-transfer")
-    page.goto(f"/console/packages/{world['package_id']}")
-    assert page.locator("#package-state").inner_text() == "done"
-    shot(page, "prosecutor-package")
-    with page.expect_download() as volume:
-        page.locator("a.volume").first.click()
-    volume.value.save_as(tmp_path / "package.zip")
-    from server.modules.transfers import verify as package_verify
+def test_police_and_prosecutor_take_their_steps_through_the_forms(browser, live, world, tmp_path):
+    """The demo transfer (handed over, receipt signed): the police ask for supplements, the bureau
+    supplies them, the police decide and notify; the bureau builds a package (the page follows the
+    build); the prosecutor acknowledges the copy, downloads the package and reads its verification."""
+    transfer_url = f"/console/transfers/{world['transfer_id']}"
+    police = new_page(browser, live)
+    sign_in(police, "police")
+    assert police.url.endswith("/console/transfers")
+    shot(police, "police-transfers")
+    police.click(f"a[href='{transfer_url}']")
+    assert police.locator("#transfer-state").inner_text() == "receipt_signed"
+    shot(police, "police-transfer")
+    # a request without the list of materials is refused on the server; the typed note is kept
+    police.fill("#request_supplement-note", "请于三日内补正")
+    police.click("#btn-request_supplement")
+    assert "须列明需补正的材料" in police.locator(".error").inner_text()
+    assert police.input_value("#request_supplement-note") == "请于三日内补正"
+    police.fill("#request_supplement-items", "危险废物鉴别报告\n现场监测报告原件")
+    police.click("#btn-request_supplement")
+    assert police.locator("#transfer-state").inner_text() == "supplement_requested"
+    assert police.locator("#request_supplement-note").count() == 0  # the step is taken: its form is gone
 
-    assert not package_verify.verify(package_verify.open_source([str(tmp_path / "package.zip")])).failures
-    page.click("#package-report")
-    assert page.locator("#report-result").inner_text().startswith("RESULT: PASSED")
-    shot(page, "prosecutor-package-report")
-    page.context.close()
+    bureau = new_page(browser, live)
+    sign_in(bureau, "inspector01")
+    bureau.goto(transfer_url)
+    bureau.fill("#supplement-note", "已补充危险废物鉴别报告及监测报告原件")
+    bureau.click("#btn-supplement")
+    assert bureau.locator("#transfer-state").inner_text() == "receipt_signed"
+
+    police.goto(transfer_url)
+    police.select_option("#decide-decision", "not_filed")
+    police.fill("#decide-reason", "证据不足")  # fewer than ten characters: the guard answers
+    police.click("#btn-decide")
+    error = police.locator(".error").inner_text()
+    assert "不满足移送程序的法定条件" in error and "transfer.guard_failed" in error
+    police.select_option("#decide-decision", "filed")
+    police.click("#btn-decide")
+    assert police.locator("#transfer-state").inner_text() == "decided"
+    police.fill("#notify_agency-notice_number", "商公（环）立字〔2026〕18号")
+    police.click("#btn-notify_agency")
+    assert police.locator("#transfer-state").inner_text() == "agency_notified"
+    history = police.locator("ol").last.inner_text()
+    for action in ("request_supplement", "supplement", "decide", "notify_agency"):
+        assert action in history, action
+    shot(police, "police-transfer-decided")
+
+    # the bureau builds a new package; its page follows the build until the volumes are listed
+    bureau.goto(transfer_url)
+    bureau.click("#btn-build")
+    assert "/console/packages/" in bureau.url
+    bureau.wait_for_selector("#package-status[data-status=done]", timeout=120000)
+    shot(bureau, "bureau-package-built")
+    package_url = bureau.url
+
+    prosecutor = new_page(browser, live)
+    sign_in(prosecutor, "prosecutor")
+    assert prosecutor.url.endswith("/console/transfers")
+    shot(prosecutor, "prosecutor-transfers")
+    prosecutor.click(f"a[href='{transfer_url}']")
+    prosecutor.fill("#typed_confirmation", "已收到抄送 检察官")
+    prosecutor.click("#btn-ack")
+    assert "已收到抄送 检察官" in prosecutor.locator("#acks").inner_text()
+    shot(prosecutor, "prosecutor-transfer")
+    for url in (f"/console/packages/{world['package_id']}", package_url):
+        prosecutor.goto(url)
+        assert prosecutor.locator("#package-state").get_attribute("data-status") == "done"
+        shot(prosecutor, "prosecutor-package")
+        with prosecutor.expect_download() as volume:
+            prosecutor.locator("a.volume").first.click()
+        volume.value.save_as(tmp_path / "package.zip")
+        from server.modules.transfers import verify as package_verify
+
+        assert not package_verify.verify(package_verify.open_source([str(tmp_path / "package.zip")])).failures
+        prosecutor.click("#package-report")
+        assert prosecutor.locator("#report-result").inner_text().startswith("RESULT: PASSED")
+        shot(prosecutor, "prosecutor-package-report")
+    for page in (police, bureau, prosecutor):
+        page.context.close()
