@@ -15,13 +15,15 @@ from server.modules.cases.models import Case
 from server.modules.reviews import operations as reviews
 from server.modules.reviews.models import LegalReview, LegalReviewDecision, ReviewOutcome
 from server.web import console, i18n
-from server.web.common import me, paged, render_error, required, run
+from server.web.common import PER_PAGE, me, page_number, paged, paged_list, render_error, required, run
 
 
 @console.get("/reviews")
 def review_queue() -> Any:
     """法制审核队列（按到期日）/ The review queue, most urgent first"""
-    return render_template("console/review_queue.html", queue=reviews.queue(db.session, local_today(), limit=200))
+    wanted = page_number() * PER_PAGE + 1  # the queue is ordered by due date in the operation; page its head
+    return render_template("console/review_queue.html",
+                           page=paged_list(reviews.queue(db.session, local_today(), limit=wanted)))
 
 
 def _screen(review_id: int) -> tuple[LegalReview, dict[str, Any]]:

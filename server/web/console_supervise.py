@@ -29,7 +29,8 @@ from server.modules.sync.models import ConflictStatus, InspectionRecord, SyncCon
 from server.modules.users import operations as users
 from server.modules.users.models import Region, Unit, UnitKind, User
 from server.web import console, i18n
-from server.web.common import form_date, form_int, load_form, me, paged, render_error, required, run, run_keeping
+from server.web.common import (form_date, form_int, load_form, me, paged, paged_list, render_error, required, run,
+                               run_keeping)
 
 
 # ---- directory ---------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def roster() -> Any:
         rows.append({"user": person, "cert": cert or latest, "warn": warn, "conflicts": by_user.get(person.id, [])})
     order = {"none": 0, "soon": 1, "ok": 2}
     rows.sort(key=lambda r: (order[r["warn"]], r["user"].id))
-    return render_template("console/roster.html", rows=rows, today=today)
+    return render_template("console/roster.html", page=paged_list(rows), today=today)
 
 
 # ---- sampling rules and plans --------------------------------------------------------------------
@@ -304,16 +305,17 @@ def inspections_page() -> Any:
 
 def _sync_context() -> dict[str, Any]:
     principal = current_principal()
-    conflicts = db.session.scalars(sync.conflicts_visible(principal).where(SyncConflict.status == ConflictStatus.OPEN)
-                                   .limit(100)).all()
+    conflicts = paged(sync.conflicts_visible(principal).where(SyncConflict.status == ConflictStatus.OPEN),
+                      per_page=20, param="conflicts_page")
     records = {r.id: r for r in db.session.scalars(sa.select(InspectionRecord).where(
-        InspectionRecord.id.in_([c.record_id for c in conflicts])))}
+        InspectionRecord.id.in_([c.record_id for c in conflicts["rows"]])))}
     people = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(
-        {v.get("user_id") for c in conflicts for v in c.values if v.get("user_id")})))}
+        {v.get("user_id") for c in conflicts["rows"] for v in c.values if v.get("user_id")})))}
     labels = {}
     for record in records.values():
         labels.update({f["name"]: f.get("label_zh", f["name"]) for f in sync.template(record.template_code)["fields"]})
-    return {"devices": sync.health(db.session, principal), "conflicts": conflicts, "people": people, "labels": labels}
+    return {"devices": paged_list(sync.health(db.session, principal), param="devices_page"), "conflicts": conflicts,
+            "people": people, "labels": labels}
 
 
 @console.get("/sync", endpoint="sync")

@@ -23,7 +23,7 @@ from server.modules.draws.models import AnnualPlan, Draw, DrawStatus, PlanStatus
 from server.modules.users import operations as users
 from server.modules.users.models import Role, Unit, User
 from server.web import portal
-from server.web.common import paged
+from server.web.common import paged, paged_list
 
 # 政府信息公开: no personal identity numbers or phone numbers of natural persons in what is published.
 _ID_NUMBER = re.compile(r"\b\d{17}[\dXx]\b|\b\d{15}\b")
@@ -55,19 +55,20 @@ def staff() -> Any:
         [Role.INSPECTOR, Role.SUPERVISOR])).order_by(User.unit_id, User.id)).all()
     units = {u.id: u for u in db.session.scalars(sa.select(Unit))}
     rows = [(p, units[p.unit_id], cert) for p in people if (cert := users.valid_certificate(p, today))]
-    return render_template("portal/staff.html", rows=rows, today=today)
+    return render_template("portal/staff.html", page=paged_list(rows), total=len(rows), today=today)
 
 
 @portal.get("/public/sampling")
 def sampling() -> Any:
     """抽查事项清单、年度计划与现行比例 / Sampling items, plans and the rules in force"""
     today = local_today()
-    items = db.session.scalars(sa.select(SamplingItem).where(SamplingItem.active.is_(True)).order_by(SamplingItem.code))
-    plans = db.session.scalars(sa.select(AnnualPlan).where(AnnualPlan.status == PlanStatus.APPROVED)
-                               .order_by(AnnualPlan.year.desc(), AnnualPlan.id))
+    items = paged(sa.select(SamplingItem).where(SamplingItem.active.is_(True)).order_by(SamplingItem.code),
+                  param="items_page")
+    plans = paged(sa.select(AnnualPlan).where(AnnualPlan.status == PlanStatus.APPROVED)
+                  .order_by(AnnualPlan.year.desc(), AnnualPlan.id), param="plans_page")
     in_force = [r for r in db.session.scalars(sa.select(SamplingRule).order_by(SamplingRule.id))
                 if rules.applies(r, r.level.value, r.region_code, r.category.value, today)]
-    return render_template("portal/sampling.html", items=list(items), plans=list(plans), rules=in_force)
+    return render_template("portal/sampling.html", items=items, plans=plans, rules=in_force)
 
 
 @portal.get("/public/draws", endpoint="draws")
@@ -164,5 +165,6 @@ def enterprise(target_id: int) -> Any:
         keys.append(f"{year}Q{qn}")
         year, qn = (year, qn - 1) if qn > 1 else (year - 1, 4)
     table = [(k, quarters.get(k, {"inspections": 0, "violations": 0, "penalties": 0, "fines": 0})) for k in keys]
-    return render_template("portal/enterprise.html", target=target, table=table, results=results, cases=published,
-                           redact=redact, party=public_party)
+    return render_template("portal/enterprise.html", target=target, table=table, redact=redact, party=public_party,
+                           results=paged_list(results[::-1], param="results_page"),
+                           cases=paged_list(published[::-1], param="cases_page"))

@@ -3,6 +3,7 @@ served by a real WSGI server on the demo data. Screenshots of each main page go 
 test-artifacts/screenshots/. Tablet width (820 px) throughout."""
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from typing import Any, Iterator
@@ -128,8 +129,6 @@ def test_reviewer_returns_one_case_and_passes_another(browser, live, world):
 
 
 def test_supervisor_runs_a_draw_ceremony_and_the_public_verifies_it(browser, live, world, tmp_path):
-    import datetime as dt
-
     supervisor, observer = new_page(browser, live), new_page(browser, live)
     sign_in(supervisor, "supervisor")
     shot(supervisor, "supervisor-home")
@@ -229,6 +228,38 @@ def test_supervisor_resolves_a_sync_conflict_and_visits_the_unit_pages(browser, 
     page.click("#lang-switch")
     assert "Quarterly compliance" in page.content()
     shot(page, "portal-enterprise-en")
+    page.context.close()
+
+
+def test_supervisor_versions_a_sampling_rule_and_drafts_a_plan(browser, live, world):
+    page = new_page(browser, live)
+    sign_in(page, "supervisor")
+    page.goto("/console/sampling")
+    rows = page.locator("#rules tbody tr").count()
+    page.locator("#rules a.new-version").first.click()
+    assert page.locator("#rule-new").get_attribute("open") is not None  # opened, filled from that rule
+    assert page.input_value("#rule-value") and page.input_value("#rule-from") == ""
+    page.fill("#rule-from", (dt.date.today() + dt.timedelta(days=90)).isoformat())
+    page.fill("#rule-source", "商洛市2026年双随机抽查比例调整通知（演示）[R]")
+    shot(page, "supervisor-sampling-rule-version")
+    page.click("#btn-rule")
+    assert "抽查规则已保存" in page.locator(".flash").inner_text()
+    assert page.locator("#rules tbody tr").count() == rows + 1
+    # a plan without its year and cap: the server answers each field in both languages
+    page.click("#plan-new summary")
+    page.evaluate("document.querySelectorAll('#plan-new [required]').forEach(e => e.removeAttribute('required'))")
+    page.fill("#plan-title", "2027年度现场检查计划")
+    page.fill("#planned_key", "40")
+    page.click("#btn-plan")
+    error = page.locator(".error").inner_text()
+    assert "必填 / Missing data for required field." in error and "cap_per_enterprise" in error and "year" in error
+    assert page.input_value("#plan-title") == "2027年度现场检查计划"
+    shot(page, "supervisor-sampling-plan-error")
+    page.fill("#plan-year", "2027")
+    page.fill("#plan-cap", "3")
+    page.click("#btn-plan")
+    assert "年度计划草稿已保存" in page.locator(".flash").inner_text()
+    assert "2027年度现场检查计划" in page.locator("#plans").inner_text()
     page.context.close()
 
 
@@ -363,3 +394,86 @@ def test_police_and_prosecutor_take_their_steps_through_the_forms(browser, live,
         shot(prosecutor, "prosecutor-package-report")
     for page in (police, bureau, prosecutor):
         page.context.close()
+
+
+IPAD = {"width": 768, "height": 1024}  # a portrait tablet, the narrowest width the pages are made for
+VISITORS = {"public": None, "supervisor": "supervisor", "legal_reviewer": "reviewer1", "prosecutor": "prosecutor",
+            "police": "police", "inspector": "inspector01"}
+NOT_PAGES = {"portal.static", "portal.set_language", "portal.draw_document", "portal.draw_verifier", "console.home"}
+
+
+def _real_values(app: Any, world: dict[str, Any]) -> dict[str, str]:
+    """An existing record for every page that shows one (a draw and an import are made if none exists)."""
+    from server.modules.cases.models import Case
+    from server.modules.directory import operations as directory
+    from server.modules.directory import tasks as directory_tasks
+    from server.modules.directory.models import DirectoryImport, Target
+    from server.modules.draws import operations as draws
+    from server.modules.draws.models import Draw, Level
+    from server.modules.reviews.models import LegalReview
+
+    with app.app_context():
+        supervisor = scenes.user("supervisor")
+        draw_id = db.session.scalar(sa.select(Draw.id).order_by(Draw.created_at))
+        if draw_id is None:
+            today = dt.date.today()
+            draw_id = draws.create(db.session, supervisor, title="平板页面检查用抽取", region_codes=["611002"],
+                                   level=Level.COUNTY, period_label=f"{today.year}T", window_start=today,
+                                   window_end=today + dt.timedelta(days=30)).id
+            db.session.commit()
+        import_id = db.session.scalar(sa.select(DirectoryImport.id).order_by(DirectoryImport.created_at))
+        if import_id is None:
+            job = directory.request_import(db.session, by_user_id=supervisor.id, filename="tablet.csv",
+                                           content=b"uscc,name,region_code,address,risk_class\n,x,1,,key\n",
+                                           accept_valid=False)
+            db.session.commit()
+            directory_tasks.run_import.run(job.id)
+            import_id = job.id
+        values = {"review_id": str(db.session.scalar(sa.select(LegalReview.id).order_by(LegalReview.id))),
+                  "case_id": db.session.scalar(sa.select(Case.id).where(Case.number.is_not(None)).order_by(Case.id)),
+                  "target_id": str(db.session.scalar(sa.select(Target.id).order_by(Target.id))),
+                  "draw_id": draw_id, "import_id": import_id, "transfer_id": world["transfer_id"],
+                  "package_id": world["package_id"]}
+        db.session.remove()
+    return values
+
+
+def test_every_page_fits_a_tablet_and_has_a_title(browser, live, world, web_app):
+    """Each role opens every page the policy table gives it, 768 px wide: the page loads, is titled,
+    and nothing but a table's own scroller is wider than the screen. One screenshot per page."""
+    import re
+
+    from server.core.access import allowed_roles
+
+    values = _real_values(web_app, world)
+    shot_already: set[str] = set()
+    problems = []
+    for role, username in VISITORS.items():
+        context = browser.new_context(viewport=IPAD, base_url=live.url, locale="zh-CN")
+        context.set_default_timeout(20000)
+        page = context.new_page()
+        if username:
+            sign_in(page, username)
+        for rule in sorted(web_app.url_map.iter_rules(), key=lambda r: r.rule):
+            roles = allowed_roles(rule.endpoint, "GET")
+            if rule.endpoint.split(".")[0] not in ("portal", "console") or "GET" not in rule.methods \
+                    or rule.endpoint in NOT_PAGES or not ("public" in roles or role in roles):
+                continue
+            if username and rule.endpoint == "console.login":
+                continue
+            url = re.sub(r"<(?:[^:<>]+:)?([a-z_]+)>", lambda m: values[m.group(1)], rule.rule)
+            response = page.goto(url)
+            where = f"{url} as {role}"
+            if response is None or response.status != 200:
+                problems.append(f"{where}: {response.status if response else 'no response'}")
+                continue
+            if not re.match(r".+ · 秦岭移动执法$", page.title()):
+                problems.append(f"{where}: title {page.title()!r}")
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            if wide > IPAD["width"]:
+                problems.append(f"{where}: {wide} px wide")
+            if rule.endpoint not in shot_already:
+                shot_already.add(rule.endpoint)
+                shot(page, "tablet-" + rule.endpoint.replace(".", "-"))
+        context.close()
+    assert not problems, "\n".join(problems)

@@ -69,6 +69,47 @@ def test_every_page_admits_its_roles_and_refuses_the_others(web_app, role):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize("role", ["public", *USERS])
+def test_every_form_refuses_the_roles_it_is_not_for(web_app, role):
+    """POSTs without a CSRF token: a role the table does not admit is refused by the policy (403, or
+    sign-in for the anonymous); an admitted one gets past it and is stopped by the CSRF check (400)."""
+    client = web_app.test_client()
+    if role != PUBLIC:
+        assert sign_in(client, USERS[role]).status_code == 302
+    values = {**_values(web_app), "action": "freeze", "conflict_id": "1", "plan_id": "1"}
+    problems = []
+    for rule in web_app.url_map.iter_rules():
+        if rule.endpoint.split(".")[0] not in ("portal", "console") or "POST" not in rule.methods:
+            continue
+        roles = allowed_roles(rule.endpoint, "POST")
+        response = client.post(_url(rule.rule, values), headers=HTML)
+        where = f"POST {rule.rule} ({rule.endpoint}) as {role}: {response.status_code}"
+        if PUBLIC in roles or role in roles:
+            if response.status_code != 400 or "表单已过期" not in response.get_data(as_text=True):
+                problems.append(f"admitted, expected the CSRF refusal: {where}")
+        elif role == PUBLIC:
+            if response.status_code != 302 or "/console/login" not in response.headers["Location"]:
+                problems.append(f"anonymous not sent to sign-in: {where}")
+        elif response.status_code != 403 or "may not call" not in response.get_data(as_text=True):
+            problems.append(f"should be refused: {where}")
+    assert not problems, "\n".join(problems)
+
+
+def test_lists_page_and_keep_their_query(web_app):
+    client = web_app.test_client()
+    first = client.get("/public/enterprises?q=商洛", headers=HTML).get_data(as_text=True)
+    link = re.search(r'<a rel="next" href="([^"]+)"', first)
+    assert link and link.group(1) == "/public/enterprises?q=%E5%95%86%E6%B4%9B&amp;page=2"
+    second = client.get(link.group(1).replace("&amp;", "&"), headers=HTML).get_data(as_text=True)
+    assert 'rel="prev"' in second
+    rows = lambda html: re.findall(r'href="/public/enterprises/(\d+)"', html)  # noqa: E731
+    assert rows(first) and rows(second) and not set(rows(first)) & set(rows(second))
+    sign_in(client, "supervisor")
+    directory = client.get("/console/directory?risk=general&page=2", headers=HTML).get_data(as_text=True)
+    assert 'href="/console/directory?risk=general&amp;page=1"' in directory
+    assert 'href="/console/directory?risk=general&amp;page=3"' in directory
+
+
 def test_refusal_speaks_json_to_api_clients(web_app):
     client = web_app.test_client()
     response = client.get("/console/reviews")
