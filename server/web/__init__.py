@@ -51,7 +51,7 @@ def safe_next(target: str | None) -> str | None:
 def _page_to_return_to() -> str | None:
     """After sign-in, back to the page the visitor was on: the URL of a GET, or for a form sent
     after the session ended, the page that held the form (its text is still in the browser)."""
-    if request.method == "GET" and not request.headers.get("HX-Request"):
+    if request.method in ("GET", "HEAD") and not request.headers.get("HX-Request"):
         return request.full_path.rstrip("?")
     referrer = urlsplit(request.headers.get("HX-Current-URL") or request.referrer or "")
     if referrer.netloc != request.host:

@@ -147,3 +147,9 @@ def test_session_limits_come_from_the_environment(tmp_path):
     values = load(str(tmp_path), environ={"ENFORCE_SECRET_KEY": "a-long-enough-secret-key",
                                           "ENFORCE_SESSION_IDLE_MINUTES": "15", "ENFORCE_SESSION_MAX_HOURS": "8"})
     assert (values["SESSION_IDLE_MINUTES"], values["SESSION_MAX_HOURS"]) == (15, 8)
+
+
+def test_a_page_asked_for_without_a_session_is_remembered_for_after_sign_in(web_app):
+    client = web_app.test_client()
+    for method in (client.get, client.head):
+        assert _login_target(method("/console/reviews?page=2", headers=HTML)) == {"next": ["/console/reviews?page=2"]}
