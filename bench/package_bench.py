@@ -109,6 +109,9 @@ def _seed(tmp: Path, blobs: list[tuple[str, int, str, str]]) -> str:
     with app.app_context():
         from flask_migrate import upgrade
 
+        from server.extensions import init_migrations
+
+        init_migrations(app)
         upgrade()
         demo.load(db.session, targets=10, inspectors=10)
         db.session.commit()

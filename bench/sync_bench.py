@@ -49,10 +49,12 @@ def make_app(url: str, instance: Path):  # type: ignore[no-untyped-def]
     from flask_migrate import upgrade
 
     from server import create_app
+    from server.extensions import init_migrations
 
     config: dict[str, object] = dict(settings(url, instance))
     config["LOG_JSON"] = False
     app = create_app(config)
+    init_migrations(app)
     with app.app_context():
         upgrade()
     return app

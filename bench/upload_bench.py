@@ -77,12 +77,13 @@ def seed_database(instance: Path, env: dict[str, str]) -> str:
 
     from server import create_app
     from server.core.access import Role
-    from server.extensions import db
+    from server.extensions import db, init_migrations
     from server.modules.devices.models import Device
     from server.modules.devices.operations import issue_tokens
     from server.modules.users.models import Agency, AgencyKind, Unit, UnitKind, User
 
     app = create_app()
+    init_migrations(app)
     with app.app_context():
         upgrade()
         agency = Agency(kind=AgencyKind.ECOLOGY_BUREAU, name_zh="基准测试局", name_en="Bench bureau", region_code="611000")

@@ -11,12 +11,15 @@ from server.config import ConfigError
 
 def _create_app():  # type: ignore[no-untyped-def]
     from server import create_app
+    from server.extensions import init_migrations
 
     try:
-        return create_app()
+        app = create_app()
     except ConfigError as exc:
         click.echo(f"配置错误 / configuration error: {exc}", err=True)
         sys.exit(2)
+    init_migrations(app)  # ``enforce db …``
+    return app
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)

@@ -64,6 +64,9 @@ def migrate(app: Flask) -> None:
     """Alembic upgrade to head: the only way the schema is made, in tests too."""
     from flask_migrate import upgrade
 
+    from server.extensions import init_migrations
+
+    init_migrations(app)
     with app.app_context():
         upgrade()
 

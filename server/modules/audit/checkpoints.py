@@ -16,12 +16,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from flask import current_app
 from sqlalchemy.orm import Session
 
@@ -29,6 +26,9 @@ from server.core import errors
 from server.modules.audit import operations as audit
 from server.modules.audit import verifier
 from server.modules.audit.models import AuditCheckpoint, AuditCosignature, AuditEntry, AuditWitness
+
+if TYPE_CHECKING:  # cryptography is imported where a key is used (8 MiB a web worker rarely needs)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 NoCheckpoint = errors.error_code("audit.no_checkpoint", 404, "尚未发布检查点", "No checkpoint has been published yet")
 CheckpointNotFound = errors.error_code("audit.checkpoint_not_found", 404, "检查点不存在", "No such checkpoint")
@@ -54,6 +54,9 @@ def key_path(config: Any) -> Path:
 
 def log_private_key(config: Any) -> Ed25519PrivateKey:
     """The log's signing key, generated (mode 0600) on first use when the file does not exist."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     path = key_path(config)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,12 +75,16 @@ def log_private_key(config: Any) -> Ed25519PrivateKey:
 
 
 def log_verifier_key(config: Any) -> verifier.VerifierKey:
+    from cryptography.hazmat.primitives import serialization
+
     raw = log_private_key(config).public_key().public_bytes(serialization.Encoding.Raw,
                                                             serialization.PublicFormat.Raw)
     return verifier.VerifierKey(config["AUDIT_LOG_ORIGIN"], raw)
 
 
 def sign_checkpoint(origin: str, size: int, root: bytes, key: Ed25519PrivateKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     body = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     line = verifier.Signature(origin, verifier.key_hash(origin, verifier.ALG_ED25519, raw),
@@ -87,6 +94,9 @@ def sign_checkpoint(origin: str, size: int, root: bytes, key: Ed25519PrivateKey)
 
 def check_log_signature(note: str, key: verifier.VerifierKey) -> verifier.Checkpoint:
     """Like ``verifier.verify_checkpoint`` but with the fast C implementation of Ed25519."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     checkpoint = verifier.parse_checkpoint(note)
     public = Ed25519PublicKey.from_public_bytes(key.public_key)
     for sig in checkpoint.signatures:

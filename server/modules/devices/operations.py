@@ -6,8 +6,6 @@ import binascii
 import datetime as dt
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from flask import current_app
 from sqlalchemy.orm import Session
 
@@ -35,7 +33,12 @@ SignatureBad = errors.error_code("device.signature_invalid", 401, "设备签名�
 DEVICE_ROLES = {Role.INSPECTOR, Role.AUXILIARY, Role.SUPERVISOR}
 
 
+# cryptography is imported where a key is used: it is 8 MiB of every web worker that never
+# checks a signature (uploads, pages, the staff API).
+
 def decode_public_key(text: str) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         raw = base64.b64decode(text, validate=True)
         Ed25519PublicKey.from_public_bytes(raw)
@@ -45,6 +48,9 @@ def decode_public_key(text: str) -> bytes:
 
 
 def verify_signature(device: Device, message: bytes, signature: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         Ed25519PublicKey.from_public_bytes(device.public_key).verify(signature, message)
     except InvalidSignature:

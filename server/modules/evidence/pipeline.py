@@ -54,7 +54,7 @@ def process_blob(digest: str) -> None:
         EvidenceItem.blob_sha256 == digest, EvidenceItem.status == EvidenceStatus.VERIFIED,
         EvidenceItem.parent_id.is_(None))).all()
     if blob.media_type.startswith("video/") and blob.merkle_root is None:
-        leaf_hashes = chunks.leaves(get_store().iter_chunks(digest, 4 * chunks.CHUNK_SIZE), chunks.CHUNK_SIZE)
+        leaf_hashes = chunks.leaves(get_store().iter_chunks(digest, chunks.CHUNK_SIZE), chunks.CHUNK_SIZE)
         from server.modules.audit import merkle
 
         blob.merkle_chunk_size = chunks.CHUNK_SIZE
