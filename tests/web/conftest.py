@@ -37,7 +37,8 @@ def demo_app(tmp: Path) -> Flask:
     from server.extensions import db
     from server.modules.demo import operations as demo
 
-    app = testdb.fresh_app(tmp, "web", TASK_THREADS=2)  # as `make run`: long tasks on threads, pages poll
+    # as `make run`: tasks in-process (whatever broker the suite was given), long ones on threads
+    app = testdb.fresh_app(tmp, "web", BROKER_URL="memory://", TASK_THREADS=2)
     with app.app_context():
         demo.load(db.session, targets=400, inspectors=40)
         db.session.commit()
