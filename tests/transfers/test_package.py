@@ -21,7 +21,7 @@ from server.modules.transfers import package as package_ops
 from server.modules.transfers import verify as package_verify
 from server.modules.transfers.models import EvidencePackage
 from tests.evidence.helpers import make_team, manifest
-from tests.helpers import staff_headers
+from tests.helpers import audit_entries, staff_headers
 from tests.transfers.conftest import store_evidence
 from tests.transfers.test_workflow import H, handed_over
 
@@ -61,7 +61,8 @@ def test_package_verifies_with_a_plain_python3_in_the_folder_and_on_the_zip(unpa
     assert {"verify.py", "verifier.py", "README.txt", "manifest.json", "index.json", "seal.json", "evidence/index.json",
             "audit/entries.jsonl", "audit/consistency.json", "keys/log.vkey", "flags.json",
             "documents/" + next(n.split("/", 1)[1] for n in names if n.endswith("transfer_letter.pdf"))} <= names
-    assert sum(n.startswith("evidence/0") for n in names) == 3 and sum(n.startswith("custody/") for n in names) == 3
+    assert sum(n.startswith("evidence/0") for n in names) == 3
+    assert {"custody/events.jsonl", "devices/captures.jsonl"} <= names  # one line per item, not a member each
     run = subprocess.run(PLAIN + ["verify.py"], cwd=folder, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "RESULT: PASSED" in run.stdout and "结论：校验通过" in run.stdout
@@ -102,8 +103,9 @@ def test_edited_evidence_file(unpacked):
 
 def test_deleted_file(unpacked):
     _, _, folder = unpacked
-    (folder / "custody" / "0002.json").unlink()
-    _tamper_fails(folder, "file listed in the manifest is missing: custody/0002.json")
+    (folder / "custody" / "events.jsonl").unlink()
+    failures = _tamper_fails(folder, "file listed in the manifest is missing: custody/events.jsonl")
+    assert any("evidence 2: custody history missing" in f for f in failures)
 
 
 def test_extra_file(unpacked):
@@ -243,7 +245,92 @@ def test_cli_builds_a_case_package_with_a_missing_item_flagged(app, db_session, 
     report = package_verify.verify(package_verify.open_source([str(out)]))
     assert not report.failures, report.failures
     assert any("original missing" in en for _, en in report.warnings)
+    ghost_chain = [e.action.value for e in db_session.scalars(sa.select(CustodyEvent).where(CustodyEvent.item_id == ghost.id))]
+    assert "exported" not in ghost_chain  # only originals that left in the archive
     assert db_session.scalar(sa.select(EvidencePackage.status).where(EvidencePackage.case_id == scene.case.id)).value == "done"
+
+
+def _custody_lines(folder):
+    return {row["item"]: row for row in map(json.loads, (folder / "custody" / "events.jsonl").read_text().splitlines())}
+
+
+def test_each_archived_original_gets_one_exported_event_with_the_seal_in_one_insert(app, db_session, scene, tmp_path):
+    """The export is a custody event per original, written set-based in the seal's transaction, and
+    the package's custody member holds exactly those events (same seq, time and detail)."""
+    inserts = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO CUSTODY_EVENT"):
+            inserts.append(statement)
+
+    transfer = handed_over(db_session, scene)
+    db_session.commit()
+    package = package_ops.request(db_session, case_id=transfer.case_id, transfer_id=transfer.id,
+                                  by_user_id=scene.w.a.id)
+    db_session.commit()
+    engine = db_session.get_bind().engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        package = package_ops.build(db_session, package.id, app.config, commit=db_session.commit)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    zip_path = package_ops.package_dir() / package.id / package.volumes[0]["name"]
+    try:
+        assert len(inserts) == 1  # one INSERT … SELECT for all three items
+        folder = tmp_path / "p"
+        with zipfile.ZipFile(zip_path) as zf:
+            zf.extractall(folder)
+        lines = _custody_lines(folder)
+        for item in scene.items:
+            chain = db_session.scalars(sa.select(CustodyEvent).where(CustodyEvent.item_id == item.id)
+                                       .order_by(CustodyEvent.seq)).all()
+            exported = [e for e in chain if e.action.value == "exported"]
+            assert len(exported) == 1 and exported[0] is chain[-1]
+            assert exported[0].detail == {"package": package.id, "transfer": package.transfer_id,
+                                          "purpose": package_ops.EXPORT_PURPOSE}
+            assert exported[0].sha256 == item.blob_sha256 and exported[0].actor_id == str(scene.w.a.id)
+            archived = lines[item.id]["events"]
+            assert [e["seq"] for e in archived] == [e.seq for e in chain]
+            assert archived[-1] == {"seq": exported[0].seq, "action": "exported", "at": exported[0].at.isoformat(),
+                                    "actor_kind": "user", "actor_id": str(scene.w.a.id), "sha256": item.blob_sha256,
+                                    "detail": exported[0].detail}
+        (sealed,) = [e for e in audit_entries("server:transfer_package:sealed") if e["payload"]["package"] == package.id]
+        assert sealed["idx"] == package.seal_idx and sealed["payload"]["custody"] == {"action": "exported", "events": 3}
+        assert not _check(folder)[0]
+    finally:
+        shutil.rmtree(zip_path.parent, ignore_errors=True)
+
+
+def test_exported_events_roll_back_with_the_seal(app, db_session, scene):
+    transfer = handed_over(db_session, scene)
+    db_session.commit()
+    package = package_ops.request(db_session, case_id=transfer.case_id, transfer_id=transfer.id, by_user_id=None)
+    db_session.commit()
+
+    def refuse() -> None:
+        raise RuntimeError("the database went away at COMMIT")
+
+    with pytest.raises(RuntimeError):
+        package_ops.build(db_session, package.id, app.config, commit=refuse, progress_every_s=3600)
+    db_session.rollback()
+    exported = db_session.scalar(sa.select(sa.func.count()).select_from(CustodyEvent).where(
+        CustodyEvent.item_id.in_([i.id for i in scene.items]), CustodyEvent.action == "exported"))
+    assert exported == 0
+    assert not [e for e in audit_entries("server:transfer_package:sealed") if e["payload"]["package"] == package.id]
+    assert not list((package_ops.package_dir() / package.id).glob("*.zip"))  # no half-written archive either
+
+
+def test_custody_chain_without_the_export_fails(unpacked):
+    package, _, folder = unpacked
+    path = folder / "custody" / "events.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[1]["events"] = rows[1]["events"][:-1]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    failures = _tamper_fails(folder, "evidence 2: custody history does not record its export in this package")
+    assert any("file content changed: custody/events.jsonl" in f for f in failures)
+    rows[1]["events"] = rows[1]["events"][:1] + rows[1]["events"][2:]  # and a chain with a hole
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    _tamper_fails(folder, "evidence 2: custody chain is not numbered 1, 2, 3… without gaps")
 
 
 def test_builtin_ed25519_agrees_with_the_reference_and_rfc_8032():

@@ -497,14 +497,24 @@ def materials(session: Session, t: Transfer) -> list[TransferMaterial]:
                                 .order_by(TransferMaterial.id)))
 
 
+def evidence_scope(case_id: str) -> sa.ColumnElement[bool]:
+    """Originals of the case: linked to it or captured for it (derivatives travel with their original)."""
+    linked = sa.select(CaseEvidence.evidence_id).where(CaseEvidence.case_id == case_id)
+    return sa.and_(sa.or_(EvidenceItem.id.in_(linked), EvidenceItem.case_id == case_id), EvidenceItem.parent_id.is_(None))
+
+
 def evidence_items(session: Session, case_id: str) -> list[tuple[EvidenceItem, str | None]]:
-    """Originals of the case (linked or captured for it), with what each proves, in a stable order."""
+    """Originals of the case, with what each proves, in a stable order (received_at, id): the
+    order the evidence package numbers them in."""
     linked = dict(session.execute(sa.select(CaseEvidence.evidence_id, CaseEvidence.purpose)
                                   .where(CaseEvidence.case_id == case_id)).all())
-    items = session.scalars(sa.select(EvidenceItem).where(
-        sa.or_(EvidenceItem.id.in_(list(linked)), EvidenceItem.case_id == case_id), EvidenceItem.parent_id.is_(None))
-        .order_by(EvidenceItem.received_at, EvidenceItem.id)).all()
+    items = session.scalars(sa.select(EvidenceItem).where(evidence_scope(case_id))
+                            .order_by(EvidenceItem.received_at, EvidenceItem.id)).all()
     return [(item, linked.get(item.id)) for item in items]
+
+
+def has_evidence(session: Session, case_id: str) -> bool:
+    return session.scalar(sa.select(sa.exists().where(evidence_scope(case_id)))) or False
 
 
 def missing_documents(session: Session, t: Transfer) -> list[dict[str, str]]:
@@ -514,7 +524,7 @@ def missing_documents(session: Session, t: Transfer) -> list[dict[str, str]]:
     missing = []
     for doc in required_documents()[t.kind.value]:
         needed = doc["when"] == "always" or (doc["when"] == "if_decided" and case.decision_date is not None)
-        present = bool(evidence_items(session, t.case_id)) if doc.get("evidence_index") else doc["code"] in have
+        present = has_evidence(session, t.case_id) if doc.get("evidence_index") else doc["code"] in have
         if needed and not present:
             missing.append({"code": doc["code"], "name_zh": doc["name_zh"], "source": doc["source"]})
     return missing

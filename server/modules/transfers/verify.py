@@ -13,8 +13,9 @@ It checks every file's SHA-256 and size against the volume manifests, the manife
 index.json, index.json against the seal entry in the audit log (inclusion proof under a signed
 checkpoint, consistency from the package's checkpoint), every audit entry's inclusion proof and
 the order of the entries, every checkpoint signature and consistency proof, the device capture
-signatures, the receipt signatures, that every evidence file's hash is recorded in the log, and
-lists the flags (plausibility findings, missing items). Exit status 0 when everything holds.
+signatures, the receipt signatures, that every evidence file's hash is recorded in the log, that
+every item's custody chain is gap-free and records its export in this package, and lists the flags
+(plausibility findings, missing items). Exit status 0 when everything holds.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ except ImportError:  # shipped: verifier.py sits next to this file
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import verifier as V  # type: ignore[import-not-found,no-redef]
 
-FORMAT = "qinling-field/evidence-package@1"
+FORMAT = "qinling-field/evidence-package@2"
 SEAL_TAG = "server:transfer_package:sealed"
 _CHUNK = 1 << 20
 _CONTROL = {"index.json", "seal.json"}
@@ -345,8 +346,8 @@ def verify(source: Source, pinned_key: Optional[str] = None, threads: int = 0) -
     entries = _entries(source, checkpoints, report)
     # 5. the seal
     _seal(source, index, key, latest, report)
-    # 6. evidence: hashes in the log, device signatures, custody files
-    _evidence(source, listed, hashed, entries, ed_verify, report)
+    # 6. evidence: hashes in the log, device signatures, custody chains
+    _evidence(source, index, listed, hashed, entries, ed_verify, report)
     # 7. receipts
     _acknowledgements(source, ed_verify, report)
     # 8. flags
@@ -458,11 +459,46 @@ def _seal(source: Source, index: Dict[str, Any], key: Any, latest: Any, report: 
         report.fail("包检查点到封存检查点的一致性证明不成立", "consistency from the package checkpoint to the seal checkpoint fails")
 
 
-def _evidence(source: Source, listed: Dict[str, Any], hashed: Dict[str, Tuple[str, int]],
+def _jsonl_by_item(source: Source, name: str, report: Report) -> Dict[str, Any]:
+    """A JSON Lines member keyed by each line's ``item`` (custody chains, capture signatures)."""
+    found: Dict[str, Any] = {}
+    if name not in source.files:
+        return found
+    for number, line in enumerate(_lines(source, name), 1):
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+            found[row["item"]] = row
+        except (ValueError, KeyError, TypeError):
+            report.fail(f"{name} 第 {number} 行格式错误", f"{name} line {number} is malformed")
+    return found
+
+
+def _custody_problem(row: Any, path: Optional[str], package: Any) -> Optional[Tuple[str, str]]:
+    """A gap in the chain, or an archived original whose chain does not record this export."""
+    events = row.get("events") if isinstance(row, dict) else None
+    if not isinstance(events, list):
+        return ("缺少保管链记录", "custody history missing")
+    if [e.get("seq") for e in events] != list(range(1, len(events) + 1)):
+        return ("保管链序号不连续", "custody chain is not numbered 1, 2, 3… without gaps")
+    if path and not any(e.get("action") == "exported" and (e.get("detail") or {}).get("package") == package
+                        for e in events):
+        return ("保管链未记录本包的导出事件", "custody history does not record its export in this package")
+    return None
+
+
+def _evidence(source: Source, package: Dict[str, Any], listed: Dict[str, Any], hashed: Dict[str, Tuple[str, int]],
               entries: Dict[int, Dict[str, Any]], ed_verify: Callable[[bytes, bytes, bytes], bool],
               report: Report) -> None:
     index = _json(source, "evidence/index.json", report) or {}
     devices = _json(source, "keys/devices.json", report) or {}
+    custody: Dict[str, Dict[str, Any]] = {}
+    captures: Dict[str, Dict[str, Any]] = {}
+    for member in {i.get("custody") for i in index.get("items", []) if i.get("custody") in listed}:
+        custody.update(_jsonl_by_item(source, member, report))
+    for member in {i.get("capture_signature") for i in index.get("items", []) if i.get("capture_signature") in listed}:
+        captures.update(_jsonl_by_item(source, member, report))
     logged: Dict[str, set] = {}
     for entry in entries.values():
         digest = entry.get("payload", {}).get("sha256")
@@ -481,13 +517,13 @@ def _evidence(source: Source, listed: Dict[str, Any], hashed: Dict[str, Tuple[st
             if item.get("sha256") not in logged.get(item.get("id"), set()):
                 report.fail(f"证据 {no} 的哈希未记录在审计日志中", f"evidence {no}: its hash is not recorded in the audit log")
                 bad += 1
-        if item.get("custody") not in listed:
-            report.fail(f"证据 {no} 缺少保管链记录", f"evidence {no}: custody history missing")
+        problem = _custody_problem(custody.get(item.get("id")), path, package.get("package"))
+        if problem:
+            report.fail(f"证据 {no}：{problem[0]}", f"evidence {no}: {problem[1]}")
             bad += 1
-        signature_file = item.get("capture_signature")
-        if signature_file:
+        if item.get("capture_signature"):
+            capture = captures.get(item.get("id")) or {}
             try:
-                capture = json.loads(source.read(signature_file).decode("utf-8"))
                 signed = base64.b64decode(capture["signed_bytes"], validate=True)
                 signature = base64.b64decode(capture["signature"], validate=True)
                 public = base64.b64decode(devices[capture["device_id"]]["public_key"], validate=True)
@@ -505,8 +541,9 @@ def _evidence(source: Source, listed: Dict[str, Any], hashed: Dict[str, Tuple[st
         elif path:
             report.warn(f"证据 {no} 没有设备采集签名", f"evidence {no} has no device capture signature")
     if not bad:
-        report.ok(f"{len(items)} 件证据：哈希已入审计日志，设备签名有效，保管链齐全",
-                  f"{len(items)} evidence items: hashes in the audit log, device signatures valid, custody present")
+        report.ok(f"{len(items)} 件证据：哈希已入审计日志，设备签名有效，保管链齐全并记录本包导出",
+                  f"{len(items)} evidence items: hashes in the audit log, device signatures valid, custody chains "
+                  "complete and recording this export")
 
 
 def _acknowledgements(source: Source, ed_verify: Callable[[bytes, bytes, bytes], bool], report: Report) -> None:
