@@ -28,6 +28,19 @@ def _bool(value: str) -> bool:
     raise ValueError(f"expected true/false, got {value!r}")
 
 
+def _transfer_sides(value: str) -> frozenset[str]:
+    if value.strip().lower() == "none":
+        return frozenset()
+    sides = frozenset(v.strip() for v in value.split(",") if v.strip())
+    unknown = sorted(sides - TRANSFER_SIDES)
+    if unknown:
+        raise ValueError(f"unknown side(s) {unknown}; list some of bureau, police, prosecutor, or write none")
+    return sides
+
+
+TRANSFER_SIDES = frozenset({"bureau", "police", "prosecutor"})
+
+
 @dataclass(frozen=True)
 class Setting:
     default: Any
@@ -68,6 +81,10 @@ SETTINGS: dict[str, Setting] = {
     "EVIDENCE_MAX_IMAGE_PIXELS": Setting(120_000_000, int, "larger images are flagged, not decoded (decompression bombs)"),
     "EVIDENCE_RETENTION_YEARS": Setting(30, int, "evidence may not be deleted before this many years after capture"),
     "DOCUMENT_FONT_FILE": Setting(None, str, "optional TTF for case documents; default is the built-in STSong-Light"),
+    "TRANSFER_PLATFORM_SIDES": Setting(TRANSFER_SIDES, _transfer_sides,
+                                       "offices on the 两法衔接 information-sharing platform, of bureau,police,prosecutor "
+                                       "(or none): each must enter its transfer decisions there within 7 days "
+                                       "(衔接办法 2017 第34条 binds only offices already connected)"),
     "TASK_THREADS": Setting(2, int, "with the memory:// broker, threads of the web process that run long tasks "
                                     "(imports, package builds) so their pages show progress; 0 runs them in the request"),
 }

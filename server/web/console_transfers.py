@@ -30,12 +30,15 @@ STEP_FIELDS = {
     "supervision_opinion": ("reason",), "notify_non_prosecution": ("reason",), "procuratorate_recommends": ("reason",),
     "refuse": ("reason",), "request_reconsideration": ("reason",), "request_supervision": ("reason",),
     "resume_admin_penalty": ("reason",), "hand_over_items": ("items", "note"), "close": ("note",),
+    "return_for_supplementary_investigation": ("outline",), "complete_supplementary_investigation": ("note",),
+    "consult": ("to", "question"), "answer_consultation": ("consultation", "answer"),
+    "record_platform_entry": ("reference",),
 }
 API_ONLY_STEPS = frozenset({"form_team", "add_material"})
 LIST_FIELDS = ("items",)  # one entry per line
 CHOICES = {"decision": {"criminal": ("filed", "not_filed", "forwarded", "returned", "withdrawn"),
                         "detention": ("detained", "rejected")},
-           "outcome": ("upheld", "reversed"), "period": ("7", "30")}
+           "outcome": ("upheld", "reversed"), "period": ("7", "30"), "to": ("police", "prosecutor", "bureau")}
 
 
 def _transfer(transfer_id: str) -> tuple[Transfer, set[str]]:
@@ -58,13 +61,13 @@ def _transfer_context(transfer: Transfer, found: set[str]) -> dict[str, Any]:
     packages = db.session.scalars(sa.select(EvidencePackage).where(EvidencePackage.transfer_id == transfer.id)
                                   .order_by(EvidencePackage.created_at)).all()
     steps = [s for s in STEPS.values() if transfer.kind in s.kinds and transfer.state in s.sources
-             and s.side in found and s.action not in API_ONLY_STEPS]
+             and s.sides & found and s.action not in API_ONLY_STEPS]
     return {"transfer": transfer, "sides": found, "events": events, "packages": packages, "steps": steps,
             "fields": STEP_FIELDS, "choices": CHOICES, "materials": ops.materials(db.session, transfer),
             "missing": ops.missing_documents(db.session, transfer),
             "evidence": ops.evidence_items(db.session, transfer.case_id),
             "acks": ops.acknowledgements(db.session, transfer),
-            "clocks": [ops.deadline_view(r, now) for r in ops.transfer_deadlines(db.session, transfer)]}
+            "clocks": [ops.deadline_view(r, now, transfer) for r in ops.transfer_deadlines(db.session, transfer)]}
 
 
 @console.get("/transfers/<transfer_id>")

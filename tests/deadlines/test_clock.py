@@ -83,6 +83,38 @@ def test_hours_clock_counts_literal_hours_and_pauses():
         2026, 10, 2, 12, tzinfo=dt.UTC)
 
 
+@pytest.mark.parametrize("start, months, due", [
+    (D(2026, 1, 31), 1, D(2026, 2, 28)),  # no 31 February: the month's last day (民法典 第202条)
+    (D(2028, 1, 31), 1, D(2028, 2, 29)),  # leap year
+    (D(2026, 3, 31), 1, D(2026, 4, 30)),
+    (D(2026, 11, 15), 2, D(2027, 1, 15)),  # across the year
+    (D(2026, 2, 28), 1, D(2026, 3, 28)),  # the same day, not the month end
+])
+def test_a_period_in_months_ends_on_the_same_day_of_the_month(start, months, due):
+    assert clock.add_months(start, months) == due
+
+
+def test_month_clock_is_not_thirty_days_and_rolls_over_holidays():
+    month = T["transfer_supplementary_investigation"]
+    # from Mon 2 Feb 2026 one month ends on Mon 2 Mar: 28 days, not 30
+    assert clock.compute(month, D(2026, 2, 2), CAL).due == D(2026, 3, 2)
+    # from 1 Sep 2026 it ends on 1 Oct, National Day: the next working day, Thu 8 Oct (第38条)
+    state = clock.compute(month, D(2026, 9, 1), CAL)
+    assert state.due == D(2026, 10, 8) and state.detail == {"rolled_over_from": "2026-10-01"}
+    # a working-day clock over the same holiday counts differently again
+    assert clock.compute(T["transfer_reconsideration_request"], D(2026, 9, 30), CAL).due == D(2026, 10, 10)
+
+
+def test_month_clock_pauses_and_extensions():
+    month = T["transfer_supplementary_investigation"]
+    # paused 5-13 May (9 days): the month from 20 Apr ends on 20 May, then 9 days later, Fri 29 May
+    paused = clock.compute(month, D(2026, 4, 20), CAL, pauses=[Pause(D(2026, 5, 4), D(2026, 5, 13))])
+    assert paused.due == D(2026, 5, 29)
+    open_pause = clock.compute(month, D(2026, 4, 20), CAL, pauses=[Pause(D(2026, 5, 4), None)])
+    assert open_pause.paused and open_pause.due is None and open_pause.remaining == 16  # days left on 4 May
+    assert clock.compute(month, D(2026, 4, 20), CAL, extensions=[Extension(1, "test")]).due == D(2026, 6, 22)
+
+
 def test_hearing_notice_at_least_seven_working_days_ahead():
     latest = clock.latest_before(T["hearing_notice"], D(2026, 10, 12), CAL)
     assert clock.compute(T["hearing_notice"], latest, CAL).due <= D(2026, 10, 12)

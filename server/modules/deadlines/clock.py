@@ -1,13 +1,14 @@
 """The one deadline clock (DOMAIN-RULES D-1 and rule 24): pure, no database.
 
-A deadline type carries its calendar kind (working days, natural days or literal hours) and its
-holiday roll-over as data (``deadline_types.json``). A clock starts on a date (the start day is
+A deadline type carries its calendar kind (working days, natural days, calendar months or literal
+hours) and its holiday roll-over as data (``deadline_types.json``). A clock starts on a date (the start day is
 not counted, 衔接办法 2017 第38条), may be paused for hearings, monitoring, appraisal, service or a
 criminal transfer (2010 MEE 第55条; 衔接办法 第16条) and extended with a reason. Counting always
 goes through ``server.core.calendar.Calendar``: holidays and make-up working days (调休) included.
 """
 from __future__ import annotations
 
+import calendar as months
 import datetime as dt
 import enum
 import json
@@ -25,6 +26,7 @@ UnknownDeadlineType = errors.error_code("deadline.unknown_type", 422, "未知的
 class CalendarKind(str, enum.Enum):
     WORKING_DAY = "WORKING_DAY"
     NATURAL_DAY = "NATURAL_DAY"
+    MONTH = "MONTH"  # "一个月": to the same day of the month (民法典 第202条)
     HOURS = "HOURS"
 
 
@@ -113,6 +115,8 @@ def compute(dtype: DeadlineType, start: dt.date | dt.datetime, calendar: Calenda
         stopped = sum((p.end - p.start for p in pauses), dt.timedelta())  # type: ignore[operator]
         return ClockState(start + dt.timedelta(hours=total) + stopped, False, extensions=extra)
     day = start.date() if isinstance(start, dt.datetime) else start
+    if dtype.calendar is CalendarKind.MONTH:
+        return _months(dtype, day, total, calendar, pauses, extra)
     working = dtype.calendar is CalendarKind.WORKING_DAY
     counted = 0
     while counted < total:
@@ -129,6 +133,34 @@ def compute(dtype: DeadlineType, start: dt.date | dt.datetime, calendar: Calenda
         rolled = calendar.next_working_day(day)
         return ClockState(rolled, False, extensions=extra, detail={"rolled_over_from": day.isoformat()} if rolled != day else {})
     return ClockState(day, False, extensions=extra)
+
+
+def add_months(day: dt.date, n: int) -> dt.date:
+    """民法典 第202条: a period in months ends on the same day of the month it ends in, or on that
+    month's last day when it has no such day (31 Jan + 1 month = 28/29 Feb)."""
+    index = day.month - 1 + n
+    year, month = day.year + index // 12, index % 12 + 1
+    return dt.date(year, month, min(day.day, months.monthrange(year, month)[1]))
+
+
+def _months(dtype: DeadlineType, day: dt.date, total: int, calendar: Calendar, pauses: list[Pause],
+            extra: int) -> ClockState:
+    """A clock of calendar months; each paused day moves the end by a day."""
+    due = add_months(day, total)
+    while True:
+        open_pause = next((p for p in pauses if p.end is None and p.start < due), None)  # type: ignore[operator]
+        if open_pause is not None:
+            return ClockState(None, True, remaining=(due - open_pause.start).days, extensions=extra,  # type: ignore[operator]
+                              detail={"remaining_unit": "days"})
+        stopped = sum(1 for n in range((due - day).days) if _paused_on(day + dt.timedelta(days=n + 1), pauses))
+        moved = add_months(day, total) + dt.timedelta(days=stopped)
+        if moved == due:
+            break
+        due = moved
+    if dtype.holiday_rollover:
+        rolled = calendar.next_working_day(due)
+        return ClockState(rolled, False, extensions=extra, detail={"rolled_over_from": due.isoformat()} if rolled != due else {})
+    return ClockState(due, False, extensions=extra)
 
 
 def latest_before(dtype: DeadlineType, reference: dt.date, calendar: Calendar) -> dt.date:

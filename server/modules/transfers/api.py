@@ -142,7 +142,7 @@ class TransferDeadlines(MethodView):
         """移送期限（双方可见）/ The transfer's clocks, visible to both sides"""
         transfer, _ = _transfer(transfer_id)
         now = utcnow()
-        return [ops.deadline_view(r, now) for r in ops.transfer_deadlines(db.session, transfer)]
+        return [ops.deadline_view(r, now, transfer) for r in ops.transfer_deadlines(db.session, transfer)]
 
 
 @blp.route("/transfers/<transfer_id>/materials")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from server.core import errors
@@ -36,7 +37,7 @@ from server.modules.reviews import operations as reviews
 from server.modules.transfers import documents
 from server.modules.transfers.models import (Acknowledgement, AckMethod, ReceiverKey, Transfer, TransferEvent,
                                              TransferKind, TransferMaterial, TransferState as S)
-from server.modules.transfers.workflow import DEADLINE_KINDS, DEADLINE_OWNER, STEPS, WrongSide, check, fail
+from server.modules.transfers.workflow import DEADLINE_KINDS, DEADLINE_OWNER, PARTIES, STEPS, WrongSide, check, fail
 from server.modules.users.models import Agency, AgencyKind, Unit, User
 
 TransferNotFound = errors.error_code("transfer.not_found", 404, "移送记录不存在", "No such transfer")
@@ -186,7 +187,8 @@ def step(session: Session, transfer: Transfer, action: str, *, by: User, princip
     """Take one step: state check, side check, the step's legal guard, history, audit, clocks."""
     spec = check(transfer, action)
     mine = sides(session, principal, transfer)
-    if spec.side not in mine:
+    side = next((s for s in ("head", "bureau", "police", "prosecutor") if s in spec.sides & mine), None)
+    if side is None:
         raise WrongSide(f"{action} is taken by the {spec.side}", action=action, side=spec.side, rule=spec.rule)
     at = at or utcnow()
     on = on or at.astimezone(CHINA).date()
@@ -199,14 +201,57 @@ def step(session: Session, transfer: Transfer, action: str, *, by: User, princip
     for code in spec.starts:
         if transfer.kind in DEADLINE_KINDS[code]:
             _start_clock(session, transfer, code, on, at)
-    return _event(session, transfer, action, before, transfer.state, spec.rule, spec.side, on, by.id, payload)
+    if spec.enters and _enters_platform(transfer, action, spec.enters):
+        payload["platform_entry_due_on"] = _start_clock(session, transfer, "transfer_platform_entry", on, at,
+                                                        side=spec.enters).due_on.isoformat()  # type: ignore[union-attr]
+    return _event(session, transfer, action, before, transfer.state, spec.rule, side, on, by.id, payload)
 
 
-def _start_clock(session: Session, transfer: Transfer, code: str, on: dt.date, at: dt.datetime) -> Deadline:
-    unit = transfer.police_unit_id if DEADLINE_OWNER[code] == "police" else transfer.bureau_unit_id
+def party_side(transfer: Transfer, user: User) -> str:
+    """Which party of the transfer ``user`` acts for (the step's side check already ran)."""
+    if user.unit_id is not None and user.unit_id == transfer.police_unit_id:
+        return "police"
+    if user.unit_id is not None and user.unit_id == transfer.procuratorate_unit_id:
+        return "prosecutor"
+    return "bureau"
+
+
+def side_unit(transfer: Transfer, side: str) -> int | None:
+    """The office acting as ``side`` of this transfer."""
+    return {"police": transfer.police_unit_id, "prosecutor": transfer.procuratorate_unit_id}.get(
+        side, transfer.bureau_unit_id)
+
+
+def _start_clock(session: Session, transfer: Transfer, code: str, on: dt.date, at: dt.datetime,
+                 side: str | None = None) -> Deadline:
+    """Start a clock owed by the deadline type's side, or by ``side`` for per-clock owners
+    (platform entries, consultations)."""
+    unit = side_unit(transfer, side or DEADLINE_OWNER[code])
     hours = clock.deadline_type(code).calendar is clock.CalendarKind.HOURS
-    return deadlines.start(session, case_id=transfer.case_id, type_code=code, on=on, unit_id=unit,
+    return deadlines.start(session, case_id=transfer.case_id, type_code=code, on=on, unit_id=unit,  # type: ignore[arg-type]
                            at=at if hours else None)
+
+
+# 衔接办法 第34条(二): of the police's decisions, opening, not opening and withdrawing a case are
+# entered (forwarding to another police office or returning a case outside police jurisdiction is not).
+_PLATFORM_DECISIONS = frozenset({"filed", "not_filed", "withdrawn"})
+
+
+def platform_sides() -> frozenset[str]:
+    """Offices connected to the information-sharing platform (``TRANSFER_PLATFORM_SIDES``): 第34条
+    binds those already connected; the others notify each other without a fixed period."""
+    return current_app.config.get("TRANSFER_PLATFORM_SIDES", PARTIES) if has_app_context() else PARTIES
+
+
+def _enters_platform(transfer: Transfer, action: str, side: str) -> bool:
+    """衔接办法 (2017) 第34条: within 7 days of each decision it lists, the deciding office enters it on
+    the shared platform: transfers, reconsideration and supervision requests (bureau); opening, not
+    opening or withdrawing a case and reconsideration decisions (police); recommended transfers and
+    case-filing supervision (procuratorate). Criminal transfers only (the 2014 detention rules have
+    no such duty)."""
+    if transfer.kind is not TransferKind.CRIMINAL or side not in platform_sides():
+        return False
+    return action != "decide" or transfer.police_decision in _PLATFORM_DECISIONS
 
 
 def _meet(session: Session, transfer: Transfer, code: str, on: dt.date, at: dt.datetime) -> None:
@@ -452,6 +497,95 @@ def _close(session: Session, t: Transfer, by: User, on: dt.date, at: dt.datetime
     return {"note": str(data.get("note") or "")}
 
 
+@guard("return_for_supplementary_investigation")
+def _return_for_investigation(session: Session, t: Transfer, by: User, on: dt.date, at: dt.datetime,
+                              data: dict[str, Any]) -> dict[str, Any]:
+    """衔接办法 第19条: a case returned for supplementary investigation carries an outline of its
+    direction and requirements; the police finish within one month (the clock this step starts)."""
+    if t.police_decision != "filed":
+        raise fail("case_filed", "衔接办法 (2017) 第19条", "only a case the police opened is investigated")
+    if deadlines.open_deadline(session, t.case_id, "transfer_supplementary_investigation") is not None:
+        raise fail("investigation_open", "衔接办法 (2017) 第19条", "a supplementary investigation is already running")
+    outline = str(data.get("outline") or "").strip()
+    if len(outline) < 10:
+        raise fail("outline_required", "衔接办法 (2017) 第19条",
+                   "the outline (补充侦查提纲) states the direction and requirements, at least 10 characters")
+    return {"outline": outline, "bureau_assistance": bool(data.get("bureau_assistance"))}
+
+
+@guard("complete_supplementary_investigation")
+def _complete_investigation(session: Session, t: Transfer, by: User, on: dt.date, at: dt.datetime,
+                            data: dict[str, Any]) -> dict[str, Any]:
+    row = deadlines.open_deadline(session, t.case_id, "transfer_supplementary_investigation")
+    if row is None:
+        raise fail("investigation_open", "衔接办法 (2017) 第19条", "no supplementary investigation is running")
+    return {"note": str(data.get("note") or ""), "due_on": _iso(row.due_on),
+            "late": row.due_on is not None and on > row.due_on}
+
+
+# 衔接办法 第24条: the bureau consults the police or the procuratorate (prosecution thresholds,
+# securing evidence); they consult the bureau (technical questions). Police and procuratorate
+# consulting each other is outside this rule.
+_CONSULTATIONS = {("bureau", "police"), ("bureau", "prosecutor"), ("police", "bureau"), ("prosecutor", "bureau")}
+
+
+@guard("consult")
+def _consult(session: Session, t: Transfer, by: User, on: dt.date, at: dt.datetime, data: dict[str, Any]) -> dict[str, Any]:
+    """A written consultation: the consulted office answers in writing within 7 days (第24条), on a
+    clock it owes."""
+    asker, to = party_side(t, by), str(data.get("to") or "")
+    if (asker, to) not in _CONSULTATIONS or side_unit(t, to) is None:
+        raise fail("consultation_parties", "衔接办法 (2017) 第24条",
+                   "consultations go between the bureau and the police or the procuratorate", asker=asker, to=to)
+    question = str(data.get("question") or "").strip()
+    if len(question) < 10:
+        raise errors.ValidationFailed(fields={"question": ["书面咨询的问题，不少于10字 / the question, at least 10 characters"]})
+    row = _start_clock(session, t, "transfer_consultation_reply", on, at, side=to)
+    return {"consultation": row.id, "from": asker, "to": to, "question": question, "due_on": _iso(row.due_on)}
+
+
+@guard("answer_consultation")
+def _answer(session: Session, t: Transfer, by: User, on: dt.date, at: dt.datetime, data: dict[str, Any]) -> dict[str, Any]:
+    """The consulted office answers in writing; the answer meets that consultation's clock."""
+    try:
+        row = session.get(Deadline, int(data.get("consultation") or 0))
+    except (TypeError, ValueError):
+        row = None
+    if row is None or row.case_id != t.case_id or row.type_code != "transfer_consultation_reply":
+        raise errors.ValidationFailed(fields={"consultation": ["本移送案件的咨询编号 / a consultation of this transfer"]})
+    if row.unit_id != side_unit(t, party_side(t, by)):
+        raise WrongSide("the consulted office answers", side=owner(row, t), rule="衔接办法 (2017) 第24条")
+    if row.status is not DeadlineStatus.OPEN:
+        raise deadlines.DeadlineClosed(deadline=row.id, status=row.status.value)
+    answer = str(data.get("answer") or "").strip()
+    if len(answer) < 10:
+        raise errors.ValidationFailed(fields={"answer": ["书面答复，不少于10字 / the written answer, at least 10 characters"]})
+    deadlines.meet(session, row, on)
+    return {"consultation": row.id, "answer": answer, "late": row.late}
+
+
+@guard("record_platform_entry")
+def _platform_entry(session: Session, t: Transfer, by: User, on: dt.date, at: dt.datetime,
+                    data: dict[str, Any]) -> dict[str, Any]:
+    """衔接办法 第34条: the office records that it entered its pending decisions on the shared
+    platform; each of its open entry clocks is met (late if past its 7 days)."""
+    unit = side_unit(t, party_side(t, by))
+    rows = session.scalars(sa.select(Deadline).where(
+        Deadline.case_id == t.case_id, Deadline.type_code == "transfer_platform_entry", Deadline.unit_id == unit,
+        Deadline.status == DeadlineStatus.OPEN).order_by(Deadline.id)).all()
+    if not rows:
+        raise fail("nothing_to_enter", "衔接办法 (2017) 第34条", "no decision of your office awaits entry on the platform")
+    for row in rows:
+        deadlines.meet(session, row, on)
+    return {"entered": [{"deadline": r.id, "decided_on": r.started_on.isoformat(), "due_on": _iso(r.due_on),
+                         "late": r.late} for r in rows],
+            "platform_reference": str(data.get("reference") or "") or None}
+
+
+def _iso(value: dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 # ---- materials and documents ------------------------------------------------------------------
 
 def store_bytes(data: bytes) -> str:
@@ -668,9 +802,18 @@ def transfer_deadlines(session: Session, t: Transfer) -> list[Deadline]:
                                 .order_by(Deadline.id)))
 
 
-def deadline_view(row: Deadline, now: dt.datetime) -> dict[str, Any]:
+def owner(row: Deadline, t: Transfer | None) -> str | None:
+    """The side that owes a transfer clock: fixed by its type, or (platform entries, consultation
+    answers) the side whose office the clock was started for."""
+    fixed = DEADLINE_OWNER.get(row.type_code)
+    if fixed in PARTIES or t is None:
+        return fixed
+    return next((side for side in ("police", "prosecutor", "bureau") if side_unit(t, side) == row.unit_id), None)
+
+
+def deadline_view(row: Deadline, now: dt.datetime, t: Transfer | None = None) -> dict[str, Any]:
     item = deadlines.view(row, now.astimezone(CHINA).date())
-    item["owner"] = DEADLINE_OWNER.get(row.type_code)
+    item["owner"] = owner(row, t)
     if row.due_at is not None and row.status is DeadlineStatus.OPEN:
         item["overdue"] = now > row.due_at  # literal hours
     return item
@@ -683,10 +826,12 @@ def dashboard(session: Session, principal: Principal, now: dt.datetime) -> dict[
     rows = session.scalars(sa.select(Deadline).where(Deadline.case_id.in_(ids), Deadline.status == DeadlineStatus.OPEN,
                                                      Deadline.type_code.in_(TRANSFER_DEADLINES))
                            .order_by(Deadline.due_on, Deadline.id)).all()
-    by_case = dict(session.execute(sa.select(Transfer.case_id, Transfer.id).where(Transfer.case_id.in_(ids))).all())
+    transfers = {t.case_id: t for t in session.scalars(sa.select(Transfer).where(Transfer.case_id.in_(ids))
+                                                        .order_by(Transfer.created_at))}
     out: dict[str, list[Any]] = {"overdue": [], "due": [], "paused": []}
     for row in rows:
-        item = {**deadline_view(row, now), "transfer_id": by_case.get(row.case_id)}
+        t = transfers[row.case_id]
+        item = {**deadline_view(row, now, t), "transfer_id": t.id}
         out["paused" if item["paused"] else "overdue" if item["overdue"] else "due"].append(item)
     return {"now": now.isoformat(), "totals": {k: len(v) for k, v in out.items()}, **out}
 
