@@ -106,6 +106,15 @@ def visible(session: Session, principal: Principal) -> sa.Select[tuple[Case]]:
     return query.where(sa.or_(Case.unit_id == principal.unit_id, Case.id.in_(mine), Case.id.in_(joint)))
 
 
+def handled_by(session: Session, user_id: int | None) -> sa.Select[tuple[Case]]:
+    """The cases the person handles (承办人) that still ask something of them: not yet closed,
+    archived or dropped, or with a clock still open (publication, withdrawal, a supervised report)."""
+    mine = sa.select(CaseHandler.case_id).where(CaseHandler.user_id == user_id)
+    return sa.select(Case).where(Case.id.in_(mine), sa.or_(
+        Case.state.not_in([S.CLOSED, S.ARCHIVED, S.DROPPED]), Case.id.in_(deadlines.open_case_ids()))
+    ).order_by(Case.created_at, Case.id)
+
+
 # ---- lead, filing, investigation ----------------------------------------------------------------
 
 def create_lead(session: Session, *, by: User, title: str, party_name: str | None = None,

@@ -143,6 +143,33 @@ def view(deadline: Deadline, today: dt.date) -> dict[str, Any]:
             "unit_id": deadline.unit_id}
 
 
+def open_case_ids() -> sa.Select[tuple[str]]:
+    """Ids of the cases with a clock still running or paused."""
+    return sa.select(Deadline.case_id).where(Deadline.status == DeadlineStatus.OPEN)
+
+
+def next_per_case(session: Session, case_ids: list[str], today: dt.date) -> dict[str, dict[str, Any]]:
+    """Each case's next open clock (as ``view``): the running one due first, or, when every open
+    clock of the case is paused, a paused one. Cases without an open clock are absent."""
+    if not case_ids:
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for row in session.scalars(sa.select(Deadline).where(Deadline.case_id.in_(case_ids),
+                                                         Deadline.status == DeadlineStatus.OPEN)):
+        item = view(row, today)
+        if row.case_id not in found or urgency(item) < urgency(found[row.case_id]):
+            found[row.case_id] = item
+    return found
+
+
+def urgency(item: dict[str, Any] | None) -> tuple[bool, bool, str, str, int]:
+    """Sort key of a ``view``: overdue first (they are due earliest), then the soonest due, then
+    paused clocks, then nothing open (``None``)."""
+    if item is None:
+        return (True, True, "", "", 0)
+    return (False, item["paused"], item["due_on"] or "", item["due_at"] or "", item["id"])
+
+
 def dashboard(session: Session, *, unit_id: int | None, today: dt.date, horizon_days: int = 7,
               assignee_id: int | None = None) -> dict[str, Any]:
     """Open deadlines of a unit (or person) that are overdue or due within ``horizon_days``,

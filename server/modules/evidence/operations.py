@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 from flask import has_request_context
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from server.core import errors
 from server.core.access import current_principal
@@ -25,7 +25,7 @@ from server.modules.audit import operations as audit
 from server.modules.devices.models import Device
 from server.modules.devices.operations import SignatureBad, verify_signature
 from server.modules.evidence.models import (Blob, CustodyAction, CustodyEvent, DeviceReconnect, EvidenceFlag, EvidenceItem,
-                                            EvidenceKind, EvidenceStatus)
+                                            EvidenceKind, EvidenceStatus, Upload, UploadStatus)
 from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import Inspection, InspectionMember
 from server.modules.users.models import User
@@ -655,8 +655,7 @@ def overdue(session: Session, principal: Any, now: dt.datetime | None = None) ->
     """Announced items whose bytes did not arrive within 1 working day of the device regaining
     connectivity (rule 16: "upload within 1 working day of storage becoming available"). The clock
     starts at the first reconnect after capture, or at the manifest's arrival, whichever is first."""
-    from server.core.calendar import CHINA, get_calendar
-    from server.modules.evidence.models import DeviceReconnect
+    from server.core.calendar import CHINA
 
     now = now or utcnow()
     query = (sa.select(EvidenceItem).where(EvidenceItem.status == EvidenceStatus.ANNOUNCED,
@@ -665,17 +664,52 @@ def overdue(session: Session, principal: Any, now: dt.datetime | None = None) ->
     if principal.role != "admin":
         query = query.join(Inspection, Inspection.id == EvidenceItem.inspection_id).where(
             Inspection.unit_id == principal.unit_id)
-    calendar = get_calendar()
     result = []
     for item in session.scalars(query):
-        since = item.captured_at_device or item.received_at
-        reconnect = session.scalar(sa.select(sa.func.min(DeviceReconnect.at)).where(
-            DeviceReconnect.device_id == item.device_id, DeviceReconnect.at >= since))
-        start = min(t for t in (reconnect, item.received_at) if t is not None)
-        due = calendar.add_working_days(start.astimezone(CHINA).date(), 1)
+        start, due = upload_clock(session, item)
         if now.astimezone(CHINA).date() > due:
             result.append({"item": item, "reconnected_at": start, "due": due})
     return result
+
+
+def upload_clock(session: Session, item: EvidenceItem) -> tuple[dt.datetime, dt.date]:
+    """When an announced item's upload clock started and the day its bytes are due (rule 16: 1
+    working day from the first reconnect after capture, or from the manifest's arrival if earlier)."""
+    from server.core.calendar import CHINA, get_calendar
+
+    since = item.captured_at_device or item.received_at
+    reconnect = session.scalar(sa.select(sa.func.min(DeviceReconnect.at)).where(
+        DeviceReconnect.device_id == item.device_id, DeviceReconnect.at >= since)) if item.device_id else None
+    start = min(t for t in (reconnect, item.received_at) if t is not None)
+    return start, get_calendar().add_working_days(start.astimezone(CHINA).date(), 1)
+
+
+def awaiting_bytes(user_id: int | None) -> sa.Select[tuple[EvidenceItem]]:
+    """Originals the person captured whose bytes have not arrived: announced by their phone, which
+    still has to upload them. Oldest first."""
+    return (sa.select(EvidenceItem)
+            .where(EvidenceItem.captured_by == user_id, EvidenceItem.status == EvidenceStatus.ANNOUNCED,
+                   EvidenceItem.parent_id.is_(None))
+            .order_by(EvidenceItem.received_at, EvidenceItem.id))
+
+
+def flagged(user_id: int | None) -> sa.Select[tuple[EvidenceItem]]:
+    """The person's captures with at least one plausibility or integrity flag, newest first."""
+    return (sa.select(EvidenceItem)
+            .where(EvidenceItem.captured_by == user_id, EvidenceItem.status != EvidenceStatus.DELETED,
+                   EvidenceItem.parent_id.is_(None), EvidenceItem.id.in_(sa.select(EvidenceFlag.item_id)))
+            .options(selectinload(EvidenceItem.flags))
+            .order_by(EvidenceItem.received_at.desc(), EvidenceItem.id))
+
+
+def upload_progress(session: Session, hashes: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """(bytes received, bytes in all) of the upload in progress for each of these hashes, if any."""
+    wanted = list(dict.fromkeys(hashes))
+    if not wanted:
+        return {}
+    rows = session.execute(sa.select(Upload.sha256, Upload.upload_offset, Upload.upload_length).where(
+        Upload.sha256.in_(wanted), Upload.status == UploadStatus.ACTIVE).order_by(Upload.created_at))
+    return {digest: (offset, length) for digest, offset, length in rows}
 
 
 # ---- fixity and retention ------------------------------------------------------------------------

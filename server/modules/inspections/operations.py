@@ -202,6 +202,15 @@ def visible(session: Session, principal: Principal) -> sa.Select[tuple[Inspectio
     return query.where(Inspection.id.in_(mine))
 
 
+def open_for(session: Session, principal: Principal) -> sa.Select[tuple[Inspection]]:
+    """The caller's inspections still to be done (assigned or in progress), soonest window first.
+    Same scope as ``visible``: an inspector sees only their own, so a drawn target stays secret
+    from everyone off the team (DOMAIN-RULES rule 6)."""
+    return (visible(session, principal)
+            .where(Inspection.status.in_([InspectionStatus.ASSIGNED, InspectionStatus.IN_PROGRESS]))
+            .order_by(None).order_by(Inspection.window_start, Inspection.window_end, Inspection.id))
+
+
 def require_visible(session: Session, principal: Principal, inspection: Inspection) -> None:
     if principal.role == Role.ADMIN.value:
         return

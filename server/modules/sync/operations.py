@@ -1123,6 +1123,23 @@ def conflicts_visible(principal: Principal) -> sa.Select[tuple[SyncConflict]]:
     return query.where(SyncConflict.unit_id == principal.unit_id)
 
 
+def open_conflicts_of(user_id: int | None) -> sa.Select[tuple[SyncConflict]]:
+    """Open conflicts on the records of inspections the person is on the team of: both values are
+    kept until a supervisor of the responsible unit chooses or merges them. Oldest first."""
+    teams = sa.select(InspectionMember.inspection_id).where(InspectionMember.user_id == user_id,
+                                                            InspectionMember.removed_at.is_(None))
+    return (sa.select(SyncConflict).where(SyncConflict.status == ConflictStatus.OPEN,
+                                          SyncConflict.inspection_id.in_(teams))
+            .order_by(SyncConflict.created_at, SyncConflict.id))
+
+
+def field_label(session: Session, conflict: SyncConflict) -> str:
+    """The record template's label of the conflict's field (its name when the template has none)."""
+    record = session.get(InspectionRecord, conflict.record_id)
+    fields = {f["name"]: f for f in template(record.template_code)["fields"]} if record else {}
+    return str(fields.get(conflict.field, {}).get("label_zh", conflict.field))
+
+
 def get_conflict(session: Session, principal: Principal, conflict_id: int) -> SyncConflict:
     conflict = session.get(SyncConflict, conflict_id)
     if conflict is None or (principal.role != Role.ADMIN.value and conflict.unit_id != principal.unit_id):
@@ -1164,12 +1181,15 @@ def resolve(session: Session, conflict: SyncConflict, *, by: User, reason: str, 
     return conflict
 
 
-def health(session: Session, principal: Principal) -> list[dict[str, Any]]:
-    """Per device: last contact, reported outbox and pending media, clock offset, open conflicts."""
+def health(session: Session, principal: Principal, *, user_id: int | None = None) -> list[dict[str, Any]]:
+    """Per device (of the caller's unit, or of one person): last sync and last request of any kind,
+    reported outbox and pending media, clock offset, open conflicts."""
     query = sa.select(Device, SyncDevice, User).join(User, User.id == Device.user_id).outerjoin(
         SyncDevice, SyncDevice.device_id == Device.id).order_by(Device.id)
     if principal.role != Role.ADMIN.value:
         query = query.where(User.unit_id == principal.unit_id)
+    if user_id is not None:
+        query = query.where(Device.user_id == user_id)
     rows = session.execute(query).all()
     open_by_user = dict(session.execute(
         sa.select(InspectionMember.user_id, sa.func.count(sa.distinct(SyncConflict.id)))
@@ -1181,7 +1201,7 @@ def health(session: Session, principal: Principal) -> list[dict[str, Any]]:
         out.append({
             "device_id": device.id, "label": device.label, "user_id": user.id, "display_name": user.display_name,
             "revoked": device.revoked_at is not None,
-            "last_contact_at": state.last_contact_at if state else None,
+            "last_contact_at": state.last_contact_at if state else None, "last_seen_at": device.last_seen_at,
             "outbox_depth": state.outbox_depth if state else None,
             "pending_media_bytes": state.pending_media_bytes if state else None,
             "clock_offset_ms": state.clock_offset_ms if state else None,
