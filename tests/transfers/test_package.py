@@ -301,6 +301,36 @@ def test_each_archived_original_gets_one_exported_event_with_the_seal_in_one_ins
         shutil.rmtree(zip_path.parent, ignore_errors=True)
 
 
+def test_items_are_read_in_keyset_pages_even_when_received_in_the_same_instant(app, db_session, scene, tmp_path,
+                                                                             monkeypatch):
+    """Pages of two items, five items, four of them received at the same instant (a sync batch):
+    every item once, in (received_at, id) order, each exported once."""
+    from server.modules.evidence.models import EvidenceItem
+
+    team = make_team()
+    extras = [store_evidence(db_session, team, os.urandom(2048) + bytes([n])) for n in range(2)]
+    for extra in extras:
+        db_session.add(CaseEvidence(case_id=scene.case.id, evidence_id=extra.id, linked_by=scene.w.a.id, purpose="补充照片"))
+    db_session.flush()
+    same = scene.items[1].received_at
+    db_session.execute(sa.update(EvidenceItem).where(EvidenceItem.id.in_([i.id for i in scene.items[1:] + extras]))
+                       .values(received_at=same))
+    db_session.expire_all()
+    expected = [i.id for i, _ in package_ops.ops.evidence_items(db_session, scene.case.id)]
+    monkeypatch.setattr(package_ops, "_PAGE", 2)
+    package, (zip_path,) = _build(app, db_session, scene)
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            index = json.loads(zf.read("evidence/index.json"))
+        assert [i["id"] for i in index["items"]] == expected and len(expected) == 5
+        exported = db_session.scalars(sa.select(CustodyEvent.item_id).where(
+            CustodyEvent.action == "exported", CustodyEvent.detail["package"].as_string() == package.id)).all()
+        assert sorted(exported) == sorted(expected)
+        assert not package_verify.verify(package_verify.open_source([str(zip_path)])).failures
+    finally:
+        shutil.rmtree(zip_path.parent, ignore_errors=True)
+
+
 def test_exported_events_roll_back_with_the_seal(app, db_session, scene):
     transfer = handed_over(db_session, scene)
     db_session.commit()
