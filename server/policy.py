@@ -14,6 +14,7 @@ FIELD_STAFF = frozenset({"inspector", "auxiliary", "supervisor"})
 # Witnesses of a draw who commit and reveal seed secrets: supervisors and legal/discipline observers.
 DRAW_PARTIES = MANAGERS | frozenset({"legal_reviewer"})
 CASE_HANDLERS = frozenset({"inspector", "supervisor", "admin"})
+INSPECTORS = frozenset({"inspector", "auxiliary"})  # inspectors and the auxiliaries who assist them on site
 LEGAL_REVIEWERS = frozenset({"legal_reviewer"})
 RECEIVERS = frozenset({"police", "prosecutor"})  # receiving side of a transfer
 TRANSFER_PARTIES = BUREAU | RECEIVERS
@@ -175,6 +176,7 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "console.logout": {"POST": STAFF},
     "console.home": {"GET": STAFF},
     "console.supervisor_home": {"GET": MANAGERS},
+    "console.inspector_home": {"GET": INSPECTORS},
     "console.review_queue": {"GET": LEGAL_REVIEWERS | ADMIN},
     "console.review": {"GET": LEGAL_REVIEWERS | ADMIN},
     "console.review_decide": {"POST": LEGAL_REVIEWERS},

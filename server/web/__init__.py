@@ -30,8 +30,8 @@ HOME_BY_ROLE = {
     "admin": "console.supervisor_home",
     "prosecutor": "console.transfers",
     "police": "console.transfers",
-    "inspector": "console.cases",
-    "auxiliary": "console.cases",
+    "inspector": "console.inspector_home",
+    "auxiliary": "console.inspector_home",
 }
 
 
@@ -108,6 +108,7 @@ def init_app(app: Flask) -> None:
     from server.web.common import page_url
 
     app.jinja_env.globals.update(t=i18n.t, pick=i18n.pick, lang=i18n.current, page_url=page_url)
+    app.jinja_env.filters["local_time"] = i18n.local_time
 
     @app.context_processor
     def _page_globals() -> dict[str, Any]:

@@ -37,6 +37,11 @@ def paged(query: sa.Select[Any], *, scalars: bool = True, per_page: int = PER_PA
     return {"rows": rows[:per_page], "page": page, "has_next": len(rows) > per_page, "param": param}
 
 
+def count(query: sa.Select[Any]) -> int:
+    """How many rows a list query has (for a page's totals; its order is dropped)."""
+    return db.session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())) or 0
+
+
 def paged_list(items: Sequence[Any], *, per_page: int = PER_PAGE, param: str = "page") -> dict[str, Any]:
     """One page of a list an operation returned (a queue, a roster sorted by urgency)."""
     page = page_number(param)

@@ -4,21 +4,28 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, make_response, redirect, render_template, request, session, url_for
+from sqlalchemy.orm import selectinload
 
-from server.core.access import current_principal
+from server.core.access import Principal, current_principal
 from server.core.calendar import local_today
 from server.core.db import utcnow
 from server.extensions import db
 from server.modules.audit import operations as audit
 from server.modules.auth import operations as auth
+from server.modules.cases import operations as cases
 from server.modules.deadlines import operations as deadlines
 from server.modules.disclosure import operations as disclosure
+from server.modules.evidence import operations as evidence
+from server.modules.inspections import operations as inspections
+from server.modules.inspections.models import Inspection
 from server.modules.reviews import operations as reviews
 from server.modules.sync import operations as sync
 from server.modules.transfers import operations as transfers
 from server.modules.users import operations as users
 from server.web import HOME_BY_ROLE, console, i18n, portal, safe_next
-from server.web.common import render_error, run_keeping
+from server.web.common import count, paged, paged_list, render_error, run_keeping
+
+SHORT = 10  # rows per list on a home page; each list pages on its own
 
 
 @portal.get("/lang/<code>")
@@ -77,3 +84,43 @@ def supervisor_home() -> Any:
         reviews=reviews.queue(db.session, today, unit_id=unit_id, limit=20),
         devices=sync.health(db.session, principal),
     )
+
+
+@console.get("/my-work")
+def inspector_home() -> Any:
+    """我的工作：检查任务、案件期限、待上传与有疑点的证据、同步 / My work: inspections, case deadlines, evidence, sync"""
+    principal = current_principal()
+    user_id, today = principal.user_id, local_today()
+    handled = db.session.scalars(cases.handled_by(db.session, user_id)).all()
+    next_due = deadlines.next_per_case(db.session, [c.id for c in handled], today)
+    lists = {
+        "inspections": inspections.open_for(db.session, principal).options(selectinload(Inspection.target)),
+        "awaiting": evidence.awaiting_bytes(user_id), "flagged": evidence.flagged(user_id),
+        "conflicts": sync.open_conflicts_of(user_id)}
+    pages = {name: paged(query, per_page=SHORT, param=f"{name}_page") for name, query in lists.items()}
+    awaiting, conflicts = pages["awaiting"]["rows"], pages["conflicts"]["rows"]
+    return render_template(
+        "console/inspector_home.html", today=today, **pages,
+        totals={name: count(query) for name, query in lists.items()}
+        | {"cases": len(handled), "overdue": sum(1 for d in next_due.values() if d["overdue"])},
+        cases=paged_list([{"case": c, "next": next_due.get(c.id)} for c in
+                          sorted(handled, key=lambda c: deadlines.urgency(next_due.get(c.id)))],
+                         per_page=SHORT, param="cases_page"),
+        uploads=evidence.upload_progress(db.session, [item.sha256 for item in awaiting]),
+        upload_due={item.id: evidence.upload_clock(db.session, item)[1] for item in awaiting},
+        fields={c.id: sync.field_label(db.session, c) for c in conflicts},
+        targets=_target_names(principal, {row.inspection_id for name in ("awaiting", "flagged", "conflicts")
+                                          for row in pages[name]["rows"]}),
+        devices=sync.health(db.session, principal, user_id=user_id),
+    )
+
+
+def _target_names(principal: Principal, inspection_ids: set[str | None]) -> dict[str, str]:
+    """Target names of these inspections, through the inspections' own scope rule, so a drawn
+    target is never named to anyone off its team (DOMAIN-RULES rule 6)."""
+    wanted = inspection_ids - {None}
+    if not wanted:
+        return {}
+    return {i.id: i.target.name for i in db.session.scalars(
+        inspections.visible(db.session, principal).where(Inspection.id.in_(wanted))
+        .options(selectinload(Inspection.target)))}

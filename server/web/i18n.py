@@ -4,7 +4,11 @@ The choice is kept in a cookie so that it works on the public portal and survive
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import request
+
+from server.core.calendar import CHINA
 
 LANGUAGES = ("zh", "en")
 COOKIE = "lang"
@@ -20,6 +24,53 @@ LABELS: dict[str, tuple[str, str]] = {
     "username": ("用户名", "Username"),
     "password": ("密码", "Password"),
     "home": ("首页", "Home"),
+    "my_work": ("我的工作", "My work"),
+    "my_inspections": ("待完成的检查任务", "Inspections to do"),
+    "my_cases": ("我承办的案件及下一期限", "My cases and their next deadline"),
+    "awaiting_upload": ("待上传原件的证据（手机尚未上传）", "Evidence awaiting its file (the phone has yet to upload it)"),
+    "flagged_evidence": ("有疑点提示的证据", "Evidence with plausibility flags"),
+    "my_conflicts": ("待负责人处理的同步冲突", "Sync conflicts awaiting a supervisor"),
+    "my_devices": ("我的设备", "My devices"),
+    "all_cases": ("全部案件", "All cases"),
+    "target": ("检查对象", "Target"),
+    "window": ("检查期间", "Window"),
+    "kind": ("类型", "Kind"),
+    "case_no": ("案号", "Case number"),
+    "party": ("当事人", "Party"),
+    "next_deadline": ("下一期限", "Next deadline"),
+    "no_open_deadline": ("无未完成期限", "No open deadline"),
+    "captured_at": ("采集时间", "Captured"),
+    "upload_due": ("应上传日期", "Upload due"),
+    "uploading": ("上传中", "Uploading"),
+    "not_started": ("未开始上传", "Not started"),
+    "flags": ("疑点", "Flags"),
+    "field": ("字段", "Field"),
+    "values_kept": ("保留的两个值", "Values kept"),
+    "mine": ("我的修改", "my edit"),
+    "current_value": ("当前记录", "current record"),
+    "awaiting_supervisor": ("待处理", "Awaiting"),
+    "device": ("设备", "Device"),
+    "outbox": ("待同步操作", "Outbox"),
+    "evidence_photo": ("照片", "Photo"),
+    "evidence_video": ("视频", "Video"),
+    "evidence_audio": ("录音", "Audio"),
+    "evidence_signature": ("签名", "Signature"),
+    "evidence_document": ("文书", "Document"),
+    "evidence_announced": ("待上传原件", "File not yet uploaded"),
+    "evidence_verified": ("原件已核验", "File verified"),
+    "last_sync": ("最近同步", "Last sync"),
+    "last_seen": ("最近联系", "Last contact"),
+    "pending_media": ("待传媒体", "Media to upload"),
+    "confidential_draw": ("抽查对象保密", "Drawn: confidential"),
+    "window_passed": ("已过检查期", "Window passed"),
+    "revoked": ("已停用", "Revoked"),
+    "status_assigned": ("已指派", "Assigned"),
+    "status_in_progress": ("进行中", "In progress"),
+    "kind_random": ("双随机抽查", "Random"),
+    "kind_routine": ("日常检查", "Routine"),
+    "kind_tip": ("举报核查", "Tip-off"),
+    "kind_special": ("专项检查", "Special"),
+    "kind_joint": ("联合检查", "Joint"),
     "staff": ("执法人员", "Enforcement staff"),
     "certificate": ("执法证号", "Certificate number"),
     "unit": ("单位", "Unit"),
@@ -170,6 +221,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "choice_prosecutor": ("人民检察院", "Procuratorate"),
     "choice_bureau": ("生态环境部门", "Environment bureau"),
 }
+
+
+def local_time(value: dt.datetime | None) -> str:
+    """A stored (UTC) instant as Beijing time, to the minute; a dash when there is none."""
+    return value.astimezone(CHINA).strftime("%Y-%m-%d %H:%M") if value else "—"
 
 
 def current() -> str:

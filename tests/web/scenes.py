@@ -76,3 +76,28 @@ def audit_checkpoint(app: Any) -> None:
 
     checkpoints.publish(db.session, app.config)
     db.session.commit()
+
+
+def inspector_at_work() -> dict[str, Any]:
+    """inspector01's day: a drawn (confidential) inspection with inspector09 and a photo their phone
+    announced but has not uploaded yet."""
+    from server.modules.directory.models import Target
+    from server.modules.evidence import operations as evidence
+    from server.modules.inspections import operations as inspections
+    from server.modules.inspections.models import InspectionKind
+    from tests.evidence.helpers import Team, manifest
+    from tests.sync.conftest import make_phone
+
+    head, a, b = user("supervisor"), user("inspector01"), user("inspector09")
+    target = db.session.scalars(sa.select(Target).order_by(Target.id).offset(40)).first()
+    today = dt.date.today()
+    drawn = inspections.create(db.session, target_id=target.id, lead_id=a.id, member_ids=[b.id],
+                               window_start=today, window_end=today + dt.timedelta(days=10),
+                               kind=InspectionKind.RANDOM, secret=True, draw_id="d" * 36, created_by=head,
+                               purpose="废气排放与在线监测设施检查")
+    phone = make_phone(db.session, a)
+    team = Team(head, a, b, None, drawn, phone.device, phone.key, target)
+    evidence.announce(db.session, device=phone.device, user=a, inspection_id=drawn.id,
+                      manifest=manifest(team, b"outlet photo, still on the phone"))
+    db.session.commit()
+    return {"inspection_id": drawn.id, "target": target.name}

@@ -128,6 +128,37 @@ def test_reviewer_returns_one_case_and_passes_another(browser, live, world):
     page.context.close()
 
 
+def test_an_inspector_lands_on_their_work(browser, live, world, web_app):
+    """inspector01 signs in to "我的工作": their drawn inspection (confidential, shown to its team),
+    their cases with the overdue clocks first, the photo their phone has yet to upload; another
+    inspector and an auxiliary land on their own page without that target on it."""
+    with web_app.app_context():
+        work = scenes.inspector_at_work()
+        db.session.remove()
+    page = new_page(browser, live)
+    sign_in(page, "inspector01")
+    assert page.url.endswith("/console/my-work") and page.title() == "我的工作 · 秦岭移动执法"
+    drawn = page.locator(f"#my-inspections tr[data-inspection='{work['inspection_id']}']")
+    assert work["target"] in drawn.inner_text() and "抽查对象保密" in drawn.inner_text()
+    first_case = page.locator("#my-cases tbody tr").first.inner_text()
+    assert "逾期" in first_case  # the demo's clocks all ended before today
+    assert work["target"] in page.locator("#my-awaiting").inner_text()
+    shot(page, "inspector-home")
+    page.locator("#my-cases tbody tr a").first.click()
+    assert "/console/cases/" in page.url
+    page.go_back()
+    page.click("#lang-switch")
+    assert page.title() == "My work · Qinling Field" and "Inspections to do" in page.content()
+    shot(page, "inspector-home-en")
+    page.context.close()
+    for username in ("inspector03", "auxiliary.shangzhou"):
+        other = browser.new_context(viewport=IPAD, base_url=live.url, locale="zh-CN").new_page()
+        sign_in(other, username)
+        assert other.url.endswith("/console/my-work") and work["target"] not in other.content()
+        assert other.evaluate("document.documentElement.scrollWidth") <= IPAD["width"]
+        other.context.close()
+
+
 def test_supervisor_runs_a_draw_ceremony_and_the_public_verifies_it(browser, live, world, tmp_path):
     supervisor, observer = new_page(browser, live), new_page(browser, live)
     sign_in(supervisor, "supervisor")
