@@ -88,6 +88,19 @@ def among(column: Any, values: Any) -> Any:
     return column.in_(sa.bindparam(None, list(values), expanding=True, literal_execute=True, unique=True))
 
 
+def plain_rows(session: Any, statement: Any) -> list[tuple[Any, ...]]:
+    """A Core SELECT's rows as the driver's tuples, for reads of hundreds of thousands of rows: on
+    PostgreSQL it runs on the driver's cursor (SQLAlchemy's row handling was 0.35 of 0.55 s for
+    200,000 rows). Nothing is converted: select plain columns (enums cast to text) and pass
+    parameters that need no SQLAlchemy type processing."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return [tuple(row) for row in connection.execute(statement)]
+    compiled = statement.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    with connection.connection.driver_connection.cursor() as cursor:
+        return cursor.execute(compiled.string, compiled.params).fetchall()
+
+
 # Sent by insert_rows (sender: the table; session=, rows=): set-based writes skip the ORM's flush
 # events, so a module that follows another's rows (the devices' change log) listens here instead.
 rows_inserted = signal("enforce.rows-inserted")

@@ -14,13 +14,13 @@ import zlib
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from server.core import errors
 from server.core.access import Role
 from server.core.calendar import local_today
 from server.core.canonical import canonical_json
-from server.core.db import utcnow
+from server.core.db import plain_rows, utcnow
 from server.modules.audit import operations as audit
 from server.modules.directory.models import RiskClass, Target
 from server.modules.draws import algorithm, rules
@@ -263,10 +263,10 @@ def build_document(session: Session, draw: Draw) -> dict[str, Any]:
     caps = {key: min(filter(None, (rule.cap_per_year, plan_cap)), default=None) for key, rule in chosen.items()}
     # 200,000 rows: plain Core rows with the enum read as text (no ORM or enum objects per row).
     table = Target.__table__
-    rows = session.connection().execute(
-        sa.select(table.c.id, table.c.uscc, table.c.region_code, sa.type_coerce(table.c.risk_class, sa.String),
-                  table.c.positive_list)
-        .where(table.c.active.is_(True), table.c.region_code.in_(draw.region_codes)).order_by(table.c.id)).all()
+    rows = plain_rows(session, sa.select(
+        table.c.id, table.c.uscc, table.c.region_code, sa.type_coerce(table.c.risk_class, sa.String),
+        table.c.positive_list).where(table.c.active.is_(True), table.c.region_code.in_(draw.region_codes))
+        .order_by(table.c.id))
     targets: list[list[Any]] = []
     exclusions = {"no_rule": 0, "drawn_recently": 0, "yearly_cap": 0}
     for tid, code, region, risk, positive in rows:
@@ -283,20 +283,27 @@ def build_document(session: Session, draw: Draw) -> dict[str, Any]:
             continue
         targets.append([tid, code, region, risk, bool(positive)])
 
+    # The agency's active inspectors with their certificates (User.certificates' order), as rows.
     agency_id = session.scalar(sa.select(Unit.agency_id).where(Unit.id == draw.unit_id))
-    people = session.scalars(
-        sa.select(User).join(Unit, Unit.id == User.unit_id)
-        .where(Unit.agency_id == agency_id, User.role == Role.INSPECTOR, User.active.is_(True))
-        .options(selectinload(User.certificates)).order_by(User.id)).all()
-    away = roster.unavailable(session, [u.id for u in people], draw.window_start, draw.window_end)
+    people: dict[int, tuple[str | None, list[Any]]] = {}
+    for row in session.execute(
+            sa.select(User.id, User.region_code, Certificate.number, Certificate.status, Certificate.valid_from,
+                      Certificate.valid_until)
+            .join(Unit, Unit.id == User.unit_id).outerjoin(Certificate, Certificate.user_id == User.id)
+            .where(Unit.agency_id == agency_id, User.role == Role.INSPECTOR, User.active.is_(True))
+            .order_by(User.id, Certificate.valid_from)):
+        _, certificates = people.setdefault(row.id, (row.region_code, []))
+        if row.number is not None:
+            certificates.append(row)
+    away = roster.unavailable(session, people, draw.window_start, draw.window_end)
     inspectors: list[list[Any]] = []
     exclusions.update(inspectors_uncertified=0, inspectors_unavailable=len(away))
-    for user in people:
-        cert = _cert_for_window(user.certificates, draw.window_start, draw.window_end)
+    for user_id, (region_code, held) in people.items():
+        cert = _cert_for_window(held, draw.window_start, draw.window_end)
         if cert is None:
             exclusions["inspectors_uncertified"] += 1
-        elif user.id not in away:
-            inspectors.append([user.id, cert.number, user.region_code])
+        elif user_id not in away:
+            inspectors.append([user_id, cert.number, region_code])
 
     pool_users = {row[0] for row in inspectors}
     uscc_to_target = {row[1]: row[0] for row in targets}
@@ -318,7 +325,7 @@ def build_document(session: Session, draw: Draw) -> dict[str, Any]:
     }
 
 
-def _cert_for_window(certificates: list[Certificate], start: dt.date, end: dt.date) -> Certificate | None:
+def _cert_for_window(certificates: list[Any], start: dt.date, end: dt.date) -> Any:
     """行政处罚法 第42条: a certificate valid on every day of the visit window."""
     return next((c for c in certificates
                  if c.status is CertificateStatus.ACTIVE and c.valid_from <= start and end <= c.valid_until), None)

@@ -5,10 +5,11 @@ import datetime as dt
 from typing import Any, Iterable
 
 import sqlalchemy as sa
+from flask import has_request_context
 from sqlalchemy.orm import Session, scoped_session, selectinload
 
 from server.core import errors
-from server.core.access import Principal, Role, require
+from server.core.access import Principal, Role, current_principal, require
 from server.core.db import among, insert_rows, new_uuid, utcnow
 from server.modules.audit import operations as audit
 from server.modules.directory.models import Target
@@ -102,6 +103,7 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
         return user
 
     now = utcnow()
+    actor = audit.Actor.of(current_principal()) if has_request_context() else None  # once, not per entry
     unit_default = created_by.unit_id
     inspection_rows: list[dict[str, Any]] = []
     member_rows: list[dict[str, Any]] = []
@@ -130,7 +132,7 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
                      subjects=[("inspection", inspection_id), ("target", target_id)] + [("user", u.id) for u, _, _ in team],
                      payload={"kind": kind.value, "window": [window_start.isoformat(), window_end.isoformat()],
                               "team": [{"user": u.id, "role": r.value, "certificate": c} for u, r, c in team],
-                              "secret": secret, "draw": draw_id, "purpose": purpose})
+                              "secret": secret, "draw": draw_id, "purpose": purpose}, actor=actor)
     session.flush()  # anything pending (the targets and users referred to) goes first
     insert_rows(session, Inspection.__table__, inspection_rows)  # type: ignore[arg-type]
     insert_rows(session, InspectionMember.__table__, member_rows)  # type: ignore[arg-type]

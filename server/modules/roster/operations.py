@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from server.core import errors
 from server.core.access import Role
-from server.core.db import utcnow
+from server.core.db import among, utcnow
 from server.modules.audit import operations as audit
 from server.modules.directory import uscc as uscc_rules
 from server.modules.directory.models import Target
@@ -99,7 +99,7 @@ def unavailable(session: Session, user_ids: Iterable[int], start: dt.date, end: 
     if not ids:
         return set()
     return set(session.scalars(sa.select(Absence.user_id).where(
-        Absence.user_id.in_(ids), Absence.cancelled_at.is_(None),
+        among(Absence.user_id, ids), Absence.cancelled_at.is_(None),
         Absence.starts_on <= end, Absence.ends_on >= start)))
 
 
