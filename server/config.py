@@ -69,6 +69,10 @@ SETTINGS: dict[str, Setting] = {
     "SESSION_MAX_HOURS": Setting(12, int, "a console sign-in ends this many hours after it began, however active"),
     "DB_CONNECT_TIMEOUT_S": Setting(3, int, "give up connecting to the database after this"),
     "HOLIDAYS_FILE": Setting(None, str, "JSON of official holidays/make-up days for years chinese-calendar lacks"),
+    "CALENDAR_PROVISIONAL": Setting(True, _bool, "a deadline reaching a year with no official holiday schedule is "
+                                                 "computed by the provisional rule (Mon–Fri less fixed-date "
+                                                 "holidays), marked provisional and recomputed once the schedule "
+                                                 "is loaded; off: refused with calendar.unknown_year"),
     "AUDIT_LOG_ORIGIN": Setting("shangluo.qinling-field/audit", str, "checkpoint origin line"),
     "AUDIT_LOG_KEY": Setting(None, str, "path of the Ed25519 log key (PEM); generated in the instance folder"),
     "AUDIT_CHECKPOINT_INTERVAL_S": Setting(300, int, "beat interval of signed checkpoints"),

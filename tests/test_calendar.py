@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import chinese_calendar
 import pytest
 
-from server.core.calendar import Calendar, DayKind, UnknownYear, load_extra
+from server.core import calendar as calendar_module
+from server.core.calendar import (Calendar, DayKind, UnknownYear, load_extra, provisional_rule,
+                                  schedule_warnings)
 from tests import factories
 from tests.helpers import assert_contract, staff_headers
 
@@ -85,16 +88,56 @@ def test_negative_periods_are_refused():
         CAL.add_natural_days(D(2026, 3, 2), -1)
 
 
+# 2031: a year no chinese-calendar release will know for years, so these tests do not depend on
+# today's date or on the installed release.
 @pytest.mark.parametrize("call", [
-    lambda: CAL.is_working_day(D(2027, 3, 1)),
-    lambda: CAL.add_working_days(D(2026, 12, 29), 5),  # runs into 2027
-    lambda: CAL.add_natural_days(D(2026, 12, 20), 20),
+    lambda: CAL.is_working_day(D(2031, 3, 3)),
+    lambda: CAL.add_working_days(D(2031, 12, 29), 5),
+    lambda: CAL.add_natural_days(D(2031, 12, 20), 5),
 ])
-def test_an_unknown_year_is_refused_not_guessed(call):
+def test_an_unknown_year_is_refused_when_the_provisional_rule_is_off(call):
     with pytest.raises(UnknownYear) as caught:
         call()
     assert caught.value.code == "calendar.unknown_year"
-    assert caught.value.context == {"year": 2027}
+    assert caught.value.context == {"year": 2031}
+
+
+PROVISIONAL = Calendar(provisional=True)
+
+
+@pytest.mark.parametrize("day, working", [
+    (D(2031, 1, 1), False),   # 元旦, a Wednesday
+    (D(2031, 1, 2), True),
+    (D(2031, 1, 23), True),   # Chinese New Year's Eve 2031: a lunar holiday the rule cannot place
+    (D(2031, 5, 1), False),   # 劳动节, Thursday and Friday
+    (D(2031, 5, 2), False),
+    (D(2031, 5, 5), True),    # no guessed 调休 around it
+    (D(2031, 10, 1), False),  # 国庆节, Wednesday to Friday
+    (D(2031, 10, 3), False),
+    (D(2031, 10, 4), False),  # an ordinary Saturday
+    (D(2031, 10, 6), True),
+    (D(2031, 10, 12), False),  # an ordinary Sunday, never a guessed make-up working day
+])
+def test_the_provisional_rule_is_weekdays_less_the_fixed_date_holidays(day, working):
+    calendar = PROVISIONAL.fresh()
+    assert calendar.is_working_day(day) is working
+    assert calendar.assumed == {2031}
+
+
+def test_the_provisional_rule_is_data_with_its_source():
+    data = json.loads((Path(calendar_module.__file__).with_name("provisional_calendar.json")).read_text("utf-8"))
+    assert "全国年节及纪念日放假办法" in data["source"] and "春节" in data["note"]
+    assert provisional_rule().fixed_holidays == {(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)}
+
+
+def test_a_provisional_calendar_notes_the_years_it_assumed_and_only_those():
+    calendar = PROVISIONAL.fresh()
+    assert calendar.add_working_days(D(2026, 9, 30), 3) == D(2026, 10, 10)  # official: nothing assumed
+    assert calendar.assumed == set()
+    assert calendar.add_working_days(D(2031, 4, 28), 5) == D(2031, 5, 7)  # 05-01, 05-02 and the weekend skipped
+    assert calendar.add_natural_days(D(2031, 12, 27), 5) == D(2032, 1, 2)  # 01-01 is a Thursday: the day after
+    assert calendar.assumed == {2031, 2032}
+    assert not calendar.knows(2031) and calendar.knows(2026)
 
 
 def test_a_period_inside_the_known_years_near_the_edge_still_works():
@@ -124,16 +167,22 @@ def test_holidays_file_supplies_a_missing_year(holidays_2027, start, n, due):
     assert calendar.add_working_days(D(2026, 9, 30), 3) == D(2026, 10, 10)
 
 
-def test_deadline_endpoint(client, db_session):
+def test_deadline_endpoint(app, client, db_session, monkeypatch):
     headers = staff_headers(factories.inspector())
     response = client.get("/api/v1/calendar/deadline?start=2026-09-30&days=3", headers=headers)
     assert response.status_code == 200
-    assert response.json == {"start": "2026-09-30", "days": 3, "kind": "working", "due": "2026-10-10"}
+    assert response.json == {"start": "2026-09-30", "days": 3, "kind": "working", "due": "2026-10-10",
+                             "provisional": False, "provisional_years": []}
     response = client.get("/api/v1/calendar/deadline?start=2026-09-24&days=7&kind=natural", headers=headers)
     assert response.json["due"] == "2026-10-08"
-    body = assert_contract(client.get("/api/v1/calendar/deadline?start=2027-03-01&days=3", headers=headers),
+    # a year without an official schedule: counted by the provisional rule, and said so
+    response = client.get("/api/v1/calendar/deadline?start=2031-04-28&days=5", headers=headers)
+    assert response.status_code == 200, response.json
+    assert response.json | {"due": "2031-05-07", "provisional": True, "provisional_years": [2031]} == response.json
+    monkeypatch.setitem(app.config, "CALENDAR_PROVISIONAL", False)
+    body = assert_contract(client.get("/api/v1/calendar/deadline?start=2031-03-03&days=3", headers=headers),
                            422, "calendar.unknown_year")
-    assert body["context"] == {"year": 2027}
+    assert body["context"] == {"year": 2031}
 
 
 def test_deadline_endpoint_uses_the_configured_holidays_file(app, client, db_session, holidays_2027, monkeypatch):
@@ -142,3 +191,40 @@ def test_deadline_endpoint_uses_the_configured_holidays_file(app, client, db_ses
     response = client.get("/api/v1/calendar/deadline?start=2027-02-04&days=2", headers=headers)
     assert response.status_code == 200, response.json
     assert response.json["due"] == "2027-02-12"
+
+
+@pytest.mark.parametrize("today, loaded, years", [
+    (D(2030, 11, 1), ["2030"], []),              # 61 days before 2031: not yet
+    (D(2030, 11, 2), ["2030"], [2031]),          # 60 days before
+    (D(2030, 12, 31), ["2030", "2031"], []),     # next year loaded in time
+    (D(2031, 3, 1), ["2030"], [2031]),           # the current year itself is missing
+    (D(2031, 12, 1), [], [2031, 2032]),
+])
+def test_schedule_warnings_name_the_missing_years(tmp_path, today, loaded, years):
+    path = tmp_path / "holidays.json"
+    path.write_text(json.dumps({year: {"holidays": [f"{year}-01-01"]} for year in loaded}), encoding="utf-8")
+    calendar = Calendar(load_extra(str(path)) if loaded else {}, provisional=True)
+    warnings = schedule_warnings(calendar, today)
+    assert [w["year"] for w in warnings] == years
+    for warning in warnings:
+        assert warning["code"] == "calendar.schedule_missing" and "ENFORCE_HOLIDAYS_FILE" in warning["message_en"]
+        assert str(warning["year"]) in warning["message_zh"] and "暂按" in warning["message_zh"]
+
+
+def test_healthz_warns_of_a_missing_schedule_and_stays_healthy(app, client, db_session, tmp_path, monkeypatch):
+    from server.core import health
+
+    path = tmp_path / "holidays-2030.json"
+    path.write_text(json.dumps({"2030": {"holidays": ["2030-01-01"]}}), encoding="utf-8")
+    monkeypatch.setitem(app.config, "HOLIDAYS_FILE", str(path))
+    monkeypatch.setattr(health, "local_today", lambda: D(2030, 12, 1))
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json["status"] == "ok"
+    assert [(w["code"], w["year"], w["provisional"]) for w in response.json["warnings"]] == [
+        ("calendar.schedule_missing", 2031, True)]
+    both = tmp_path / "holidays-2030-2031.json"
+    both.write_text(json.dumps({"2030": {"holidays": ["2030-01-01"]}, "2031": {"holidays": ["2031-01-01"]}}),
+                    encoding="utf-8")
+    monkeypatch.setitem(app.config, "HOLIDAYS_FILE", str(both))
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json["warnings"] == []

@@ -25,6 +25,7 @@ GOOD = {"ENFORCE_SECRET_KEY": "a-long-enough-secret-key"}
     ({"ENFORCE_STORAGE_URL": "ftp://files.example/blobs"}, "ENFORCE_STORAGE_URL: scheme 'ftp'"),
     ({"ENFORCE_BROKER_URL": "amqp://guest@localhost//"}, "ENFORCE_BROKER_URL: use memory:// (in-process) or redis://"),
     ({"ENFORCE_HOLIDAYS_FILE": "/nonexistent/holidays.json"}, "ENFORCE_HOLIDAYS_FILE"),
+    ({"ENFORCE_CALENDAR_PROVISIONAL": "sometimes"}, "ENFORCE_CALENDAR_PROVISIONAL: expected true/false"),
 ])
 def test_bad_values_stop_load_with_a_message_naming_the_variable(tmp_path, environ, message):
     with pytest.raises(ConfigError) as caught:
@@ -71,6 +72,11 @@ def test_test_config_values_are_validated_too(tmp_path):
         load(str(tmp_path), {"DATABASE_URL": "mssql://sa@db/x"}, environ=dict(GOOD))
     with pytest.raises(ConfigError, match="STAFF_TOKEN_TTL_S must be positive"):
         load(str(tmp_path), {"STAFF_TOKEN_TTL_S": 0}, environ=dict(GOOD))
+
+
+def test_the_provisional_calendar_is_on_unless_switched_off(tmp_path):
+    assert load(str(tmp_path), environ=dict(GOOD))["CALENDAR_PROVISIONAL"] is True
+    assert load(str(tmp_path), environ={**GOOD, "ENFORCE_CALENDAR_PROVISIONAL": "off"})["CALENDAR_PROVISIONAL"] is False
 
 
 def test_empty_environment_variable_means_default(tmp_path):

@@ -24,6 +24,9 @@ class DeadlineSchema(ma.Schema):
     days = ma.fields.Integer()
     kind = ma.fields.Enum(DayKind, by_value=True)
     due = ma.fields.Date()
+    provisional = ma.fields.Boolean(metadata={"description": "counted with the provisional rule: a year lacked "
+                                                             "its official holiday schedule"})
+    provisional_years = ma.fields.List(ma.fields.Integer(), metadata={"description": "the years assumed"})
 
 
 @blp.route("/calendar/deadline")
@@ -32,5 +35,6 @@ class Deadline(MethodView):
     @blp.response(200, DeadlineSchema)
     def get(self, args: dict[str, Any]) -> Any:
         """N 个工作日或自然日之后的期限 / The due date N working or natural days after a date"""
-        due = get_calendar().add(args["start"], args["days"], args["kind"])
-        return {**args, "due": due}
+        calendar = get_calendar()
+        due = calendar.add(args["start"], args["days"], args["kind"])
+        return {**args, "due": due, "provisional": bool(calendar.assumed), "provisional_years": sorted(calendar.assumed)}
