@@ -27,3 +27,6 @@ def register(cli: click.Group) -> None:
     from server.modules.transfers.cli import transfers_cli
 
     cli.add_command(transfers_cli)
+    from server.modules.deadlines.cli import deadlines_cli
+
+    cli.add_command(deadlines_cli)

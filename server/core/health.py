@@ -1,4 +1,5 @@
-"""GET /healthz: is the database, the broker and the blob store reachable."""
+"""GET /healthz: is the database, the broker and the blob store reachable; and warnings that need
+an operator but do not make the service unhealthy (a missing holiday schedule)."""
 from __future__ import annotations
 
 import time
@@ -8,6 +9,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
 
 from server.core import storage
+from server.core.calendar import get_calendar, local_today, schedule_warnings
 
 blp = Blueprint("health", __name__)
 
@@ -49,6 +51,7 @@ def _storage() -> str:
 def healthz() -> Any:
     checks = {"database": _check(_database), "broker": _check(_broker), "storage": _check(_storage)}
     ok = all(check["ok"] for check in checks.values())
-    response = jsonify({"status": "ok" if ok else "degraded", "checks": checks})
+    warnings = schedule_warnings(get_calendar(), local_today())
+    response = jsonify({"status": "ok" if ok else "degraded", "checks": checks, "warnings": warnings})
     response.status_code = 200 if ok else 503
     return response

@@ -54,6 +54,22 @@ def test_data_calendar_with_make_up_day():
     assert clock.compute(T["withdrawal"], D(2030, 1, 1), cal).due == D(2030, 1, 7)
 
 
+@pytest.mark.parametrize("code, start, due, assumed", [
+    ("legal_review", D(2026, 9, 28), D(2026, 10, 10), ()),           # official 2026 schedule
+    ("legal_review", D(2031, 4, 28), D(2031, 5, 7), (2031,)),        # 1–2 May fixed holidays, no 调休 guessed
+    # from a year given as data into one not given: 31 Dec 2030 off (data), 1 Jan 2031 off (fixed)
+    ("service", D(2030, 12, 27), D(2031, 1, 9), (2031,)),
+    ("decision", D(2031, 4, 1), D(2031, 6, 30), (2031,)),            # natural days: the roll-over looked at 30 Jun
+    ("payment", D(2031, 9, 16), D(2031, 10, 6), (2031,)),            # 1 Oct: rolled over 1–3 Oct and the weekend
+    ("transfer_handover", dt.datetime(2031, 5, 1, 9, tzinfo=dt.UTC), dt.datetime(2031, 5, 2, 9, tzinfo=dt.UTC), ()),
+])
+def test_a_clock_names_the_years_it_assumed(code, start, due, assumed):
+    calendar = Calendar({D(2030, 12, 31): False}, provisional=True)
+    state = clock.compute(T[code], start, calendar)
+    assert (state.due, state.assumed_years) == (due, assumed)
+    assert calendar.assumed == set()  # each computation notes on its own copy
+
+
 def test_pauses_stop_natural_and_working_clocks():
     pause = Pause(D(2026, 2, 1), D(2026, 2, 11), clock.PauseReason.APPRAISAL)
     assert clock.compute(T["decision"], D(2026, 1, 5), CAL, pauses=[pause]).due == D(2026, 4, 15)

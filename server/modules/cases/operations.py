@@ -404,9 +404,11 @@ def request_hearing(session: Session, case: Case, *, by: User, on: dt.date) -> C
 def schedule_hearing(session: Session, case: Case, *, by: User, notice_on: dt.date, hearing_date: dt.date,
                      presider_id: int) -> Case:
     """行政处罚法 第64条: notice at least 7 working days before the hearing (第85条), on a working
-    day, presided by someone who did not investigate the case."""
+    day, presided by someone who did not investigate the case. The hearing date is served on the
+    party and cannot be recounted later, so it is never checked by the provisional calendar rule: a
+    year without its official holiday schedule is refused (calendar.unknown_year)."""
     check(case, "schedule_hearing")
-    calendar = get_calendar()
+    calendar = get_calendar(provisional=False)
     if not calendar.is_working_day(hearing_date):
         raise fail("hearing_on_working_day", "行政处罚法 第64条; 第85条",
                    "the hearing date is not a working day", hearing_date=hearing_date.isoformat())

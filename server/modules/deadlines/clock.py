@@ -75,6 +75,7 @@ class ClockState:
     remaining: int | None = None  # units still to count when paused
     extensions: int = 0
     detail: dict[str, Any] = field(default_factory=dict)
+    assumed_years: tuple[int, ...] = ()  # years counted by the calendar's provisional rule
 
 
 _FILE = Path(__file__).with_name("deadline_types.json")
@@ -103,8 +104,16 @@ def _paused_on(day: dt.date, pauses: Iterable[Pause]) -> bool:
 
 def compute(dtype: DeadlineType, start: dt.date | dt.datetime, calendar: Calendar, *,
             pauses: Iterable[Pause] = (), extensions: Iterable[Extension] = ()) -> ClockState:
-    """Due date (or datetime for HOURS) of a clock started on ``start``."""
-    pauses = list(pauses)
+    """Due date (or datetime for HOURS) of a clock started on ``start``, with the years whose
+    official holiday schedule was missing and assumed by the provisional rule (D-1)."""
+    counting = calendar.fresh()
+    result = _compute(dtype, start, counting, list(pauses), extensions)
+    result.assumed_years = tuple(sorted(counting.assumed))
+    return result
+
+
+def _compute(dtype: DeadlineType, start: dt.date | dt.datetime, calendar: Calendar, pauses: list[Pause],
+             extensions: Iterable[Extension]) -> ClockState:
     extra = sum(e.amount for e in extensions)
     total = dtype.amount + extra
     if dtype.calendar is CalendarKind.HOURS:

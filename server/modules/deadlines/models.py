@@ -44,6 +44,11 @@ class Deadline(Base):
     met_on: Mapped[dt.date | None] = mapped_column(comment="day the act was done")
     late: Mapped[bool | None] = mapped_column(comment="met after the due day")
     overdue_seen_on: Mapped[dt.date | None] = mapped_column(comment="first daily scan that found it overdue")
+    provisional: Mapped[bool] = mapped_column(default=False, server_default=sa.false(),
+                                              comment="counted with the provisional calendar rule: a year it "
+                                                      "reaches has no official holiday schedule yet (D-1)")
+    provisional_years: Mapped[list[int] | None] = mapped_column(sa.JSON(none_as_null=True),
+                                                                comment="the years assumed; null unless provisional")
     version: Mapped[int] = mapped_column(default=1)
 
     events: Mapped[list[DeadlineEvent]] = relationship(order_by="DeadlineEvent.id", viewonly=True)
@@ -52,6 +57,7 @@ class Deadline(Base):
     __table_args__ = (
         sa.Index("ix_deadline_open_due", "status", "due_on"),
         sa.CheckConstraint("status != 'met' OR met_on IS NOT NULL", name="met_has_day"),
+        sa.CheckConstraint("provisional = (provisional_years IS NOT NULL)", name="provisional_names_years"),
     )
 
 

@@ -1,6 +1,8 @@
 """Starting, pausing, extending and meeting deadline clocks; what is due per person and unit.
 
-Every due date comes from ``clock.compute`` on the working-day calendar (DOMAIN-RULES D-1).
+Every due date comes from ``clock.compute`` on the working-day calendar (DOMAIN-RULES D-1). A clock
+that reaches a year without an official holiday schedule is stored as provisional, with the years
+assumed, and recomputed by ``recompute_provisional`` once that year's schedule is loaded.
 """
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ from collections import defaultdict
 from typing import Any
 
 import sqlalchemy as sa
+from blinker import signal
 from sqlalchemy.orm import Session
 
 from server.core import errors
-from server.core.calendar import get_calendar
+from server.core.calendar import Calendar, get_calendar
 from server.modules.deadlines import clock
 from server.modules.deadlines.models import Deadline, DeadlineEvent, DeadlineEventKind, DeadlineStatus
 
@@ -36,21 +39,24 @@ def _pauses(deadline: Deadline) -> list[clock.Pause]:
     return pauses
 
 
-def state(deadline: Deadline) -> clock.ClockState:
+def state(deadline: Deadline, calendar: Calendar | None = None) -> clock.ClockState:
     dtype = clock.deadline_type(deadline.type_code)
     start = deadline.started_at if dtype.calendar is clock.CalendarKind.HOURS else deadline.started_on
     extensions = [clock.Extension(e.amount or 0, e.reason) for e in deadline.events if e.kind is DeadlineEventKind.EXTEND]
-    return clock.compute(dtype, start, get_calendar(), pauses=_pauses(deadline), extensions=extensions)  # type: ignore[arg-type]
+    return clock.compute(dtype, start, calendar or get_calendar(), pauses=_pauses(deadline),  # type: ignore[arg-type]
+                         extensions=extensions)
 
 
-def _refresh(session: Session, deadline: Deadline) -> Deadline:
+def _refresh(session: Session, deadline: Deadline, calendar: Calendar | None = None) -> Deadline:
     session.flush()
     session.refresh(deadline, ["events"])
-    result = state(deadline)
+    result = state(deadline, calendar)
     if isinstance(result.due, dt.datetime):
         deadline.due_at, deadline.due_on = result.due, result.due.date()
     else:
         deadline.due_on, deadline.due_at = result.due, None
+    deadline.provisional = bool(result.assumed_years)
+    deadline.provisional_years = list(result.assumed_years) or None
     session.flush()
     return deadline
 
@@ -140,7 +146,8 @@ def view(deadline: Deadline, today: dt.date) -> dict[str, Any]:
             "met_on": deadline.met_on.isoformat() if deadline.met_on else None, "late": deadline.late,
             "overdue": deadline.status is DeadlineStatus.OPEN and due is not None and due < today,
             "days_left": (due - today).days if due else None, "assignee_id": deadline.assignee_id,
-            "unit_id": deadline.unit_id}
+            "unit_id": deadline.unit_id, "provisional": deadline.provisional,
+            "provisional_years": deadline.provisional_years or []}
 
 
 def open_case_ids() -> sa.Select[tuple[str]]:
@@ -192,7 +199,8 @@ def dashboard(session: Session, *, unit_id: int | None, today: dt.date, horizon_
 
 
 def scan(session: Session, today: dt.date) -> dict[str, Any]:
-    """Daily scan: mark clocks newly found overdue (stored once) and count per unit and person."""
+    """Daily scan: mark clocks newly found overdue (stored once) and count per unit and person;
+    overdue and open clocks counted with the provisional calendar rule are counted apart too."""
     overdue = session.scalars(sa.select(Deadline).where(
         Deadline.status == DeadlineStatus.OPEN, Deadline.due_on < today)).all()
     per_unit: dict[int, int] = defaultdict(int)
@@ -208,6 +216,48 @@ def scan(session: Session, today: dt.date) -> dict[str, Any]:
     due_soon = session.scalar(sa.select(sa.func.count(Deadline.id)).where(
         Deadline.status == DeadlineStatus.OPEN, Deadline.due_on >= today,
         Deadline.due_on <= today + dt.timedelta(days=3))) or 0
+    provisional = session.scalar(sa.select(sa.func.count(Deadline.id)).where(
+        Deadline.status == DeadlineStatus.OPEN, Deadline.provisional.is_(True))) or 0
     session.flush()
     return {"today": today.isoformat(), "overdue": len(overdue), "newly_overdue": newly, "due_within_3_days": due_soon,
+            "overdue_provisional": sum(1 for row in overdue if row.provisional), "provisional": provisional,
             "overdue_per_unit": dict(per_unit), "overdue_per_person": dict(per_person)}
+
+
+RECOMPUTE_REASON = "已载入官方节假日安排 / official holiday schedule loaded"
+
+# Sent by recompute_provisional (sender: the Deadline; session=) after a clock's dates changed, so a
+# module keeping a copy of a due date (a legal review's) follows it in the same transaction.
+recomputed = signal("enforce.deadline-recomputed")
+
+
+def recompute_provisional(session: Session) -> list[dict[str, Any]]:
+    """D-1: recount every open provisional clock one of whose assumed years now has its official
+    schedule; each clock that changes (due date or the years still assumed) gets an audit entry
+    with before and after. Clocks that are not provisional are never read, let alone changed."""
+    from server.modules.audit import operations as audit
+
+    calendar = get_calendar(provisional=True)  # a year still missing stays assumed, never refused here
+    rows = session.scalars(sa.select(Deadline).where(Deadline.status == DeadlineStatus.OPEN,
+                                                     Deadline.provisional.is_(True)).order_by(Deadline.id)).all()
+    changed = []
+    for row in rows:
+        if not any(calendar.knows(year) for year in row.provisional_years or ()):
+            continue
+        before = _dates(row)
+        _refresh(session, row, calendar)
+        after = _dates(row)
+        if after == before:
+            continue
+        recomputed.send(row, session=session)
+        change = {"deadline": row.id, "case": row.case_id, "type": row.type_code, "before": before, "after": after}
+        audit.record(session, "task:deadline:recomputed", subjects={"case": row.case_id, "deadline": row.id},
+                     payload={**change, "reason": RECOMPUTE_REASON})
+        changed.append(change)
+    return changed
+
+
+def _dates(row: Deadline) -> dict[str, Any]:
+    return {"due_on": row.due_on.isoformat() if row.due_on else None,
+            "due_at": row.due_at.isoformat() if row.due_at else None,
+            "provisional": row.provisional, "provisional_years": row.provisional_years or []}

@@ -116,6 +116,18 @@ def extend(session: Session, review: LegalReview, *, by: User, reason: str) -> L
     return review
 
 
+@deadlines.recomputed.connect
+def _follow_clock(row: Deadline, *, session: Session) -> None:
+    """A pending review's due date is its clock's: recounted on an official holiday schedule, it moves too."""
+    if row.type_code != "legal_review" or row.due_on is None:
+        return
+    for review in session.scalars(sa.select(LegalReview).where(LegalReview.case_id == row.case_id,
+                                                               LegalReview.status == ReviewStatus.PENDING)):
+        if review.proposal.get("deadline_id") == row.id:
+            review.due_on = row.due_on
+    session.flush()
+
+
 def handled_by(session: Session, case: Case) -> set[int]:
     """Everyone who handled the case: handlers, investigators, submitters, the hearing presider."""
     people = {h.user_id for h in case.handlers}
@@ -184,17 +196,22 @@ def queue(session: Session, today: dt.date, *, unit_id: int | None = None, limit
     """Pending reviews, most urgent first, with their 5 (+3) working-day due dates."""
     query = (sa.select(LegalReview.id, LegalReview.case_id, LegalReview.round_no, LegalReview.submitted_on,
                        LegalReview.due_on, LegalReview.extended, LegalReview.scope_hits, LegalReview.subject,
-                       Case.number, Case.title, Case.party_name, Case.unit_id)
+                       LegalReview.proposal, Case.number, Case.title, Case.party_name, Case.unit_id)
              .join(Case, Case.id == LegalReview.case_id)
              .where(LegalReview.status == ReviewStatus.PENDING)
              .order_by(LegalReview.due_on, LegalReview.id).limit(limit))
     if unit_id is not None:
         query = query.where(Case.unit_id == unit_id)
+    rows = session.execute(query).all()
+    assumed = dict(session.execute(sa.select(Deadline.id, Deadline.provisional_years).where(
+        Deadline.id.in_([r.proposal.get("deadline_id") for r in rows]), Deadline.provisional.is_(True))).all())
     return [{"review_id": r.id, "case_id": r.case_id, "round": r.round_no, "case_number": r.number, "title": r.title,
              "party_name": r.party_name, "unit_id": r.unit_id, "subject": r.subject,
              "submitted_on": r.submitted_on.isoformat(), "due_on": r.due_on.isoformat(), "extended": r.extended,
              "overdue": r.due_on < today, "days_left": (r.due_on - today).days,
-             "scope": [h["code"] for h in r.scope_hits]} for r in session.execute(query)]
+             "provisional": r.proposal.get("deadline_id") in assumed,
+             "provisional_years": assumed.get(r.proposal.get("deadline_id")) or [],
+             "scope": [h["code"] for h in r.scope_hits]} for r in rows]
 
 
 def _evidence(session: Session, case: Case) -> dict[str, Any]:
