@@ -7,7 +7,7 @@ from flask import flash, make_response, redirect, render_template, request, sess
 from sqlalchemy.orm import selectinload
 
 from server.core.access import Principal, current_principal
-from server.core.calendar import local_today
+from server.core.calendar import get_calendar, local_today, schedule_warnings
 from server.core.db import utcnow
 from server.extensions import db
 from server.modules.audit import operations as audit
@@ -83,6 +83,7 @@ def supervisor_home() -> Any:
         disclosure_due=disclosure.deadlines(db.session, today=today)[:20],
         reviews=reviews.queue(db.session, today, unit_id=unit_id, limit=20),
         devices=sync.health(db.session, principal),
+        calendar_warnings=schedule_warnings(get_calendar(), today),
     )
 
 

@@ -109,6 +109,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "inspections": ("检查任务", "Inspections"),
     "sync": ("同步状态与冲突", "Sync health and conflicts"),
     "deadlines": ("期限看板", "Deadlines"),
+    "provisional": ("暂按规则计算", "Provisional"),
+    "provisional_hint": ("该年国务院放假安排尚未载入：暂按周一至周五、减去固定日期的法定节日计算，载入后自动重算",
+                         "That year's official holiday schedule is not loaded yet: counted as Monday to Friday less "
+                         "the fixed-date statutory holidays, and recomputed once it is loaded"),
+    "calendar_missing": ("工作日历缺少法定节假日安排", "The working-day calendar lacks an official holiday schedule"),
+    "calendar_howto": ("国务院公布放假安排后，将其写成 JSON 文件（见 README“工作日历”一节），设置 ENFORCE_HOLIDAYS_FILE "
+                       "指向该文件并重启服务，再运行 enforce deadlines recompute（或等待每日任务）重算暂定期限。",
+                       "Once the State Council publishes the schedule, write it as a JSON file (README, “The "
+                       "working-day calendar”), point ENFORCE_HOLIDAYS_FILE at it and restart, then run "
+                       "enforce deadlines recompute (or wait for the daily task) to recount provisional deadlines."),
     "cases": ("案件", "Cases"),
     "transfers": ("移送案件", "Transferred cases"),
     "download": ("下载", "Download"),
