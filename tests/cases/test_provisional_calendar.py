@@ -18,6 +18,7 @@ from server.modules.deadlines import tasks as deadline_tasks
 from server.modules.deadlines.cli import deadlines_cli
 from server.modules.deadlines.models import Deadline
 from server.modules.reviews import operations as reviews
+from server.web import console_supervise
 from tests import factories
 from tests.cases.conftest import D, World, investigated
 from tests.helpers import audit_entries, staff_headers
@@ -91,6 +92,9 @@ def test_a_review_clock_into_an_unscheduled_year_is_provisional_then_recounted(a
     sign_in(client, w.head.username, factories.PASSWORD)
     page = client.get(f"/console/cases/{case.id}", headers=HTML).get_data(as_text=True)
     assert page.count('class="tag warn provisional"') >= 3 and "2031" in page
+    monkeypatch.setattr(console_supervise, "local_today", lambda: D(2031, 5, 1))  # the board shows what is near
+    board = client.get("/console/deadlines?days=14", headers=HTML).get_data(as_text=True)
+    assert "2031-05-07" in board and board.count('class="tag warn provisional"') == 1
 
     # nothing to recount while 2031 is still unknown
     official_version = official.version  # (the scan has stamped it overdue: it is due in 2026)
