@@ -308,7 +308,7 @@ def build_document(session: Session, draw: Draw) -> dict[str, Any]:
     pool_users = {row[0] for row in inspectors}
     uscc_to_target = {row[1]: row[0] for row in targets}
     session.flush()  # plain Core reads below bypass autoflush
-    conflict_rows = session.connection().execute(roster.active_conflicts(draw.window_start)).all()
+    conflict_rows = plain_rows(session, roster.active_conflicts(draw.window_start))
     conflicts = sorted({(uid, uscc_to_target[code]) for uid, code in conflict_rows
                         if uid in pool_users and code in uscc_to_target})
     return {
