@@ -181,6 +181,25 @@ def from_url(url: str) -> BlobStore:
     raise ValueError(f"unsupported storage URL {url!r}")
 
 
+def put_bytes(data: bytes) -> str:
+    """Store ``data`` (fsynced) under its SHA-256 in the app's blob store; returns the digest."""
+    import hashlib
+
+    digest = hashlib.sha256(data).hexdigest()
+    store = get_store()
+    if not store.exists(digest):
+        fd, tmp = tempfile.mkstemp(prefix="blob-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            store.put_file(digest, Path(tmp), move=True)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return digest
+
+
 def get_store() -> BlobStore:
     """The app's blob store, built once from ``STORAGE_URL``."""
     from flask import current_app

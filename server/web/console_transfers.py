@@ -8,7 +8,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import flash, redirect, render_template, request, url_for
 
-from server.core import errors
 from server.core.access import current_principal, require
 from server.core.db import utcnow
 from server.extensions import db

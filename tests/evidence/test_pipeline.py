@@ -5,12 +5,10 @@ import struct
 import zlib
 
 import pytest
-import sqlalchemy as sa
 
 from server.core import geo
 from server.core.calendar import CHINA
 from server.modules.evidence import operations as ops
-from server.modules.evidence import pipeline
 from server.modules.evidence.models import Blob, Derivation, EvidenceItem
 from server.core.storage import get_store
 from tests.evidence.helpers import make_team, manifest

@@ -8,7 +8,6 @@ import hashlib
 import io
 import os
 import socket
-from pathlib import Path
 
 import boto3
 import pytest

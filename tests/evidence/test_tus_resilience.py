@@ -6,7 +6,6 @@ import base64
 import hashlib
 import http.client
 import socket
-import struct
 import time
 
 from server import create_app

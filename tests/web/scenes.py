@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from server.extensions import db
 from server.modules.cases.models import Case, CaseState
-from server.modules.users.models import Unit, User
+from server.modules.users.models import User
 
 
 def user(username: str) -> User:

@@ -15,7 +15,7 @@ from server.core.pagination import SelectPage
 from server.extensions import db
 from server.modules.audit import checkpoints, schemas
 from server.modules.audit import operations as audit
-from server.modules.audit.models import AuditEntry, AuditSubject, AuditWitness
+from server.modules.audit.models import AuditEntry, AuditWitness
 
 blp = Blueprint("audit", __name__, description="执法全过程记录 / Audit log (staff)")
 public_blp = Blueprint("audit_public", __name__, description="执法全过程记录 公开校验 / Audit log, public verification")

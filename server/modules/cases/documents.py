@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context

@@ -10,10 +10,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
-import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import marshmallow as ma
@@ -25,10 +22,10 @@ from server.core.access import Principal
 from server.core.calendar import local_today
 from server.core.db import utcnow
 from server.core.geo import gcj02_to_wgs84
-from server.core.storage import get_store
+from server.core.storage import get_store, put_bytes
 from server.modules.audit import operations as audit
 from server.modules.directory import uscc as uscc_rules
-from server.modules.directory.models import DirectoryImport, ImportStatus, RiskClass, Target
+from server.modules.directory.models import DirectoryImport, ImportStatus, Target
 from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import Inspection
 from server.modules.users.models import Region
@@ -271,18 +268,7 @@ def request_import(session: Session, *, by_user_id: int, filename: str, content:
         raise ImportMalformed(f"unsupported file type: {filename}", fields={"file": [", ".join(IMPORT_TYPES)]})
     if not content:
         raise ImportMalformed("the file is empty", fields={"file": ["empty"]})
-    digest = hashlib.sha256(content).hexdigest()
-    store = get_store()
-    if not store.exists(digest):
-        fd, tmp = tempfile.mkstemp(prefix="directory-import-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(content)
-                out.flush()
-                os.fsync(out.fileno())
-            store.put_file(digest, Path(tmp), move=True)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+    digest = put_bytes(content)
     job = DirectoryImport(filename=filename[-255:], sha256=digest, size=len(content), accept_valid=accept_valid,
                           requested_by=by_user_id)
     session.add(job)

@@ -556,7 +556,7 @@ def hand_over(session: Session, item: EvidenceItem, *, from_user: User, to_user:
     confirms it signed in (``confirm_handover``). Rule: custody records name releaser and
     receiver with both signatures (NIST chain-of-custody form; 两高一部 电子数据规定 2016).
     """
-    from server.modules.evidence.models import Handover, HandoverStatus
+    from server.modules.evidence.models import Handover
 
     if from_user.id == to_user.id:
         raise HandoverInvalid("releasing and receiving person must differ")
@@ -729,7 +729,7 @@ def fixity_check(session: Session, blob: Blob) -> bool:
         found = h.hexdigest()
         if found != blob.sha256:
             problem = "mismatch"
-    except (FileNotFoundError, KeyError) as exc:  # noqa: F841
+    except (FileNotFoundError, KeyError):
         problem = "missing"
     except Exception as exc:  # noqa: BLE001 - S3 NoSuchKey and friends
         if "NoSuchKey" not in repr(exc) and "404" not in repr(exc):

@@ -33,8 +33,8 @@ from server.modules.inspections.models import Inspection, InspectionMember, Insp
 from server.modules.inspections.operations import InspectionNotFound, InvalidState
 from server.modules.sync import changes
 from server.modules.sync.models import (CheckIn, ConflictStatus, DocumentNumber, DocumentNumberCounter,
-                                        InspectionNote, InspectionRecord, InspectionRecordVersion, ManifestKind,
-                                        MediaManifest, OperationStatus, SyncChange, SyncConflict, SyncDevice,
+                                        InspectionNote, InspectionRecord, InspectionRecordVersion,
+                                        MediaManifest, SyncChange, SyncConflict, SyncDevice,
                                         SyncHead, SyncOperation)
 from server.modules.users.models import User
 from sync import merge

@@ -7,10 +7,7 @@ import base64
 import datetime as dt
 import hashlib
 import io
-import os
-import tempfile
 import uuid
-from pathlib import Path
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,7 +17,7 @@ from sqlalchemy.orm import Session
 from server.core.access import Principal
 from server.core.canonical import canonical_json
 from server.core.db import utcnow
-from server.core.storage import get_store
+from server.core.storage import put_bytes
 from server.modules.cases import operations as cases
 from server.modules.cases.models import Case, CaseEvidence, CaseState
 from server.modules.devices.models import Device
@@ -53,12 +50,7 @@ def _photo(when: dt.datetime, lat: float, lon: float, shade: int) -> bytes:
 
 
 def _store(session: Session, data: bytes) -> str:
-    digest = hashlib.sha256(data).hexdigest()
-    fd, tmp = tempfile.mkstemp(prefix="demo-")
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    get_store().put_file(digest, Path(tmp), move=True)
-    Path(tmp).unlink(missing_ok=True)
+    digest = put_bytes(data)
     if session.get(Blob, digest) is None:
         session.add(Blob(sha256=digest, size=len(data), media_type="image/jpeg"))
         session.flush()

@@ -8,8 +8,6 @@ import binascii
 import datetime as dt
 import hashlib
 import json
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +21,7 @@ from server.core.access import Principal, Role
 from server.core.calendar import CHINA
 from server.core.canonical import canonical_json
 from server.core.db import utcnow
-from server.core.storage import get_store
+from server.core.storage import put_bytes
 from server.modules.audit import operations as audit
 from server.modules.audit import verifier
 from server.modules.cases import operations as cases
@@ -588,23 +586,6 @@ def _iso(value: dt.date | None) -> str | None:
 
 # ---- materials and documents ------------------------------------------------------------------
 
-def store_bytes(data: bytes) -> str:
-    """Put bytes into the content-addressed blob store; returns the digest."""
-    digest = hashlib.sha256(data).hexdigest()
-    store = get_store()
-    if not store.exists(digest):
-        fd, tmp = tempfile.mkstemp(prefix="transfer-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            store.put_file(digest, Path(tmp), move=True)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    return digest
-
-
 def _codes(kind: TransferKind) -> dict[str, dict[str, Any]]:
     return {d["code"]: d for d in required_documents()[kind.value]}
 
@@ -614,7 +595,7 @@ def add_material(session: Session, t: Transfer, *, code: str, title: str, filena
     if code not in _codes(t.kind):
         raise UnknownDocumentCode(code=code, known=sorted(_codes(t.kind)))
     safe = Path(filename).name or "document"
-    digest = store_bytes(content)
+    digest = put_bytes(content)
     material = TransferMaterial(transfer_id=t.id, code=code, title=title or _codes(t.kind)[code]["name_zh"],
                                 filename=safe, media_type=media_type, sha256=digest, size=len(content),
                                 generated=generated, supplement=supplement, added_by=by.id if by else None)
@@ -766,7 +747,7 @@ def acknowledge(session: Session, t: Transfer, *, by: User, data: dict[str, Any]
             scan = b""
         if not scan:
             raise BadAcknowledgement("the scan of the signed slip is empty")
-        ack.scan_sha256 = store_bytes(scan)
+        ack.scan_sha256 = put_bytes(scan)
     session.add(ack)
     session.flush()
     return ack
