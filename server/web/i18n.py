@@ -120,6 +120,8 @@ LABELS: dict[str, tuple[str, str]] = {
                        "working-day calendar”), point ENFORCE_HOLIDAYS_FILE at it and restart, then run "
                        "enforce deadlines recompute (or wait for the daily task) to recount provisional deadlines."),
     "cases": ("案件", "Cases"),
+    "case": ("案件", "Case"),
+    "deadline_type": ("期限类型", "Deadline"),
     "transfers": ("移送案件", "Transferred cases"),
     "download": ("下载", "Download"),
     "verify": ("复核", "Verify"),
