@@ -24,7 +24,7 @@ class RegisterDevice(MethodView):
     @blp.response(201, auth_schemas.DeviceTokenSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """用执法人员账号注册本设备的 Ed25519 公钥 / Register this device's key with the inspector's login"""
-        user = users.get_user(db.session, current_principal().user_id)
+        user = users.current_user(db.session)
         device = ops.register(db.session, user=user, public_key_b64=data.pop("public_key"),
                               registered_by=user.id, **data)
         result = ops.issue_tokens(db.session, device)

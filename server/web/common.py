@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from flask import render_template, request, url_for
 
 from server.core import errors
-from server.core.access import current_principal
 from server.extensions import db
 from server.modules.users import operations as users
 from server.modules.users.models import User
@@ -19,7 +18,7 @@ PER_PAGE = 50
 
 
 def me() -> User:
-    return users.get_user(db.session, current_principal().user_id)
+    return users.current_user(db.session)
 
 
 def page_number(param: str = "page") -> int:

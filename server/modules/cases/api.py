@@ -93,7 +93,7 @@ class Cases(MethodView):
     @blp.response(201, schemas.CaseSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """登记案件线索 / Register a lead (a possible case)"""
-        by = users.get_user(db.session, current_principal().user_id)
+        by = users.current_user(db.session)
         case = ops.create_lead(db.session, by=by, **data)
         db.session.commit()
         return case

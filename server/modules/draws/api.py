@@ -16,13 +16,8 @@ from server.modules.draws import operations as ops
 from server.modules.draws import rules, schemas
 from server.modules.draws.models import AnnualPlan, Draw, SamplingRule
 from server.modules.users import operations as users
-from server.modules.users.models import User
 
 blp = Blueprint("draws", __name__, description="双随机抽取 / Random draws, sampling rules and plans")
-
-
-def _me() -> User:
-    return users.get_user(db.session, current_principal().user_id)
 
 
 def _draw(draw_id: str) -> Draw:
@@ -64,7 +59,7 @@ class SamplingRules(MethodView):
         """新增抽查规则版本（按生效日期）/ Add a rule version effective from a date"""
         if data.get("positive_list_factor") is None:
             data.pop("positive_list_factor", None)
-        rule = ops.add_rule(db.session, _me(), **data)
+        rule = ops.add_rule(db.session, users.current_user(db.session), **data)
         db.session.commit()
         return rule
 
@@ -80,7 +75,7 @@ class AnnualPlans(MethodView):
     @blp.response(201, schemas.AnnualPlanSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """编制年度计划 / Draft an annual plan"""
-        plan = ops.create_plan(db.session, _me(), **data)
+        plan = ops.create_plan(db.session, users.current_user(db.session), **data)
         db.session.commit()
         return plan
 
@@ -90,7 +85,7 @@ class AnnualPlanApprove(MethodView):
     @blp.response(200, schemas.AnnualPlanSchema)
     def post(self, plan_id: int) -> Any:
         """批准年度计划（须另一负责人）/ Approve a plan (another manager)"""
-        plan = ops.approve_plan(db.session, plan_id, _me())
+        plan = ops.approve_plan(db.session, plan_id, users.current_user(db.session))
         db.session.commit()
         return plan
 
@@ -111,7 +106,7 @@ class Draws(MethodView):
     @blp.response(201, schemas.DrawSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """发起抽取 / Open a draw (parties then commit)"""
-        draw = ops.create(db.session, _me(), **data)
+        draw = ops.create(db.session, users.current_user(db.session), **data)
         db.session.commit()
         return draw
 
@@ -130,7 +125,7 @@ class DrawCommitments(MethodView):
     @blp.response(201, schemas.DrawPartySchema)
     def post(self, data: dict[str, Any], draw_id: str) -> Any:
         """提交秘密值的承诺（哈希）/ Commit to a secret by its hash"""
-        party = ops.commit(db.session, _draw(draw_id), _me(), data["commitment"])
+        party = ops.commit(db.session, _draw(draw_id), users.current_user(db.session), data["commitment"])
         db.session.commit()
         return party
 
@@ -140,7 +135,7 @@ class DrawFreeze(MethodView):
     @blp.response(200, schemas.DrawSchema)
     def post(self, draw_id: str) -> Any:
         """冻结并哈希候选池 / Freeze and hash the eligible pools"""
-        draw = ops.freeze(db.session, _draw(draw_id), _me())
+        draw = ops.freeze(db.session, _draw(draw_id), users.current_user(db.session))
         db.session.commit()
         return draw
 
@@ -164,7 +159,7 @@ class DrawReveals(MethodView):
         """公开秘密值 / Reveal your secret"""
         draw = _draw(draw_id)
         try:
-            party = ops.reveal(db.session, draw, _me(), data["secret"])
+            party = ops.reveal(db.session, draw, users.current_user(db.session), data["secret"])
         except ops.RevealMismatch:
             db.session.commit()  # the refused attempt stays in the audit log
             raise
@@ -177,7 +172,7 @@ class DrawRun(MethodView):
     @blp.response(200, schemas.StaffDrawSchema)
     def post(self, draw_id: str) -> Any:
         """执行抽取并派发保密检查任务 / Run the draw and assign the secret inspections"""
-        draw = ops.run(db.session, _draw(draw_id), _me())
+        draw = ops.run(db.session, _draw(draw_id), users.current_user(db.session))
         db.session.commit()
         return _staff_view(draw)
 
@@ -209,7 +204,7 @@ class RedrawRequests(MethodView):
     @blp.response(201, schemas.DrawRedrawSchema)
     def post(self, data: dict[str, Any], draw_id: str) -> Any:
         """申请重新抽取（须说明理由）/ Ask for a re-draw, with a reason"""
-        request = ops.request_redraw(db.session, _draw(draw_id), _me(), **data)
+        request = ops.request_redraw(db.session, _draw(draw_id), users.current_user(db.session), **data)
         db.session.commit()
         return request
 
@@ -219,6 +214,6 @@ class RedrawApprove(MethodView):
     @blp.response(200, schemas.DrawSchema)
     def post(self, request_id: int) -> Any:
         """第二负责人批准重新抽取 / A second manager approves the re-draw"""
-        draw = ops.approve_redraw(db.session, request_id, _me())
+        draw = ops.approve_redraw(db.session, request_id, users.current_user(db.session))
         db.session.commit()
         return draw

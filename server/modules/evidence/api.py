@@ -102,7 +102,7 @@ class HandoverConfirm(MethodView):
     def post(self, handover_id: str) -> Any:
         """接收方确认移交 / The receiving person confirms a hand-over"""
         handover = ops.confirm_handover(db.session, handover_id,
-                                        by=users.get_user(db.session, current_principal().user_id))
+                                        by=users.current_user(db.session))
         db.session.commit()
         return handover
 
@@ -142,7 +142,7 @@ class DeletionRequests(MethodView):
     def post(self, data: dict[str, Any], item_id: str) -> Any:
         """按保存期限申请删除证据 / Request deletion under the retention policy"""
         item = _item(item_id)
-        request = ops.request_deletion(db.session, item, by=users.get_user(db.session, current_principal().user_id),
+        request = ops.request_deletion(db.session, item, by=users.current_user(db.session),
                                        reason=data["reason"])
         db.session.commit()
         return request
@@ -154,6 +154,6 @@ class DeletionApprove(MethodView):
     def post(self, request_id: int) -> Any:
         """批准删除（须为申请人以外的管理员）/ Approve a deletion (an admin other than the requester)"""
         request = ops.approve_deletion(db.session, request_id,
-                                       by=users.get_user(db.session, current_principal().user_id))
+                                       by=users.current_user(db.session))
         db.session.commit()
         return request

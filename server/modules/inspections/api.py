@@ -35,7 +35,7 @@ class Inspections(MethodView):
     @blp.response(201, schemas.InspectionSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """指派检查任务（至少两名持证执法人员）/ Assign an inspection to a team of ≥2 certified inspectors"""
-        creator = users.get_user(db.session, current_principal().user_id)
+        creator = users.current_user(db.session)
         inspection = ops.create(db.session, created_by=creator, **data)
         db.session.commit()
         return inspection
@@ -59,7 +59,7 @@ class InspectionTeam(MethodView):
         """调整检查组（须说明理由）/ Change the team, with a reason"""
         inspection = ops.get(db.session, inspection_id)
         ops.require_visible(db.session, current_principal(), inspection)
-        by = users.get_user(db.session, current_principal().user_id)
+        by = users.current_user(db.session)
         ops.reassign(db.session, inspection, by=by, **data)
         db.session.commit()
         db.session.refresh(inspection)

@@ -44,7 +44,7 @@ class ReviewDecision(MethodView):
     def post(self, data: dict[str, Any], review_id: int) -> Any:
         """审核结论：通过或附编码理由退回 / Pass, or return with coded reasons"""
         review = ops.get(db.session, review_id)
-        reviewer = users.get_user(db.session, current_principal().user_id)
+        reviewer = users.current_user(db.session)
         decision = ops.decide(db.session, review, reviewer=reviewer, outcome=data["outcome"], opinion=data["opinion"],
                               reason_codes=data.get("reason_codes"))
         db.session.commit()
@@ -60,7 +60,7 @@ class ReviewExtend(MethodView):
         review = ops.get(db.session, review_id)
         case = cases.get(db.session, review.case_id)
         cases.require_access(db.session, current_principal(), case, act=True)
-        by = users.get_user(db.session, current_principal().user_id)
+        by = users.current_user(db.session)
         ops.extend(db.session, review, by=by, reason=data["reason"])
         db.session.commit()
         return {"review_id": review.id, "due_on": review.due_on.isoformat(), "extended": review.extended}

@@ -17,7 +17,7 @@ from server.modules.audit import operations as audit
 from server.modules.cases import operations as cases
 from server.modules.cases import predicates
 from server.modules.cases.models import Case, CaseEvent, CaseEvidence, InvestigativeAct
-from server.modules.cases.workflow import apply, check, fail
+from server.modules.cases.workflow import apply, check
 from server.modules.deadlines import operations as deadlines
 from server.modules.deadlines.models import Deadline
 from server.modules.discretion import operations as discretion

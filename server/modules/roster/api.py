@@ -19,10 +19,6 @@ from server.modules.users.models import User
 blp = Blueprint("roster", __name__, description="执法人员名录：可用性、利益冲突与回避 / Inspector roster")
 
 
-def _me() -> User:
-    return users.get_user(db.session, current_principal().user_id)
-
-
 def _person(user_id: int, *, manage: bool) -> User:
     """Managers act on their unit's people; an inspector only reads and declares for themselves."""
     user = users.get_user(db.session, user_id)
@@ -44,7 +40,7 @@ class Absences(MethodView):
     def post(self, data: dict[str, Any], user_id: int) -> Any:
         """登记请假或培训 / Record leave or training"""
         require(current_principal().role in (Role.SUPERVISOR.value, Role.ADMIN.value), "managers record absences")
-        absence = ops.add_absence(db.session, _person(user_id, manage=True), by=_me(), **data)
+        absence = ops.add_absence(db.session, _person(user_id, manage=True), by=users.current_user(db.session), **data)
         db.session.commit()
         return absence
 
@@ -75,7 +71,8 @@ class Conflicts(MethodView):
     @blp.response(201, schemas.ConflictEntrySchema)
     def post(self, data: dict[str, Any], user_id: int) -> Any:
         """申报利益冲突（亲属、曾任职单位、持股）/ Declare a conflict of interest"""
-        entry = ops.declare_conflict(db.session, _person(user_id, manage=True), by=_me(), **data)
+        entry = ops.declare_conflict(db.session, _person(user_id, manage=True), by=users.current_user(db.session),
+                                     **data)
         db.session.commit()
         return entry
 
@@ -109,7 +106,7 @@ class Recusals(MethodView):
     @blp.response(201, schemas.RecusalSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """登记当事人回避申请 / Record a party's recusal request"""
-        request = ops.request_recusal(db.session, by=_me(), **data)
+        request = ops.request_recusal(db.session, by=users.current_user(db.session), **data)
         db.session.commit()
         return request
 
@@ -120,6 +117,7 @@ class RecusalDecision(MethodView):
     @blp.response(200, schemas.RecusalSchema)
     def post(self, data: dict[str, Any], request_id: int) -> Any:
         """负责人作出回避决定 / The head decides a recusal request"""
-        request = ops.decide_recusal(db.session, ops.get_recusal(db.session, request_id), by=_me(), **data)
+        request = ops.decide_recusal(db.session, ops.get_recusal(db.session, request_id),
+                                     by=users.current_user(db.session), **data)
         db.session.commit()
         return request

@@ -89,7 +89,7 @@ class ReceiverKeys(MethodView):
     @blp.response(201, schemas.ReceiverKeySchema)
     def post(self, data: dict[str, Any]) -> Any:
         """登记签收用 Ed25519 公钥 / Register an Ed25519 key for signing receipts"""
-        user = users.get_user(db.session, current_principal().user_id)
+        user = users.current_user(db.session)
         key = ops.register_key(db.session, user, public_key=data["public_key"], label=data["label"])
         db.session.commit()
         return key

@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from server.core import errors
-from server.core.access import Principal, Role, require
+from server.core.access import Principal, Role, current_principal, require
 from server.core.db import utcnow
 from server.modules.audit import operations as audit
 from server.modules.users.models import Certificate, CertificateStatus, LegalQualification, Region, Unit, User
@@ -51,6 +51,11 @@ def get_user(session: Session, user_id: int) -> User:
     if user is None:
         raise UserNotFound()
     return user
+
+
+def current_user(session: Session) -> User:
+    """The signed-in staff member of this request."""
+    return get_user(session, current_principal().user_id)
 
 
 def user_by_name(session: Session, username: str) -> User | None:
