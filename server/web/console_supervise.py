@@ -249,7 +249,7 @@ def _draw_context(found: Draw) -> dict[str, Any]:
     principal = current_principal()
     manager = principal.role in (Role.SUPERVISOR.value, Role.ADMIN.value)
     mine = next((p for p in found.parties if p.user_id == principal.user_id), None)
-    assignments = draws.document(found)["result"]["assignments"] if manager and found.result_hash else None
+    assignments = draws.outcome(found)["result"]["assignments"] if manager and found.result_hash else None
     return {"draw": found, "manager": manager, "mine": mine, "party": f"user:{principal.user_id}",
             "assignments": assignments}
 

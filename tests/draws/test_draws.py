@@ -299,3 +299,65 @@ def test_a_concurrent_change_to_the_draw_makes_the_run_fail_whole(client, db_ses
         with db_session.begin_nested():
             ops.run(db_session, draw, world.chief)
     assert db_session.scalar(sa.select(sa.func.count(Inspection.id)).where(Inspection.draw_id == draw_id)) == 0
+
+
+def test_a_run_refuses_stored_pools_that_are_not_the_frozen_ones(client, db_session, world):
+    from server.modules.draws import operations as ops
+
+    draw_id = _open(client, world)
+    _commit_all(client, world, draw_id)
+    client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(world.chief))
+    for name in ("chief", "observer"):
+        client.post(f"/api/v1/draws/{draw_id}/reveals", json={"secret": SECRETS[name]},
+                    headers=staff_headers(world.party(name)))
+    draw = db_session.get(Draw, draw_id)
+    stored = ops._unpack(draw.run_input)
+    stored["pool_hashes"]["targets"] = "0" * 64  # pools swapped after the freeze was logged
+    draw.run_input = ops._pack(stored)
+    db_session.flush()
+    assert_contract(client.post(f"/api/v1/draws/{draw_id}/run", headers=staff_headers(world.chief)),
+                    409, "draw.invalid_state")
+    assert db_session.scalar(sa.select(sa.func.count(Inspection.id)).where(Inspection.draw_id == draw_id)) == 0
+
+
+def test_migration_keeps_documents_whole_down_and_up(fresh_app):
+    """e3c1d7a2b845 stores a run's outcome beside the frozen document: downgraded, an executed
+    draw's document is one piece again, byte for byte; upgraded, it is the same published file,
+    and a draw frozen before the upgrade can still be run and verified."""
+    import zlib
+
+    from flask_migrate import downgrade, upgrade
+
+    from server.extensions import db
+    from server.modules.draws import operations as ops
+
+    app = fresh_app("draw-documents")
+    with app.app_context():
+        world = World()
+        db.session.commit()
+        client = app.test_client()
+        executed = _ceremony(client, world)["id"]
+        frozen = _open(client, world, title="补充抽查")
+        _commit_all(client, world, frozen)
+        assert client.post(f"/api/v1/draws/{frozen}/freeze", headers=staff_headers(world.chief)).status_code == 200
+        published = ops.document_bytes(db.session.get(Draw, executed))
+        headers = {name: staff_headers(world.party(name)) for name in ("chief", "observer")}
+        db.session.remove()
+
+        downgrade(revision="4af6a18d44d0")
+        stored = dict(db.session.execute(sa.text("SELECT id, document FROM draw")).all())
+        db.session.remove()
+        assert zlib.decompress(stored[executed]) == published
+        assert "result" not in json.loads(zlib.decompress(stored[frozen]))
+
+        upgrade()
+        assert ops.document_bytes(db.session.get(Draw, executed)) == published
+        for name in ("chief", "observer"):
+            response = client.post(f"/api/v1/draws/{frozen}/reveals", json={"secret": SECRETS[name]},
+                                   headers=headers[name])
+            assert response.status_code == 201, response.json
+        ran = client.post(f"/api/v1/draws/{frozen}/run", headers=headers["chief"])
+        assert ran.status_code == 200, ran.json
+        ok, checks = algorithm.verify(ops.document(db.session.get(Draw, frozen)))
+        assert ok, checks
+        assert ran.json["assignments"] == ops.outcome(db.session.get(Draw, frozen))["result"]["assignments"]

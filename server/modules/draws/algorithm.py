@@ -179,16 +179,17 @@ def quotas(doc):
     return {key: value for key, value in sorted(out.items()) if value[1] > 0}
 
 
-def draw(doc):
-    """(seed, pools, rules) -> result. Deterministic; the doc's own result is ignored."""
+def draw(doc, strata=None):
+    """(seed, pools, rules) -> result. Deterministic; the doc's own result is ignored.
+    ``strata``: quotas(doc) if the caller already has it (then doc's targets are not read)."""
     seed = doc["seed"]
     options = doc["options"]
     team_size = int(options.get("team_size", 2))
     if team_size < 2:
         raise DrawError("draw.rule_invalid", "a team needs at least two inspectors")
     picked = []
-    strata = quotas(doc)
-    for key, (members, quota) in strata.items():
+    strata = quotas(doc) if strata is None else strata
+    for key, (members, quota) in sorted(strata.items()):
         stream = Stream(seed, "targets|" + key)
         picked.extend((key, tid) for tid in stream.sample(members, quota))
 
@@ -240,12 +241,14 @@ def draw(doc):
     return {"assignments": assignments, "quotas": {key: quota for key, (_m, quota) in strata.items()}}
 
 
-def run(doc):
-    """Fill pool_hashes, seed, result and result_hash of a document whose inputs are complete."""
-    doc["pool_hashes"] = pool_hashes(doc)
+def run(doc, strata=None):
+    """Fill pool_hashes, seed, result and result_hash of a document whose inputs are complete.
+    With ``strata`` (quotas(doc) kept from when pool_hashes was computed), doc needs no targets."""
+    if strata is None:
+        doc["pool_hashes"] = pool_hashes(doc)
     check_reveals(doc)
     doc["seed"] = derive_seed(doc["draw_id"], doc["pool_hashes"], doc["reveals"], doc.get("public_value"))
-    doc["result"] = draw(doc)
+    doc["result"] = draw(doc, strata)
     doc["result_hash"] = sha256_hex(canonical_json(doc["result"]))
     return doc
 

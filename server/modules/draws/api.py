@@ -35,7 +35,7 @@ def _staff_view(draw: Draw) -> Draw:
     if not (manager and draw.result_hash):
         draw.assignments = None  # type: ignore[attr-defined]
     elif getattr(draw, "assignments", None) is None:  # run() leaves them on the instance
-        draw.assignments = ops.document(draw)["result"]["assignments"]  # type: ignore[attr-defined]
+        draw.assignments = ops.outcome(draw)["result"]["assignments"]  # type: ignore[attr-defined]
     draw.redraws = ops.redraws_of(db.session, draw)  # type: ignore[attr-defined]
     if not manager and not draw.published_at:
         draw.assignments = None  # type: ignore[attr-defined]

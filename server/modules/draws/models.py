@@ -147,6 +147,10 @@ class Draw(TimestampMixin, Base):
     drawn_count: Mapped[int | None]
     exclusions: Mapped[dict[str, Any] | None] = mapped_column(comment="targets left out of the pool, by reason")
     document: Mapped[bytes | None] = mapped_column(sa.LargeBinary, comment="zlib(canonical JSON draw document)")
+    run_input: Mapped[bytes | None] = mapped_column(
+        sa.LargeBinary, comment="zlib(JSON): the frozen document without its targets, with the strata drawn from")
+    outcome: Mapped[bytes | None] = mapped_column(
+        sa.LargeBinary, comment="zlib(canonical JSON): commitments, reveals, public value, seed and result")
     frozen_at: Mapped[dt.datetime | None]
     executed_at: Mapped[dt.datetime | None]
     published_at: Mapped[dt.datetime | None]

@@ -211,6 +211,9 @@ def freeze(session: Session, draw: Draw, by: User) -> Draw:
     draw.eligible_targets, draw.eligible_inspectors = len(doc["targets"]), len(doc["inspectors"])
     draw.exclusions = doc.pop("exclusions")
     draw.document = _pack(doc)
+    # What the run needs, without the 200,000 target rows: the strata quotas() made of them.
+    draw.run_input = _pack({**{key: value for key, value in doc.items() if key != "targets"},
+                            "strata": {key: [members, quota] for key, (members, quota) in quotas.items()}})
     draw.status, draw.frozen_at = DrawStatus.FROZEN, utcnow()
     _flush(session, draw)
     _record(session, draw, "frozen", {"pool_hashes": hashes, "eligible_targets": draw.eligible_targets,
@@ -267,21 +270,24 @@ def build_document(session: Session, draw: Draw) -> dict[str, Any]:
         table.c.id, table.c.uscc, table.c.region_code, sa.type_coerce(table.c.risk_class, sa.String),
         table.c.positive_list).where(table.c.active.is_(True), table.c.region_code.in_(draw.region_codes))
         .order_by(table.c.id))
-    targets: list[list[Any]] = []
+    # Rows are (id, uscc, region, risk, positive) tuples, kept as they are: 200,000 of them.
     exclusions = {"no_rule": 0, "drawn_recently": 0, "yearly_cap": 0}
-    for tid, code, region, risk, positive in rows:
-        key = (region, risk)
-        if key not in chosen:
-            exclusions["no_rule"] += 1
-            continue
+    targets = [row for row in rows if (row[2], row[3]) in chosen]
+    exclusions["no_rule"] = len(rows) - len(targets)
+    suspects = last_random.keys() | year_counts.keys()  # only these can be excluded below
+
+    def excluded(tid: int, key: tuple[str, str]) -> bool:
         if tid in last_random and key in recent_since and last_random[tid] >= recent_since[key]:
             exclusions["drawn_recently"] += 1
-            continue
+            return True
         cap = caps[key]
         if cap and year_counts.get(tid, 0) >= cap:
             exclusions["yearly_cap"] += 1
-            continue
-        targets.append([tid, code, region, risk, bool(positive)])
+            return True
+        return False
+
+    if suspects:
+        targets = [row for row in targets if row[0] not in suspects or not excluded(row[0], (row[2], row[3]))]
 
     # The agency's active inspectors with their certificates (User.certificates' order), as rows.
     agency_id = session.scalar(sa.select(Unit.agency_id).where(Unit.id == draw.unit_id))
@@ -363,15 +369,18 @@ def reveal(session: Session, draw: Draw, user: User, secret: str) -> DrawParty:
 def run(session: Session, draw: Draw, by: User) -> Draw:
     """Compute the draw and create the secret inspections (rule 6: confidential until the visit)."""
     _require(draw, DrawStatus.FROZEN)
-    doc = document(draw)
+    doc = _unpack(draw.run_input)
+    strata = doc.pop("strata")
+    if doc["pool_hashes"] != {"targets": draw.target_pool_hash, "inspectors": draw.inspector_pool_hash,
+                              "conflicts": draw.conflict_pool_hash, "rules": draw.rules_hash}:
+        raise InvalidState("the stored pools are not the frozen ones", draw=draw.id)
     doc["commitments"] = [{"party": p.party, "commitment": p.commitment} for p in draw.parties]
     doc["reveals"] = [{"party": p.party, "secret": p.secret} for p in draw.parties if p.secret is not None]
     doc["public_value"] = draw.public_value
     try:
-        algorithm.run(doc)
+        algorithm.run(doc, strata)
     except algorithm.DrawError as exc:
         raise _domain(exc) from None
-    assert doc["pool_hashes"]["targets"] == draw.target_pool_hash  # the stored pools are the frozen ones
     # create_many checks the targets and the whole team set in a few queries and writes with Core.
     assignments = doc["result"]["assignments"]
     purpose = f"双随机抽查：{draw.title}" + (f"（联合：{'、'.join(draw.joint_agencies)}）" if draw.joint_agencies else "")
@@ -383,7 +392,7 @@ def run(session: Session, draw: Draw, by: User) -> Draw:
     draw.seed, draw.result_hash = doc["seed"], doc["result_hash"]
     draw.drawn_count = len(doc["result"]["assignments"])
     draw.assignments = assignments  # type: ignore[attr-defined]  # for the response, not stored
-    draw.document = _pack(doc)
+    draw.outcome = _pack({key: doc[key] for key in OUTCOME})
     draw.status, draw.executed_at = DrawStatus.EXECUTED, utcnow()
     _flush(session, draw)
     _record(session, draw, "executed", {"seed": draw.seed, "result_hash": draw.result_hash,
@@ -463,18 +472,36 @@ def redraws_of(session: Session, draw: Draw) -> list[RedrawRequest]:
 
 # ---- the document ------------------------------------------------------------------------------
 
+# The frozen document (pools, rules, pool hashes) is stored as frozen; the run adds its outcome
+# beside it, so neither the run nor a staff view has to decode the pools again.
+OUTCOME = ("commitments", "reveals", "public_value", "seed", "result", "result_hash")
+
+
 def _pack(doc: dict[str, Any]) -> bytes:
     return zlib.compress(canonical_json(doc), 1)
 
 
+def _unpack(packed: bytes) -> dict[str, Any]:
+    return json.loads(zlib.decompress(packed))
+
+
+def outcome(draw: Draw) -> dict[str, Any]:
+    """Commitments, reveals, public value, seed and result of an executed draw."""
+    if draw.outcome is None:
+        raise InvalidState("the draw has not been run", status=draw.status.value)
+    return _unpack(draw.outcome)
+
+
 def document(draw: Draw) -> dict[str, Any]:
+    """The draw document: the frozen pools, and once run, the outcome."""
     if draw.document is None:
         raise InvalidState("the pools are not frozen yet", status=draw.status.value)
-    return json.loads(zlib.decompress(draw.document))
+    doc = _unpack(draw.document)
+    if draw.outcome is not None:
+        doc.update(_unpack(draw.outcome))
+    return doc
 
 
 def document_bytes(draw: Draw) -> bytes:
     """The verifiable JSON file (canonical JSON, UTF-8)."""
-    if draw.document is None:
-        raise InvalidState("the pools are not frozen yet", status=draw.status.value)
-    return zlib.decompress(draw.document)
+    return canonical_json(document(draw))
