@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from server.core import errors
 from server.core.access import Role, current_principal, require
+from server.core.bulk import collector_paused
 from server.core.calendar import local_today
 from server.extensions import db
 from server.modules.deadlines import operations as deadlines
@@ -266,6 +267,7 @@ PARTY_STEPS = {"commit", "reveal"}  # observers (legal reviewers) take these; th
 
 
 @console.post("/draws/<draw_id>/<action>")
+@collector_paused()  # freezing and running a draw handle every target of the directory
 def draw_step(draw_id: str, action: str) -> Any:
     """抽取仪式的一步 / One step of the ceremony"""
     if action not in STEPS:

@@ -10,6 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from server.core.access import Role, current_principal, require
+from server.core.bulk import collector_paused
 from server.core.pagination import SelectPage
 from server.extensions import db
 from server.modules.draws import operations as ops
@@ -133,6 +134,7 @@ class DrawCommitments(MethodView):
 @blp.route("/draws/<draw_id>/freeze")
 class DrawFreeze(MethodView):
     @blp.response(200, schemas.DrawSchema)
+    @collector_paused()
     def post(self, draw_id: str) -> Any:
         """冻结并哈希候选池 / Freeze and hash the eligible pools"""
         draw = ops.freeze(db.session, _draw(draw_id), users.current_user(db.session))
@@ -170,6 +172,7 @@ class DrawReveals(MethodView):
 @blp.route("/draws/<draw_id>/run")
 class DrawRun(MethodView):
     @blp.response(200, schemas.StaffDrawSchema)
+    @collector_paused()
     def post(self, draw_id: str) -> Any:
         """执行抽取并派发保密检查任务 / Run the draw and assign the secret inspections"""
         draw = ops.run(db.session, _draw(draw_id), users.current_user(db.session))
