@@ -177,3 +177,32 @@ def test_status_transitions(client, db_session, field):
     assert push(client, field.phone_a, [back]).json["results"][0]["status"] == "duplicate"
     db_session.refresh(field.inspection)
     assert field.inspection.status.value == "completed"
+
+
+def test_inspections_inserted_in_bulk_reach_the_team_as_stored(client, db_session, field):
+    """A draw's inspections are snapshotted from the rows it inserted; one changed afterwards in the
+    same transaction is read back instead, so the devices get its final state."""
+    import datetime as dt
+
+    from server.modules.inspections import operations as inspections
+    from server.modules.inspections.models import InspectionKind
+    from server.modules.sync.changes import inspection_snapshot
+    from tests import factories
+
+    _, cursor = pull_all(client, field.phone_b)
+    today = dt.date.today()
+    made = inspections.create_many(db_session, [
+        {"target_id": factories.TargetFactory().id, "lead_id": field.a.id, "member_ids": [field.b.id],
+         "window_start": today, "window_end": today + dt.timedelta(days=3), "kind": InspectionKind.RANDOM,
+         "secret": True, "purpose": f"双随机抽查 {n}"} for n in range(3)], created_by=field.supervisor)
+    inspections.cancel(db_session, made[2], reason="企业已关停")
+    db_session.commit()
+    changes, _ = pull_all(client, field.phone_b, cursor)
+    got = {c["id"]: c for c in changes if c["entity"] == "inspection"}
+    assert set(got) == {i.id for i in made}
+    for inspection in made[:2]:
+        db_session.refresh(inspection)
+        assert got[inspection.id]["op"] == "upsert"
+        assert got[inspection.id]["data"] == inspection_snapshot(inspection)
+        assert [m["user_id"] for m in got[inspection.id]["data"]["members"]] == [field.a.id, field.b.id]
+    assert (got[made[2].id]["op"], got[made[2].id]["data"]["reason"]) == ("tombstone", "cancelled")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ from server.modules.sync.models import SyncChange, SyncHead
 _PENDING = "sync_changes_pending"
 _TOUCHED = "sync_inspections_touched"
 _REMOVED = "sync_members_removed"
+_INSERTED = "sync_inspection_rows_inserted"
 
 
 @dataclass
@@ -64,7 +66,7 @@ def _body(seq: int, change: PendingChange, at: str) -> str:
 
 def inspection_snapshot(inspection: Any, members: list[Any] | None = None) -> dict[str, Any]:
     """What a device keeps of an inspection (its assignment is read-only to devices), from the ORM
-    object or from plain rows with the same column names."""
+    object or from rows with the same column names and Python values (enums as enums)."""
     members = inspection.members if members is None else members
     return {
         "id": inspection.id, "status": inspection.status.value, "kind": inspection.kind.value,
@@ -79,34 +81,38 @@ def inspection_snapshot(inspection: Any, members: list[Any] | None = None) -> di
 def _emit_inspection_changes(session: Session) -> None:
     touched: set[str] = session.info.pop(_TOUCHED, set())
     removed: set[tuple[str, int]] = session.info.pop(_REMOVED, set())
-    if not touched and not removed:
-        return
-    ids = sorted(touched | {inspection_id for inspection_id, _ in removed})
-    # Plain rows, not ORM objects: a draw touches 10,000 inspections and 20,000 members at once.
+    inserted: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = session.info.pop(_INSERTED, {})
+    stale = touched | {inspection_id for inspection_id, _ in removed}
+    # Rows this transaction inserted with insert_rows and did not change since are snapshotted as
+    # inserted (a draw's 10,000 inspections); the rest are read back as plain rows.
+    snapshots = {inspection_id: (SimpleNamespace(**row), [SimpleNamespace(**m) for m in members])
+                 for inspection_id, (row, members) in inserted.items() if inspection_id not in stale}
     columns = [Inspection.id, Inspection.status, Inspection.kind, Inspection.version, Inspection.target_id,
                Inspection.unit_id, Inspection.window_start, Inspection.window_end, Inspection.purpose]
-    inspections = {row.id: row for row in session.execute(sa.select(*columns).where(among(Inspection.id, ids)))}
+    ids = sorted(stale)
     members: dict[str, list[Any]] = {}
-    for member in session.execute(sa.select(InspectionMember.inspection_id, InspectionMember.user_id,
-                                            InspectionMember.team_role, InspectionMember.certificate_number)
-                                  .where(among(InspectionMember.inspection_id, ids), InspectionMember.removed_at.is_(None))
-                                  .order_by(InspectionMember.id)):
-        members.setdefault(member.inspection_id, []).append(member)
+    if ids:
+        snapshots.update((row.id, (row, [])) for row in session.execute(
+            sa.select(*columns).where(among(Inspection.id, ids))))
+        for member in session.execute(sa.select(InspectionMember.inspection_id, InspectionMember.user_id,
+                                                InspectionMember.team_role, InspectionMember.certificate_number)
+                                      .where(among(InspectionMember.inspection_id, ids),
+                                             InspectionMember.removed_at.is_(None))
+                                      .order_by(InspectionMember.id)):
+            members.setdefault(member.inspection_id, []).append(member)
     for inspection_id, user_id in sorted(removed):
         if all(m.user_id != user_id for m in members.get(inspection_id, ())):
             # reassigned away: that device drops the inspection
             emit(session, inspection_id=inspection_id, entity="inspection", entity_id=inspection_id,
                  op="tombstone", data={"reason": "unassigned"}, audience_user_id=user_id)
-    for inspection_id in ids:
-        inspection = inspections.get(inspection_id)
-        if inspection is None:
-            continue
+    for inspection_id in sorted(snapshots):
+        inspection, inserted_members = snapshots[inspection_id]
         if inspection.status is InspectionStatus.CANCELLED:
             emit(session, inspection_id=inspection_id, entity="inspection", entity_id=inspection_id,
                  op="tombstone", data={"reason": "cancelled"})
         else:
-            emit(session, inspection_id=inspection_id, entity="inspection", entity_id=inspection_id,
-                 op="upsert", data=inspection_snapshot(inspection, members.get(inspection_id, [])))
+            emit(session, inspection_id=inspection_id, entity="inspection", entity_id=inspection_id, op="upsert",
+                 data=inspection_snapshot(inspection, members.get(inspection_id, inserted_members)))
 
 
 # PostgreSQL: the numbered changes and the head in one statement, the rows as one JSON document
@@ -165,10 +171,19 @@ def _watch_inspections(session: Session, _context: Any) -> None:
 
 @rows_inserted.connect
 def _watch_row_inserts(table: Any, *, session: Any, rows: list[dict[str, Any]]) -> None:
-    """Set-based inserts (``insert_rows``, a draw's thousands of inspections) skip the flush listener."""
-    key = {Inspection.__table__: "id", InspectionMember.__table__: "inspection_id"}.get(table)
-    if key is not None:
-        real_session(session).info.setdefault(_TOUCHED, set()).update(row[key] for row in rows)
+    """Set-based inserts (``insert_rows``, a draw's thousands of inspections) skip the flush
+    listener: their rows are kept to snapshot at commit."""
+    info = real_session(session).info
+    if table is Inspection.__table__:
+        inserted = info.setdefault(_INSERTED, {})
+        inserted.update((row["id"], (row, [])) for row in rows)
+    elif table is InspectionMember.__table__:
+        inserted = info.get(_INSERTED, {})
+        for row in rows:
+            if row["inspection_id"] in inserted:
+                inserted[row["inspection_id"]][1].append(row)
+            else:  # a member added to an inspection that existed before: read it back at commit
+                info.setdefault(_TOUCHED, set()).add(row["inspection_id"])
 
 
 @event.listens_for(Session, "before_commit")
@@ -176,7 +191,7 @@ def _before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a SAVEPOINT release: number the changes once, at the real COMMIT, lock held briefly
     session.flush()
-    if session.info.get(_TOUCHED) or session.info.get(_REMOVED):
+    if session.info.get(_TOUCHED) or session.info.get(_REMOVED) or session.info.get(_INSERTED):
         _emit_inspection_changes(session)
     if session.info.get(_PENDING):
         _sequence(session)
@@ -185,7 +200,7 @@ def _before_commit(session: Session) -> None:
 @event.listens_for(Session, "after_transaction_end")
 def _discard(session: Session, transaction: Any) -> None:
     if transaction.parent is None:
-        for key in (_PENDING, _TOUCHED, _REMOVED):
+        for key in (_PENDING, _TOUCHED, _REMOVED, _INSERTED):
             session.info.pop(key, None)
 
 
