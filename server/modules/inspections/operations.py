@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, scoped_session, selectinload
 
 from server.core import errors
 from server.core.access import Principal, Role, current_principal, require
-from server.core.db import among, insert_rows, new_uuid, utcnow
+from server.core.db import among, insert_rows, new_uuid, plain_rows, utcnow
 from server.modules.audit import operations as audit
 from server.modules.directory.models import Target
 from server.modules.inspections.models import (Inspection, InspectionKind, InspectionMember, InspectionStatus,
@@ -86,10 +86,11 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
         session = session()  # once, not once per audit entry
     target_ids = sorted({spec["target_id"] for spec in specs})
     user_ids = sorted({uid for spec in specs for uid in [spec["lead_id"], *spec["member_ids"]]})
+    session.flush()  # anything pending (the targets and users referred to) goes first
     known_targets: set[int] = set()
     for chunk in range(0, len(target_ids), 5000):
         chunk_ids = target_ids[chunk:chunk + 5000]
-        known_targets.update(session.scalars(sa.select(Target.id).where(among(Target.id, chunk_ids))))
+        known_targets.update(tid for tid, in plain_rows(session, sa.select(Target.id).where(among(Target.id, chunk_ids))))
     people: dict[int, User] = {}  # held strongly: the identity map is weak
     for chunk in range(0, len(user_ids), 2000):
         for user in session.scalars(sa.select(User).where(among(User.id, user_ids[chunk:chunk + 2000]))
@@ -133,7 +134,6 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
                      payload={"kind": kind.value, "window": [window_start.isoformat(), window_end.isoformat()],
                               "team": [{"user": u.id, "role": r.value, "certificate": c} for u, r, c in team],
                               "secret": secret, "draw": draw_id, "purpose": purpose}, actor=actor)
-    session.flush()  # anything pending (the targets and users referred to) goes first
     insert_rows(session, Inspection.__table__, inspection_rows)  # type: ignore[arg-type]
     insert_rows(session, InspectionMember.__table__, member_rows)  # type: ignore[arg-type]
     if not load:
