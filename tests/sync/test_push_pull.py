@@ -206,3 +206,8 @@ def test_inspections_inserted_in_bulk_reach_the_team_as_stored(client, db_sessio
         assert got[inspection.id]["data"] == inspection_snapshot(inspection)
         assert [m["user_id"] for m in got[inspection.id]["data"]["members"]] == [field.a.id, field.b.id]
     assert (got[made[2].id]["op"], got[made[2].id]["data"]["reason"]) == ("tombstone", "cancelled")
+    # stored as compact UTF-8 JSON text on both databases (PostgreSQL keeps a json value's text)
+    import json
+
+    body = db_session.scalar(sa.select(SyncChange.body).where(SyncChange.entity_id == made[0].id))
+    assert "双随机抽查 0" in body and body == json.dumps(json.loads(body), ensure_ascii=False, separators=(",", ":"))
