@@ -87,11 +87,15 @@ def commitment(draw_id, party, secret):
     return sha256_hex(f"{draw_id}|{party}|{secret}".encode("utf-8"))
 
 
-def pool_hashes(doc):
+def pool_hashes(doc, encoded=None):
+    """``encoded``: canonical JSON of doc's members, if the caller has it already."""
+    def member(name):
+        return encoded[name] if encoded and name in encoded else canonical_json(doc[name])
+
     return {
-        "targets": sha256_hex(canonical_json(doc["targets"])),
-        "inspectors": sha256_hex(canonical_json(doc["inspectors"])),
-        "conflicts": sha256_hex(canonical_json(doc["conflicts"])),
+        "targets": sha256_hex(member("targets")),
+        "inspectors": sha256_hex(member("inspectors")),
+        "conflicts": sha256_hex(member("conflicts")),
         "rules": sha256_hex(canonical_json({"rules": doc["rules"], "options": doc["options"]})),
     }
 

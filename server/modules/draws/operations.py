@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from server.core import errors
 from server.core.access import Role
 from server.core.calendar import local_today
-from server.core.canonical import canonical_json
+from server.core.canonical import canonical_json, canonical_object
 from server.core.db import plain_rows, utcnow
 from server.modules.audit import operations as audit
 from server.modules.directory.models import RiskClass, Target
@@ -203,17 +203,20 @@ def freeze(session: Session, draw: Draw, by: User) -> Draw:
     except algorithm.DrawError as exc:
         raise _domain(exc) from None
     _check_team_supply(doc, quotas)
-    hashes = algorithm.pool_hashes(doc)
-    doc["pool_hashes"] = hashes
+    draw.exclusions = doc.pop("exclusions")
+    # Each member is encoded once, for its pool hash, the stored document and the run's input.
+    encoded = {key: canonical_json(value) for key, value in doc.items()}
+    hashes = algorithm.pool_hashes(doc, encoded)
+    doc["pool_hashes"], encoded["pool_hashes"] = hashes, canonical_json(hashes)
     draw.algorithm_version = algorithm.ALGORITHM_VERSION
     draw.target_pool_hash, draw.inspector_pool_hash = hashes["targets"], hashes["inspectors"]
     draw.conflict_pool_hash, draw.rules_hash = hashes["conflicts"], hashes["rules"]
     draw.eligible_targets, draw.eligible_inspectors = len(doc["targets"]), len(doc["inspectors"])
-    draw.exclusions = doc.pop("exclusions")
-    draw.document = _pack(doc)
+    draw.document = zlib.compress(canonical_object(encoded), 1)
     # What the run needs, without the 200,000 target rows: the strata quotas() made of them.
-    draw.run_input = _pack({**{key: value for key, value in doc.items() if key != "targets"},
-                            "strata": {key: [members, quota] for key, (members, quota) in quotas.items()}})
+    strata = {key: [members, quota] for key, (members, quota) in quotas.items()}
+    draw.run_input = zlib.compress(canonical_object(
+        {**{key: value for key, value in encoded.items() if key != "targets"}, "strata": canonical_json(strata)}), 1)
     draw.status, draw.frozen_at = DrawStatus.FROZEN, utcnow()
     _flush(session, draw)
     _record(session, draw, "frozen", {"pool_hashes": hashes, "eligible_targets": draw.eligible_targets,
