@@ -33,13 +33,9 @@ def _staff_view(draw: Draw) -> Draw:
     """Managers see the drawn assignments; observers only what the public will see, until publication."""
     principal = current_principal()
     manager = principal.role in (Role.SUPERVISOR.value, Role.ADMIN.value)
-    if not (manager and draw.result_hash):
-        draw.assignments = None  # type: ignore[attr-defined]
-    elif getattr(draw, "assignments", None) is None:  # run() leaves them on the instance
-        draw.assignments = ops.outcome(draw)["result"]["assignments"]  # type: ignore[attr-defined]
+    shown = manager and draw.result_hash is not None
+    draw.assignments = ops.outcome(draw)["result"]["assignments"] if shown else None  # type: ignore[attr-defined]
     draw.redraws = ops.redraws_of(db.session, draw)  # type: ignore[attr-defined]
-    if not manager and not draw.published_at:
-        draw.assignments = None  # type: ignore[attr-defined]
     return draw
 
 

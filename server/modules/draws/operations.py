@@ -393,8 +393,7 @@ def run(session: Session, draw: Draw, by: User) -> Draw:
         "unit_id": draw.unit_id, "purpose": purpose[:400], "secret": True, "draw_id": draw.id}
         for item in assignments), created_by=by, load=False)
     draw.seed, draw.result_hash = doc["seed"], doc["result_hash"]
-    draw.drawn_count = len(doc["result"]["assignments"])
-    draw.assignments = assignments  # type: ignore[attr-defined]  # for the response, not stored
+    draw.drawn_count = len(assignments)
     draw.outcome = _pack({key: doc[key] for key in OUTCOME})
     draw.status, draw.executed_at = DrawStatus.EXECUTED, utcnow()
     _flush(session, draw)
