@@ -277,20 +277,20 @@ def build_document(session: Session, draw: Draw) -> dict[str, Any]:
     exclusions = {"no_rule": 0, "drawn_recently": 0, "yearly_cap": 0}
     targets = [row for row in rows if (row[2], row[3]) in chosen]
     exclusions["no_rule"] = len(rows) - len(targets)
-    suspects = last_random.keys() | year_counts.keys()  # only these can be excluded below
-
-    def excluded(tid: int, key: tuple[str, str]) -> bool:
-        if tid in last_random and key in recent_since and last_random[tid] >= recent_since[key]:
-            exclusions["drawn_recently"] += 1
-            return True
-        cap = caps[key]
-        if cap and year_counts.get(tid, 0) >= cap:
-            exclusions["yearly_cap"] += 1
-            return True
-        return False
-
+    suspects = last_random.keys() | year_counts.keys()  # targets inspected before: only they can be left out below
     if suspects:
-        targets = [row for row in targets if row[0] not in suspects or not excluded(row[0], (row[2], row[3]))]
+        kept = []
+        for row in targets:
+            tid, key = row[0], (row[2], row[3])
+            if tid not in suspects:
+                kept.append(row)
+            elif key in recent_since and tid in last_random and last_random[tid] >= recent_since[key]:
+                exclusions["drawn_recently"] += 1
+            elif caps[key] and year_counts.get(tid, 0) >= caps[key]:
+                exclusions["yearly_cap"] += 1
+            else:
+                kept.append(row)
+        targets = kept
 
     # The agency's active inspectors with their certificates (User.certificates' order), as rows.
     agency_id = session.scalar(sa.select(Unit.agency_id).where(Unit.id == draw.unit_id))
