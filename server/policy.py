@@ -65,6 +65,8 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "directory.Targets": {"GET": BUREAU, "POST": MANAGERS},
     "directory.TargetDetail": {"GET": BUREAU, "PATCH": MANAGERS},
     "directory.TargetImport": {"POST": MANAGERS},
+    "directory.TargetImports": {"GET": MANAGERS, "POST": MANAGERS},
+    "directory.TargetImportDetail": {"GET": MANAGERS},
     "roster.Absences": {"GET": BUREAU, "POST": MANAGERS},
     "roster.AbsenceCancel": {"POST": MANAGERS},
     "roster.Conflicts": {"GET": BUREAU, "POST": BUREAU},

@@ -285,6 +285,12 @@ def get_import(session: Session, import_id: str) -> DirectoryImport:
     return job
 
 
+def imports_requested_by(user_id: int) -> sa.Select[tuple[DirectoryImport]]:
+    """A user's imports, newest first."""
+    return (sa.select(DirectoryImport).where(DirectoryImport.requested_by == user_id)
+            .order_by(DirectoryImport.created_at.desc(), DirectoryImport.id))
+
+
 def run_import(session: Session, import_id: str, *, schema: ma.Schema, commit: Callable[[], None],
                progress_every_s: float = 1.0) -> DirectoryImport:
     """The import task's work. ``commit`` is the boundary's commit: called when the import starts,

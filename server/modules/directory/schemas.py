@@ -3,7 +3,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from server.modules.directory.models import PermitClass, RiskClass
+from server.modules.directory.models import ImportStatus, PermitClass, RiskClass
 from server.modules.inspections.models import InspectionKind, InspectionStatus
 
 
@@ -102,3 +102,32 @@ class TargetImportReportSchema(ma.Schema):
     created = ma.fields.Integer()
     applied = ma.fields.Boolean()
     errors = ma.fields.List(ma.fields.Dict())
+
+
+class DirectoryImportSchema(ma.Schema):
+    """An import run as a task: its progress while it runs, its row error report once done."""
+
+    id = ma.fields.String()
+    filename = ma.fields.String()
+    sha256 = ma.fields.String()
+    size = ma.fields.Integer()
+    accept_valid = ma.fields.Boolean()
+    status = ma.fields.Enum(ImportStatus, by_value=True, metadata={
+        "description": "queued, running, then applied (targets created), rejected (rows with errors; nothing "
+                       "changed) or failed (the file could not be read, or the task broke: see error)"})
+    done_rows = ma.fields.Integer(metadata={"description": "rows checked so far"})
+    total_rows = ma.fields.Integer(allow_none=True, metadata={"description": "data rows in the file, once read"})
+    progress = ma.fields.Method("_progress", metadata={"description": "share of the rows checked, 0 to 1"})
+    report = ma.fields.Nested(TargetImportReportSchema, allow_none=True,
+                              metadata={"description": "once applied or rejected: the synchronous import's report"})
+    error = ma.fields.Dict(allow_none=True, metadata={"description": "once failed: the error contract's body"})
+    requested_by = ma.fields.Integer()
+    created_at = ma.fields.DateTime()
+    started_at = ma.fields.DateTime(allow_none=True)
+    finished_at = ma.fields.DateTime(allow_none=True)
+
+    def _progress(self, job: object) -> float:
+        if getattr(job, "status", None) in (ImportStatus.APPLIED, ImportStatus.REJECTED):
+            return 1.0
+        total = getattr(job, "total_rows", None)
+        return round(min(1.0, getattr(job, "done_rows", 0) / total), 4) if total else 0.0
