@@ -1,4 +1,5 @@
-"""draw outcome stored beside the frozen document, and the run's input without the targets
+"""draw outcome stored beside the frozen document, the run's input without the targets, and the
+strata each draw froze (drawn once per rule period)
 
 Revision ID: e3c1d7a2b845
 Revises: 4af6a18d44d0
@@ -23,7 +24,7 @@ depends_on = None
 OUTCOME = ("commitments", "reveals", "public_value", "seed", "result", "result_hash")
 draw = sa.table("draw", sa.column("id", sa.String), sa.column("status", sa.String),
                 sa.column("document", sa.LargeBinary), sa.column("run_input", sa.LargeBinary),
-                sa.column("outcome", sa.LargeBinary))
+                sa.column("outcome", sa.LargeBinary), sa.column("strata", sa.JSON))
 
 
 def _pack(doc):
@@ -34,11 +35,12 @@ def upgrade():
     with op.batch_alter_table('draw', schema=None) as batch_op:
         batch_op.add_column(sa.Column('run_input', sa.LargeBinary(), nullable=True, comment='zlib(JSON): the frozen document without its targets, with the strata drawn from'))
         batch_op.add_column(sa.Column('outcome', sa.LargeBinary(), nullable=True, comment='zlib(canonical JSON): commitments, reveals, public value, seed and result'))
+        batch_op.add_column(sa.Column('strata', sa.JSON(), nullable=True, comment='region|category strata the pools were frozen for (each is drawn once per rule period)'))
     bind = op.get_bind()
     for draw_id, status, packed in bind.execute(sa.select(draw.c.id, draw.c.status, draw.c.document)
                                                 .where(draw.c.document.is_not(None))).all():
         doc = json.loads(zlib.decompress(packed))
-        values = {}
+        values = {"strata": sorted(doc["rules"])}
         if "result" in doc:  # executed: split the outcome off the frozen document
             values["outcome"] = _pack({key: doc.pop(key) for key in OUTCOME if key in doc})
             values["document"] = _pack(doc)
@@ -46,8 +48,7 @@ def upgrade():
             strata = algorithm.quotas(doc)
             values["run_input"] = _pack({**{key: value for key, value in doc.items() if key != "targets"},
                                          "strata": {key: [members, quota] for key, (members, quota) in strata.items()}})
-        if values:
-            bind.execute(draw.update().where(draw.c.id == draw_id).values(**values))
+        bind.execute(draw.update().where(draw.c.id == draw_id).values(**values))
 
 
 def downgrade():
@@ -57,5 +58,6 @@ def downgrade():
         doc = {**json.loads(zlib.decompress(packed)), **json.loads(zlib.decompress(outcome))}
         bind.execute(draw.update().where(draw.c.id == draw_id).values(document=_pack(doc)))
     # Plain ALTER TABLE (SQLite 3.35+): a batch copy of ``draw`` would trip the keys pointing at it.
+    op.drop_column('draw', 'strata')
     op.drop_column('draw', 'outcome')
     op.drop_column('draw', 'run_input')

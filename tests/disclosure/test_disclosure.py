@@ -68,6 +68,9 @@ def test_public_sees_items_and_approved_plans_without_logging_in(client, db_sess
             "implementing_body": "商洛市生态环境局", "content": "许可排放浓度、排放量、自行监测、台账",
             "method": "双随机抽查，现场检查"}
     assert client.post("/api/v1/sampling-items", json=item, headers=staff_headers(author)).status_code == 201
+    area = {} if author.unit.region_code == "611000" else {"region_code": author.unit.region_code}
+    for risk, count in (("key", 20), ("general", 60)):  # a plan asks for no more than the directory holds
+        factories.TargetFactory.create_batch(count, risk_class=risk, **area)
     plan = client.post("/api/v1/annual-plans", headers=staff_headers(author),
                        json={"year": TODAY.year, "title": "年度现场检查计划", "planned": {"key": 40, "general": 120},
                              "cap_per_enterprise": 2}).json

@@ -11,7 +11,7 @@ from server.core.access import Role
 from server.core.db import utcnow
 from server.modules.draws import algorithm, rules
 from server.modules.draws.cli import draw_cli
-from server.modules.draws.models import Draw, SamplingRule
+from server.modules.draws.models import Draw, Period, SamplingRule
 from server.modules.inspections.models import Inspection, InspectionStatus
 from server.modules.roster import operations as roster
 from server.modules.roster.models import AbsenceKind, ConflictRelation
@@ -56,6 +56,12 @@ def _open(client, world, **extra):
     response = client.post("/api/v1/draws", json=body, headers=staff_headers(world.chief))
     assert response.status_code == 201, response.json
     return response.json["id"]
+
+
+def _next_quarter():
+    start = rules.period_start(START, Period.QUARTER, -1)
+    return {"window_start": start.isoformat(), "window_end": (start + dt.timedelta(days=17)).isoformat(),
+            "period_label": f"{start.year}Q{(start.month - 1) // 3 + 1}"}
 
 
 def _commit_all(client, world, draw_id):
@@ -246,7 +252,7 @@ def test_recently_drawn_targets_are_left_out(client, db_session):
     world = World(rule={"basis": "percent", "value": decimal.Decimal("10"), "exclude_recent_periods": 1})
     first = _ceremony(client, world)
     drawn = {item["target"] for item in first["assignments"]}
-    second_id = _open(client, world, title="补充抽查")
+    second_id = _open(client, world, title="下季度抽查", **_next_quarter())
     _commit_all(client, world, second_id)
     client.post(f"/api/v1/draws/{second_id}/freeze", headers=staff_headers(world.chief))
     doc = json.loads(client.get(f"/api/v1/draws/{second_id}/document", headers=staff_headers(world.chief)).data)
@@ -269,6 +275,11 @@ def test_the_plans_cap_per_enterprise_leaves_targets_out(client, db_session, wor
     plan = client.post("/api/v1/annual-plans", headers=staff_headers(world.chief),
                        json={"year": START.year, "title": "计划", "planned": {"general": 10},
                              "cap_per_enterprise": 1}).json
+    assert_contract(client.post("/api/v1/draws", headers=staff_headers(world.chief), json={
+        "title": "草案计划", "region_codes": ["611002"], "level": "county", "period_label": "2026Q4",
+        "window_start": START.isoformat(), "window_end": END.isoformat(), "plan_id": plan["id"]}),
+        409, "plan.not_approved")
+    assert client.post(f"/api/v1/annual-plans/{plan['id']}/approve", headers=staff_headers(world.deputy)).status_code == 200
     visited = world.targets["611002"][0]
     a, b = world.inspectors["611002"][:2]
     inspections.create(db_session, target_id=visited.id, lead_id=a.id, member_ids=[b.id], window_start=START,
@@ -337,7 +348,7 @@ def test_migration_keeps_documents_whole_down_and_up(fresh_app):
         db.session.commit()
         client = app.test_client()
         executed = _ceremony(client, world)["id"]
-        frozen = _open(client, world, title="补充抽查")
+        frozen = _open(client, world, title="下季度抽查", **_next_quarter())
         _commit_all(client, world, frozen)
         assert client.post(f"/api/v1/draws/{frozen}/freeze", headers=staff_headers(world.chief)).status_code == 200
         published = ops.document_bytes(db.session.get(Draw, executed))
@@ -361,3 +372,69 @@ def test_migration_keeps_documents_whole_down_and_up(fresh_app):
         ok, checks = algorithm.verify(ops.document(db.session.get(Draw, frozen)))
         assert ok, checks
         assert ran.json["assignments"] == ops.outcome(db.session.get(Draw, frozen))["result"]["assignments"]
+
+
+def _freeze(client, world, draw_id):
+    _commit_all(client, world, draw_id)
+    return client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(world.chief))
+
+
+def test_a_rule_period_is_drawn_once_and_drawing_it_again_takes_an_approved_redraw(client, db_session, world):
+    """A frozen draw whose secrets are out can be foreseen: another draw of the same strata in the
+    same period is refused (no quiet re-roll); a re-draw with a reason and a second approver
+    supersedes it, and the next period is free."""
+    db_session.scalars(sa.select(SamplingRule)).one().period = Period.MONTH
+    month = rules.period_start(TODAY, Period.MONTH, -2)
+    window = {"window_start": (month + dt.timedelta(days=1)).isoformat(),
+              "window_end": (month + dt.timedelta(days=5)).isoformat(), "period_label": f"{month:%Y-%m}"}
+    first = _open(client, world, **window)
+    assert _freeze(client, world, first).status_code == 200
+    for name in ("chief", "observer"):
+        client.post(f"/api/v1/draws/{first}/reveals", json={"secret": SECRETS[name]}, headers=staff_headers(world.party(name)))
+
+    later_same_month = _open(client, world, title="再抽一次", **{**window, "window_start": (month + dt.timedelta(days=10)).isoformat(),
+                                                              "window_end": (month + dt.timedelta(days=14)).isoformat()})
+    refused = _freeze(client, world, later_same_month)
+    assert_contract(refused, 409, "draw.period_already_drawn")
+    assert refused.json["context"]["strata"] == {"611002|general": first, "611021|general": first}
+    assert db_session.get(Draw, later_same_month).status.value == "committing"
+
+    next_month = rules.period_start(month, Period.MONTH, -1)
+    free = _open(client, world, title="下月抽查", window_start=(next_month + dt.timedelta(days=1)).isoformat(),
+                 window_end=(next_month + dt.timedelta(days=5)).isoformat(), period_label=f"{next_month:%Y-%m}")
+    assert _freeze(client, world, free).status_code == 200
+
+    request = client.post(f"/api/v1/draws/{first}/redraw-requests", headers=staff_headers(world.chief),
+                          json={"reason_code": "data_error", "reason": "冻结后发现名录库有误"}).json
+    redo = client.post(f"/api/v1/redraw-requests/{request['id']}/approve", headers=staff_headers(world.deputy)).json
+    assert _freeze(client, world, redo["id"]).status_code == 200  # the superseded draw no longer holds the period
+    assert client.get(f"/api/v1/public/draws/{redo['id']}").json["redraws"][0]["reason"] == "冻结后发现名录库有误"
+
+
+def test_a_redraw_is_approved_within_the_drawing_unit(client, db_session, world):
+    first = _ceremony(client, world)
+    request = client.post(f"/api/v1/draws/{first['id']}/redraw-requests", headers=staff_headers(world.chief),
+                          json={"reason_code": "data_error", "reason": "名录库有误"}).json
+    stranger = factories.UserFactory(role=Role.SUPERVISOR)
+    assert_contract(client.post(f"/api/v1/redraw-requests/{request['id']}/approve", headers=staff_headers(stranger)),
+                    403, "draw.redraw_other_unit")
+    assert db_session.get(Draw, first["id"]).status.value == "executed"
+
+
+def test_a_visit_window_in_the_past_is_refused(client, db_session, world):
+    yesterday = TODAY - dt.timedelta(days=1)
+    response = client.post("/api/v1/draws", headers=staff_headers(world.chief), json={
+        "title": "补录", "region_codes": ["611002"], "level": "county", "period_label": "2026Q4",
+        "window_start": yesterday.isoformat(), "window_end": END.isoformat()})
+    assert_contract(response, 422, "draw.window_past")
+    assert db_session.scalar(sa.select(sa.func.count(Draw.id))) == 0
+
+
+def test_a_plan_asking_for_more_inspections_than_the_directory_allows_is_refused(client, db_session, world):
+    # 40 general targets in the directory, at most 2 inspections each a year
+    body = {"year": START.year, "title": "计划", "planned": {"general": 81}, "cap_per_enterprise": 2}
+    response = client.post("/api/v1/annual-plans", headers=staff_headers(world.chief), json=body)
+    assert_contract(response, 422, "plan.more_than_exist")
+    assert response.json["context"]["over"]["general"] == {"planned": 81, "targets": 40, "cap_per_enterprise": 2}
+    assert client.post("/api/v1/annual-plans", headers=staff_headers(world.chief),
+                       json={**body, "planned": {"general": 80}}).status_code == 201

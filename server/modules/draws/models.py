@@ -113,8 +113,9 @@ class AnnualPlan(TimestampMixin, Base):
 
 
 class Draw(TimestampMixin, Base):
-    """One verifiable draw. The frozen inputs and the result live in ``document`` (zlib-compressed
-    canonical JSON, the file anyone can verify with server/modules/draws/algorithm.py)."""
+    """One verifiable draw. The frozen inputs live in ``document`` and the run's result in
+    ``outcome`` (zlib-compressed canonical JSON; together, the file anyone can verify with
+    server/modules/draws/algorithm.py)."""
 
     __tablename__ = "draw"
 
@@ -146,6 +147,8 @@ class Draw(TimestampMixin, Base):
     eligible_inspectors: Mapped[int | None]
     drawn_count: Mapped[int | None]
     exclusions: Mapped[dict[str, Any] | None] = mapped_column(comment="targets left out of the pool, by reason")
+    strata: Mapped[list[Any] | None] = mapped_column(
+        comment="region|category strata the pools were frozen for (each is drawn once per rule period)")
     document: Mapped[bytes | None] = mapped_column(sa.LargeBinary, comment="zlib(canonical JSON draw document)")
     run_input: Mapped[bytes | None] = mapped_column(
         sa.LargeBinary, comment="zlib(JSON): the frozen document without its targets, with the strata drawn from")

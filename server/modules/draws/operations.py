@@ -61,7 +61,17 @@ SecondApproverRequired = errors.error_code("draw.second_approver_required", 403,
 RedrawNotFound = errors.error_code("draw.redraw_not_found", 404, "重新抽取申请不存在", "No such re-draw request")
 RedrawPending = errors.error_code("draw.redraw_pending", 409, "已有待批准的重新抽取申请", "A re-draw request is already pending")
 NotPublished = errors.error_code("draw.not_published", 404, "抽取尚未公开", "The draw has not been published")
+PeriodAlreadyDrawn = errors.error_code(
+    "draw.period_already_drawn", 409, "本周期内这些检查对象类别已经抽取过；如需重新抽取，须说明理由并经另一名负责人批准",
+    "These categories were already drawn in this period; drawing again needs a re-draw request with a reason and a second approver")
+RedrawOtherUnit = errors.error_code("draw.redraw_other_unit", 403, "重新抽取须由本单位的另一名负责人批准",
+                                    "A re-draw is approved by another manager of the unit that runs the draw")
+WindowPast = errors.error_code("draw.window_past", 422, "检查时段不得早于今天", "The visit window must not start in the past")
 PlanNotFound = errors.error_code("plan.not_found", 404, "年度计划不存在", "No such annual plan")
+PlanNotApproved = errors.error_code("plan.not_approved", 409, "年度计划尚未批准，不能用于抽取",
+                                    "The annual plan is not approved yet and cannot be used by a draw")
+PlanOverSupply = errors.error_code("plan.more_than_exist", 422, "计划检查数量超过名录库中该类检查对象的数量",
+                                   "The plan asks for more inspections of a category than the directory has targets")
 PlanApproval = errors.error_code("plan.second_approver_required", 403, "年度计划须由编制人以外的负责人批准",
                                  "An annual plan is approved by a manager other than its author")
 
@@ -122,6 +132,7 @@ def add_rule(session: Session, by: User, **data: Any) -> SamplingRule:
 
 def create_plan(session: Session, by: User, **data: Any) -> AnnualPlan:
     plan = AnnualPlan(created_by=by.id, unit_id=data.pop("unit_id", None) or by.unit_id, **data)
+    _check_plan_supply(session, plan)
     session.add(plan)
     try:
         with session.begin_nested():
@@ -132,6 +143,22 @@ def create_plan(session: Session, by: User, **data: Any) -> AnnualPlan:
                  payload={"year": plan.year, "unit": plan.unit_id, "planned": plan.planned,
                           "cap_per_enterprise": plan.cap_per_enterprise})
     return plan
+
+
+def _check_plan_supply(session: Session, plan: AnnualPlan) -> None:
+    """A plan cannot ask for more on-site inspections of a category than the unit's area has
+    active targets of it (the cap per enterprise allows several a year)."""
+    region = session.scalar(sa.select(Unit.region_code).where(Unit.id == plan.unit_id))
+    query = sa.select(Target.risk_class, sa.func.count(Target.id)).where(Target.active.is_(True))
+    if region != CITY:
+        query = query.where(Target.region_code == region)
+    have = {risk.value: count for risk, count in session.execute(query.group_by(Target.risk_class))}
+    over = {category: {"planned": wanted, "targets": have.get(category, 0), "cap_per_enterprise": plan.cap_per_enterprise}
+            for category, wanted in (plan.planned or {}).items()
+            if wanted > have.get(category, 0) * plan.cap_per_enterprise}
+    if over:
+        raise PlanOverSupply(fields={"planned": [f"{category}: {v['planned']} > {v['targets']} × {v['cap_per_enterprise']}"
+                                                 for category, v in sorted(over.items())]}, over=over)
 
 
 def approve_plan(session: Session, plan_id: int, by: User) -> AnnualPlan:
@@ -158,8 +185,14 @@ def create(session: Session, by: User, *, title: str, region_codes: list[str], l
         raise errors.CATALOG["directory.region_unknown"](fields={"region_codes": unknown})
     if window_start > window_end:
         raise errors.ValidationFailed(fields={"window_end": ["不得早于开始日期 / must not precede window_start"]})
-    if plan_id is not None and session.get(AnnualPlan, plan_id) is None:
-        raise PlanNotFound()
+    if window_start < local_today():
+        raise WindowPast(fields={"window_start": [window_start.isoformat()]})
+    if plan_id is not None:
+        plan = session.get(AnnualPlan, plan_id)
+        if plan is None:
+            raise PlanNotFound()
+        if plan.status is not PlanStatus.APPROVED:
+            raise PlanNotApproved(plan=plan_id)
     draw = Draw(title=title, unit_id=by.unit_id, created_by=by.id, region_codes=sorted(set(region_codes)),
                 level=level, period_label=period_label, window_start=window_start, window_end=window_end,
                 team_size=team_size, cross_region=cross_region, joint_agencies=list(joint_agencies or []),
@@ -212,6 +245,7 @@ def freeze(session: Session, draw: Draw, by: User) -> Draw:
     draw.target_pool_hash, draw.inspector_pool_hash = hashes["targets"], hashes["inspectors"]
     draw.conflict_pool_hash, draw.rules_hash = hashes["conflicts"], hashes["rules"]
     draw.eligible_targets, draw.eligible_inspectors = len(doc["targets"]), len(doc["inspectors"])
+    draw.strata = sorted(doc["rules"])
     draw.document = zlib.compress(canonical_object(encoded), 1)
     # What the run needs, without the 200,000 target rows: the strata quotas() made of them.
     strata = {key: [members, quota] for key, (members, quota) in quotas.items()}
@@ -252,6 +286,11 @@ def build_document(session: Session, draw: Draw) -> dict[str, Any]:
                 chosen[(region, category.value)] = rule
     if not chosen:
         raise NoRules(level=draw.level.value, regions=draw.region_codes, on=on.isoformat())
+    taken = _drawn_in_period(session, draw, chosen)
+    if taken and len(taken) == len(chosen):
+        raise PeriodAlreadyDrawn(strata={"|".join(key): other for key, other in sorted(taken.items())})
+    for key in taken:
+        del chosen[key]
 
     # Targets recently drawn or at their yearly cap (rules 5 and 51), from small grouped queries.
     live = Inspection.status != InspectionStatus.CANCELLED
@@ -274,9 +313,11 @@ def build_document(session: Session, draw: Draw) -> dict[str, Any]:
         table.c.positive_list).where(table.c.active.is_(True), table.c.region_code.in_(draw.region_codes))
         .order_by(table.c.id))
     # Rows are (id, uscc, region, risk, positive) tuples, kept as they are: 200,000 of them.
-    exclusions = {"no_rule": 0, "drawn_recently": 0, "yearly_cap": 0}
+    exclusions = {"no_rule": 0, "period_already_drawn": 0, "drawn_recently": 0, "yearly_cap": 0}
     targets = [row for row in rows if (row[2], row[3]) in chosen]
-    exclusions["no_rule"] = len(rows) - len(targets)
+    if taken:
+        exclusions["period_already_drawn"] = sum(1 for row in rows if (row[2], row[3]) in taken)
+    exclusions["no_rule"] = len(rows) - len(targets) - exclusions["period_already_drawn"]
     suspects = last_random.keys() | year_counts.keys()  # targets inspected before: only they can be left out below
     if suspects:
         kept = []
@@ -332,6 +373,29 @@ def build_document(session: Session, draw: Draw) -> dict[str, Any]:
                     "joint_agencies": list(draw.joint_agencies)},
         "exclusions": exclusions,
     }
+
+
+def _drawn_in_period(session: Session, draw: Draw, chosen: dict[tuple[str, str], SamplingRule]
+                     ) -> dict[tuple[str, str], str]:
+    """Strata (region, category) that another draw of the same level already froze in the rule's
+    period: a rule's quota is drawn once per period. A frozen draw counts too, because once its
+    secrets are revealed its result can be foreseen: doing it again takes a re-draw request with a
+    reason and a second approver (rule 7), which supersedes it. Returns stratum -> that draw's id."""
+    on = draw.window_start
+    bounds = {key: (rules.period_start(on, rule.period), rules.period_start(on, rule.period, -1))
+              for key, rule in chosen.items()}
+    others = session.execute(sa.select(Draw.id, Draw.window_start, Draw.strata).where(
+        Draw.id != draw.id, Draw.level == draw.level,
+        Draw.status.in_([DrawStatus.FROZEN, DrawStatus.EXECUTED, DrawStatus.PUBLISHED]),
+        Draw.window_start >= min(start for start, _ in bounds.values()),
+        Draw.window_start < max(end for _, end in bounds.values())).order_by(Draw.window_start))
+    taken: dict[tuple[str, str], str] = {}
+    for other_id, start, strata in others:
+        for name in strata or ():
+            key = tuple(name.split("|", 1))
+            if key in bounds and bounds[key][0] <= start < bounds[key][1]:
+                taken.setdefault(key, other_id)  # type: ignore[arg-type]
+    return taken
 
 
 def _cert_for_window(certificates: list[Any], start: dt.date, end: dt.date) -> Any:
@@ -440,6 +504,8 @@ def approve_redraw(session: Session, request_id: int, by: User) -> Draw:
     if request.requested_by == by.id:
         raise SecondApproverRequired()
     old = get(session, request.draw_id)
+    if by.role is not Role.ADMIN and by.unit_id != old.unit_id:
+        raise RedrawOtherUnit(draw_unit=old.unit_id)
     _require(old, DrawStatus.COMMITTING, DrawStatus.FROZEN, DrawStatus.EXECUTED)
     for inspection in session.scalars(sa.select(Inspection).where(
             Inspection.draw_id == old.id, Inspection.status.in_([InspectionStatus.ASSIGNED, InspectionStatus.IN_PROGRESS]))):
