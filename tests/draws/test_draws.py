@@ -438,3 +438,46 @@ def test_a_plan_asking_for_more_inspections_than_the_directory_allows_is_refused
     assert response.json["context"]["over"]["general"] == {"planned": 81, "targets": 40, "cap_per_enterprise": 2}
     assert client.post("/api/v1/annual-plans", headers=staff_headers(world.chief),
                        json={**body, "planned": {"general": 80}}).status_code == 201
+
+
+def test_the_audit_log_keeps_drawn_targets_secret_until_the_visit(client, db_session, world):
+    """Rule 6 holds in the log too: other inspectors and the observer read neither the drawn
+    inspections' entries nor the revealed secrets and seed until the visit or the publication."""
+    result = _ceremony(client, world)
+    inspections = db_session.scalars(sa.select(Inspection).where(Inspection.draw_id == result["id"])
+                                     .order_by(Inspection.id)).all()
+    drawn = {i.id for i in inspections}
+    member = inspections[0].members[0].user
+    on_team = {i.id for i in inspections if any(m.user_id == member.id for m in i.members)}
+    outsider = next(u for people in world.inspectors.values() for u in people
+                    if all(m.user_id != u.id for i in inspections for m in i.members))
+
+    def assigned(user):
+        entries = client.get("/api/v1/audit/entries?tag=inspection:inspection:assigned&page_size=100",
+                             headers=staff_headers(user)).json
+        return {s.split(":", 1)[1] for e in entries for s in e["body"]["subjects"] if s.startswith("inspection:")} & drawn
+
+    def secrets(user):
+        return [e["tag"] for tag in ("draws:draw:revealed", "draws:draw:executed")
+                for e in client.get(f"/api/v1/audit/entries?tag={tag}", headers=staff_headers(user)).json]
+
+    assert assigned(world.chief) == drawn and len(secrets(world.chief)) == 3  # two reveals and the run
+    assert assigned(member) == on_team and assigned(outsider) == set() and assigned(world.observer) == set()
+    assert secrets(world.observer) == [] and secrets(outsider) == []
+    sealed = client.get("/api/v1/audit/entries?tag=inspection:inspection:assigned&page_size=100",
+                        headers=staff_headers(world.chief)).json[0]["idx"]
+    assert_contract(client.get(f"/api/v1/audit/entries/{sealed}", headers=staff_headers(world.observer)),
+                    404, "audit.entry_not_found")
+    history = client.get(f"/api/v1/audit/subjects/draw/{result['id']}/history", headers=staff_headers(world.observer))
+    assert history.status_code == 200 and {e["tag"] for e in history.json} >= {"draws:draw:frozen"}
+    assert not {"draws:draw:revealed", "draws:draw:executed"} & {e["tag"] for e in history.json}
+
+    # the visit starts: that inspection is no longer secret; publication opens the rest
+    inspections[0].status = InspectionStatus.IN_PROGRESS
+    db_session.flush()
+    assert assigned(outsider) == {inspections[0].id}
+    for inspection in inspections:
+        inspection.status, inspection.completed_at = InspectionStatus.COMPLETED, utcnow()
+    db_session.flush()
+    assert client.post(f"/api/v1/draws/{result['id']}/publish", headers=staff_headers(world.chief)).status_code == 200
+    assert assigned(world.observer) == drawn and len(secrets(world.observer)) == 3

@@ -15,7 +15,7 @@ from server.core.pagination import SelectPage
 from server.extensions import db
 from server.modules.audit import checkpoints, schemas
 from server.modules.audit import operations as audit
-from server.modules.audit.models import AuditEntry, AuditWitness
+from server.modules.audit.models import AuditWitness
 
 blp = Blueprint("audit", __name__, description="执法全过程记录 / Audit log (staff)")
 public_blp = Blueprint("audit_public", __name__, description="执法全过程记录 公开校验 / Audit log, public verification")
@@ -38,7 +38,7 @@ class Entries(MethodView):
     @blp.paginate(SelectPage)
     def get(self, args: dict[str, Any]) -> Any:
         """按对象、操作人、标签前缀、时间筛选记录 / Entries by subject, actor, tag prefix, time"""
-        return audit.entries_query(**args)
+        return audit.entries_query(**args, reader=current_principal())
 
 
 @blp.route("/audit/entries/<int:idx>")
@@ -46,8 +46,8 @@ class EntryDetail(MethodView):
     @blp.response(200, schemas.AuditEntrySchema)
     def get(self, idx: int) -> Any:
         """单条记录 / One entry"""
-        entry = db.session.get(AuditEntry, idx) if idx < 2 ** 63 else None
-        if entry is None:
+        entry = db.session.scalar(audit.entries_query(idx=idx, reader=current_principal())) if idx < 2 ** 63 else None
+        if entry is None:  # sealed entries are not found either
             raise checkpoints.EntryNotFound(index=idx)
         return entry
 
@@ -58,7 +58,8 @@ class SubjectHistory(MethodView):
     @blp.paginate(SelectPage)
     def get(self, subject_type: str, subject_id: str) -> Any:
         """某一对象的全部记录（时间顺序）/ Full history of one subject, oldest first"""
-        return audit.entries_query(subject_type=subject_type, subject_id=subject_id, order="asc")
+        return audit.entries_query(subject_type=subject_type, subject_id=subject_id, order="asc",
+                                   reader=current_principal())
 
 
 @blp.route("/audit/entries/<int:idx>/proof")

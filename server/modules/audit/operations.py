@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from flask import g, has_app_context, has_request_context
@@ -387,11 +387,51 @@ def head(session: Session) -> tuple[int, bytes]:
     return size, root
 
 
+# ---- sealed entries ----------------------------------------------------------------------------
+# Some entries must not be read by everyone who may read the log until a later event: a drawn
+# target stays secret until the visit (DOMAIN-RULES rule 6). The module that owns the secret
+# registers a seal; readers' queries leave out the sealed entries. The tree and its proofs are
+# unchanged: a seal hides bodies from a reader, never an entry from the log.
+
+@dataclass(frozen=True)
+class Seal:
+    subject_type: str
+    sealed_ids: Callable[[Principal], Any]  # a SELECT of the subject ids sealed for this reader, or None
+    tags: tuple[str, ...] = ()  # only entries with these tags; all entries of the subject if empty
+
+
+_SEALS: list[Seal] = []
+
+
+def seal(subject_type: str, sealed_ids: Callable[[Principal], Any], *, tags: Iterable[str] = ()) -> None:
+    _SEALS.append(Seal(subject_type, sealed_ids, tuple(tags)))
+
+
+def _unsealed(reader: Principal) -> list[Any]:
+    conditions = []
+    for one in _SEALS:
+        ids = one.sealed_ids(reader)
+        if ids is None:
+            continue
+        hidden: Any = sa.exists().where(AuditSubject.entry_idx == AuditEntry.idx,
+                                        AuditSubject.subject_type == one.subject_type, AuditSubject.subject_id.in_(ids))
+        if one.tags:
+            hidden = sa.and_(AuditEntry.tag.in_(one.tags), hidden)
+        conditions.append(sa.not_(hidden))
+    return conditions
+
+
 def entries_query(*, subject_type: str | None = None, subject_id: str | None = None, actor_kind: str | None = None,
                   actor_id: str | None = None, tag: str | None = None, since: dt.datetime | None = None,
-                  until: dt.datetime | None = None, order: str = "desc") -> sa.Select[Any]:
-    """Entries filtered for reading; the tag filter is a prefix (``web:login`` finds every login)."""
+                  until: dt.datetime | None = None, order: str = "desc", idx: int | None = None,
+                  reader: Principal | None = None) -> sa.Select[Any]:
+    """Entries filtered for reading; the tag filter is a prefix (``web:login`` finds every login).
+    With ``reader``, entries sealed for that reader are left out."""
     query = sa.select(AuditEntry)
+    if reader is not None:
+        query = query.where(*_unsealed(reader))
+    if idx is not None:
+        query = query.where(AuditEntry.idx == idx)
     if subject_type is not None:
         subjects = sa.select(AuditSubject.entry_idx).where(AuditSubject.subject_type == subject_type)
         if subject_id is not None:

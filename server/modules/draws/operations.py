@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from server.core import errors
-from server.core.access import Role
+from server.core.access import Principal, Role
 from server.core.calendar import local_today
 from server.core.canonical import canonical_json, canonical_object
 from server.core.db import plain_rows, utcnow
@@ -27,7 +27,7 @@ from server.modules.draws import algorithm, rules
 from server.modules.draws.models import (AnnualPlan, Draw, DrawParty, DrawStatus, Level, PlanStatus, RedrawReason,
                                          RedrawRequest, SamplingRule)
 from server.modules.inspections import operations as inspections
-from server.modules.inspections.models import Inspection, InspectionKind, InspectionStatus
+from server.modules.inspections.models import Inspection, InspectionKind, InspectionMember, InspectionStatus
 from server.modules.roster import operations as roster
 from server.modules.users.models import Certificate, CertificateStatus, Region, Unit, User
 
@@ -536,6 +536,31 @@ def redraws_of(session: Session, draw: Draw) -> list[RedrawRequest]:
         return []
     return list(session.scalars(sa.select(RedrawRequest).where(
         RedrawRequest.draw_id.in_(chain), RedrawRequest.approved_at.is_not(None)).order_by(RedrawRequest.id)))
+
+
+# ---- secrecy in the audit log (rule 6) ---------------------------------------------------------
+# Managers see drawn targets; anyone else reading the log (an observer, another inspector) does
+# not see a secret inspection's entries until its visit starts, unless on its team, nor a draw's
+# revealed secrets and seed (which with the frozen pools foretell the result) until publication.
+
+def _sealed_inspections(reader: Principal) -> Any:
+    if reader.role in MANAGER_ROLES:
+        return None
+    mine = sa.select(InspectionMember.inspection_id).where(InspectionMember.user_id == reader.user_id,
+                                                          InspectionMember.removed_at.is_(None))
+    return sa.select(Inspection.id).where(Inspection.secret.is_(True), Inspection.status == InspectionStatus.ASSIGNED,
+                                          Inspection.id.not_in(mine))
+
+
+def _sealed_draws(reader: Principal) -> Any:
+    if reader.role in MANAGER_ROLES:
+        return None
+    return sa.select(Draw.id).where(Draw.status.in_([DrawStatus.FROZEN, DrawStatus.EXECUTED]))
+
+
+MANAGER_ROLES = {Role.SUPERVISOR.value, Role.ADMIN.value}
+audit.seal("inspection", _sealed_inspections)
+audit.seal("draw", _sealed_draws, tags=("draws:draw:revealed", "draws:draw:executed"))
 
 
 # ---- the document ------------------------------------------------------------------------------
