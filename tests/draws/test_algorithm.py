@@ -15,10 +15,10 @@ REGIONS = ["611002", "611021", "611022"]
 
 
 def make_doc(n_targets=300, n_inspectors=30, conflicts=(), rules=None, options=None, secrets=("a" * 32, "b" * 32),
-             public_value="2026-11-30 福彩3D 123"):
+             public_value="2026-11-30 福彩3D 123", inspectors=None):
     targets = [[i, f"U{i:017d}", REGIONS[i % 3], ("key", "general", "special")[i % 7 % 3], i % 11 == 0]
                for i in range(1, n_targets + 1)]
-    inspectors = [[1000 + j, f"CERT{j}", REGIONS[j % 3]] for j in range(n_inspectors)]
+    inspectors = inspectors or [[1000 + j, f"CERT{j}", REGIONS[j % 3]] for j in range(n_inspectors)]
     parties = [f"user:{k}" for k in range(1, len(secrets) + 1)]
     doc = {
         "format": A.FORMAT, "algorithm_version": A.ALGORITHM_VERSION, "draw_id": "draw-1",
@@ -101,6 +101,26 @@ def test_teams_are_two_distinct_admissible_inspectors_with_balanced_load():
     for region in REGIONS:
         counts = [load[i] for i, r in region_of.items() if r == region]
         assert max(counts) - min(counts) <= 2
+
+
+def test_city_inspectors_shared_by_every_county_carry_an_even_load():
+    """qf-draw-2: one load count across regions. 20 city inspectors (local to every county) serve
+    the drawn targets of three counties with no inspectors of their own: loads differ by one at most
+    (with a queue per county, one inspector could lead the round in each county)."""
+    doc = make_doc(inspectors=[[2000 + j, f"CITY{j}", "611000"] for j in range(20)],
+                   options={"local_regions": ["611000"]})
+    load = Counter(i for a in doc["result"]["assignments"] for i in a["team"])
+    assert len(doc["result"]["assignments"]) >= 20 and set(load) == {row[0] for row in doc["inspectors"]}
+    assert max(load.values()) - min(load.values()) <= 1
+    assert A.verify(doc)[0]
+
+
+def test_a_ratio_rule_counts_the_inspectors_who_may_serve_the_region():
+    rules = {f"{r}|general": {"basis": "ratio", "value": "2", "positive_list_factor": "1"} for r in REGIONS}
+    doc = make_doc(rules=rules, options={"local_regions": ["611000"]},
+                   inspectors=[[2000 + j, f"CITY{j}", "611000"] for j in range(4)] + [[3000, "OWN", "611002"]])
+    quotas = {key: quota for key, (_m, quota) in A.quotas(doc).items()}
+    assert quotas == {"611002|general|0": 10, "611021|general|0": 8, "611022|general|0": 8}
 
 
 def test_cross_region_teams_come_from_another_region_and_joint_agencies_are_named():

@@ -39,26 +39,30 @@ Targets: strata are (region, risk_class, positive_list); the quota of a stratum 
   percent: ceil(n * value / 100), positive-list stratum ceil(n * value * factor / 100);
   fixed:   value (a stratum asking for more than it holds is an error); positive-list targets are
            left out of fixed/ratio strata when factor is 0, and counted as ordinary otherwise;
-  ratio:   ceil(value * inspectors of that region), value = targets per inspector per period.
+  ratio:   ceil(value * inspectors admissible for that region), value = targets per inspector
+           per period (admissible as for teams, below).
 Each stratum (sorted by key, its targets sorted by id) is sampled by a partial Fisher-Yates
 shuffle with the stream labelled "targets|<region>|<class>|<0/1>".
 
 Teams: drawn targets are taken in draw order. An inspector may serve a target if not in a
 conflict pair with it and, without cross_region, if their region is the target's or one of
 options.local_regions; with cross_region, only if their region differs from the target's.
-Each group of admissible inspectors is a queue: a shuffled round (stream "teams") served in order;
-inspectors skipped because of a conflict are held and served first to the next target; a new
-round is shuffled when the queue runs out. This balances workload within ±1 per round. The first
+Every inspector gets a rank from one shuffle of all inspector ids (stream "teams") and a load
+(teams served so far in this draw, counted across all regions). Each target gets the admissible
+inspectors with the lowest (load, rank): loads stay within one of each other among inspectors who
+can serve the same targets (conflicts aside), and an inspector several counties share (the
+city's) is not loaded once per county. The first
 inspector of a team leads. Too few admissible inspectors for a target is an error.
 """
 import hashlib
+import heapq
 import json
 import math
 import struct
 import sys
 from fractions import Fraction
 
-ALGORITHM_VERSION = "qf-draw-1"
+ALGORITHM_VERSION = "qf-draw-2"  # 2: one load count across regions (was a queue per region)
 FORMAT = "qinling-field-draw/1"
 MASK64 = (1 << 64) - 1
 _EMPTY = frozenset()
@@ -155,9 +159,7 @@ def quotas(doc):
         if members is None:
             members = strata[key] = []
         members.append(tid)
-    inspectors_by_region = {}
-    for _iid, _cert, region in doc["inspectors"]:
-        inspectors_by_region[region] = inspectors_by_region.get(region, 0) + 1
+    admissible = _admissible_by_region(doc)
     out = {}
     for (region, risk), rule in sorted((tuple(k.split("|")), v) for k, v in doc["rules"].items()):
         value = Fraction(rule["value"])
@@ -173,7 +175,7 @@ def quotas(doc):
         if rule["basis"] == "fixed":
             wanted = int(value)
         elif rule["basis"] == "ratio":
-            wanted = math.ceil(value * inspectors_by_region.get(region, 0))
+            wanted = math.ceil(value * len(admissible(region)))
         else:
             raise DrawError("draw.rule_invalid", f"unknown basis {rule['basis']}", stratum=f"{region}|{risk}")
         if wanted > len(members):
@@ -181,6 +183,22 @@ def quotas(doc):
                             stratum=f"{region}|{risk}", wanted=wanted, eligible=len(members))
         out[f"{region}|{risk}|0"] = (members, wanted)
     return {key: value for key, value in sorted(out.items()) if value[1] > 0}
+
+
+def _admissible_by_region(doc):
+    """region -> the inspector ids (in pool order) that may serve its targets, before conflicts."""
+    options = doc.get("options") or {}
+    local = set(options.get("local_regions", []))
+    cross = bool(options.get("cross_region"))
+    inspectors = [(row[0], row[2]) for row in doc["inspectors"]]
+    cache = {}
+
+    def admissible(region):
+        if region not in cache:
+            cache[region] = [iid for iid, r in inspectors if (r != region if cross else r == region or r in local)]
+        return cache[region]
+
+    return admissible
 
 
 def draw(doc, strata=None):
@@ -200,47 +218,39 @@ def draw(doc, strata=None):
     conflicts = {}
     for iid, tid in doc["conflicts"]:
         conflicts.setdefault(tid, set()).add(iid)
-    inspectors = [(row[0], row[2]) for row in doc["inspectors"]]
-    local = set(options.get("local_regions", []))
-    cross = bool(options.get("cross_region"))
+    admissible = _admissible_by_region(doc)
+    rank = {iid: r for r, iid in enumerate(Stream(seed, "teams").shuffle(sorted(row[0] for row in doc["inspectors"])))}
+    load = dict.fromkeys(rank, 0)
+    heaps = {}  # region -> heap of (load, rank, id); an entry whose load is behind is refreshed when met
     joint = list(options.get("joint_agencies", []))
-    groups = {}
-    teams_stream = Stream(seed, "teams")
     assignments = []
     for key, tid in picked:
         region = key.split("|", 1)[0]
-        group = groups.get(region)
-        if group is None:
-            if cross:
-                members = [iid for iid, r in inspectors if r != region]
-            else:
-                members = [iid for iid, r in inspectors if r == region or r in local]
-            group = groups[region] = {"members": members, "set": set(members), "queue": [], "pos": 0, "held": []}
+        heap = heaps.get(region)
+        if heap is None:
+            heap = heaps[region] = [(0, rank[iid], iid) for iid in admissible(region)]
+            heapq.heapify(heap)
         blocked = conflicts.get(tid, _EMPTY)
-        admissible = len(group["members"]) - (len(blocked & group["set"]) if blocked else 0)
-        if admissible < team_size:
+        free = len(heap) - (sum(1 for entry in heap if entry[2] in blocked) if blocked else 0)
+        if free < team_size:
             raise DrawError("draw.not_enough_inspectors",
                             f"target {tid}: fewer than {team_size} admissible inspectors",
                             target=tid, region=region, team_size=team_size)
-        team = []
-        still_held = []
-        for iid in group["held"]:
-            if len(team) < team_size and iid not in blocked and iid not in team:
-                team.append(iid)
-            else:
-                still_held.append(iid)
-        group["held"] = still_held
+        team, aside = [], []
         while len(team) < team_size:
-            if group["pos"] == len(group["queue"]):
-                group["queue"] = teams_stream.shuffle(group["members"])
-                group["pos"] = 0
-                group["held"] = []  # everyone is in the new round anyway
-            iid = group["queue"][group["pos"]]
-            group["pos"] += 1
-            if iid in blocked or iid in team:
-                group["held"].append(iid)
+            entry = heapq.heappop(heap)
+            iid = entry[2]
+            if entry[0] != load[iid]:
+                heapq.heappush(heap, (load[iid], entry[1], iid))  # served elsewhere since: refresh
+            elif iid in blocked:
+                aside.append(entry)
             else:
                 team.append(iid)
+        for iid in team:
+            load[iid] += 1
+            heapq.heappush(heap, (load[iid], rank[iid], iid))
+        for entry in aside:
+            heapq.heappush(heap, entry)
         assignments.append({"target": tid, "stratum": key, "team": team, "joint_with": joint})
     return {"assignments": assignments, "quotas": {key: quota for key, (_m, quota) in strata.items()}}
 
