@@ -1,4 +1,6 @@
-"""Demo data. Deterministic (seeded), loaded once: a second load changes nothing."""
+"""Demo data, loaded once: a second load changes nothing. People and enterprises are seeded (the
+same every time); draws, inspections, cases and evidence are made through the real operations, so
+their ids, seeds and keys differ from one fresh database to the next."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from server.core.access import Role
+from server.core.calendar import local_today
 from server.core.canonical import canonical_json
 from server.modules.audit import operations as audit
 from server.modules.directory import uscc
@@ -132,12 +135,18 @@ def load(session: Session, *, seed: int = 611000, targets: int = 2000, inspector
     count = _load_targets(session, rng, targets)
     _load_sampling(session, detachment.id, created_by=session.scalar(sa.select(User.id).where(User.username == "supervisor")),
                    approved_by=session.scalar(sa.select(User.id).where(User.username == "admin")), year=today.year)
+    from server.modules.draws import demo as demo_draws
+
+    demo_draws.load(session, local_today())
     from server.modules.cases import demo as demo_cases
 
     demo_cases.load(session, today)
     from server.modules.transfers import demo as demo_transfers
 
     demo_transfers.load(session)
+    from server.modules.inspections import demo as demo_inspections
+
+    demo_inspections.load(session, local_today())
     return DemoResult(True, logins, count)
 
 
