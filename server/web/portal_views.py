@@ -89,7 +89,8 @@ def draw(draw_id: str) -> Any:
         certs = {row[0]: row[1] for row in doc["inspectors"]}
         rows = [(uscc.get(a["target"]), [certs.get(i) for i in a["team"]]) for a in doc["result"]["assignments"]]
     return render_template("portal/draw.html", draw=found, rows=rows, published=published,
-                           redraws=draws.redraws_of(db.session, found))
+                           redraws=draws.redraws_of(db.session, found),
+                           changes=draws.changes_after_run(db.session, found) if published else [])
 
 
 @portal.get("/public/draws/<draw_id>/draw.json")

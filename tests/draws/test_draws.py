@@ -481,3 +481,36 @@ def test_the_audit_log_keeps_drawn_targets_secret_until_the_visit(client, db_ses
     db_session.flush()
     assert client.post(f"/api/v1/draws/{result['id']}/publish", headers=staff_headers(world.chief)).status_code == 200
     assert assigned(world.observer) == drawn and len(secrets(world.observer)) == 3
+
+
+def test_changes_to_a_drawn_result_are_published_with_their_reasons(client, db_session, world):
+    """No quiet re-roll after the run either: a team changed or an inspection cancelled after the
+    draw shows on the published draw, with the reason given."""
+    from server.modules.inspections import operations as inspections
+
+    result = _ceremony(client, world)
+    drawn = db_session.scalars(sa.select(Inspection).where(Inspection.draw_id == result["id"])
+                               .order_by(Inspection.id)).all()
+    assert client.get(f"/api/v1/draws/{result['id']}", headers=staff_headers(world.chief)).json["changes"] == []
+    first, second = drawn[0], drawn[1]
+    lead, member = [m.user for m in first.members]
+    region = first.target.region_code
+    spare = next(u for u in world.inspectors[region] if u.id not in (lead.id, member.id))
+    cert = {u.id: u.certificates[0].number for u in (member, spare)}
+    inspections.reassign(db_session, first, lead_id=lead.id, member_ids=[spare.id], by=world.chief,
+                         reason="执法人员病假 / sick leave")
+    inspections.cancel(db_session, second, reason="企业已注销 / company deregistered")
+    for inspection in drawn:
+        if inspection.status is not InspectionStatus.CANCELLED:
+            inspection.status, inspection.completed_at = InspectionStatus.COMPLETED, utcnow()
+    db_session.flush()
+    assert client.get(f"/api/v1/public/draws/{result['id']}").json["changes"] is None  # not before publication
+    assert client.post(f"/api/v1/draws/{result['id']}/publish", headers=staff_headers(world.chief)).status_code == 200
+
+    changes = client.get(f"/api/v1/public/draws/{result['id']}").json["changes"]
+    got = {(c["target"], c["change"], c["certificate"], c["reason"]) for c in changes}
+    assert got == {(first.target.uscc, "member_removed", cert[member.id], "执法人员病假 / sick leave"),
+                   (first.target.uscc, "member_added", cert[spare.id], None),
+                   (second.target.uscc, "cancelled", None, "企业已注销 / company deregistered")}
+    page = client.get(f"/public/draws/{result['id']}")
+    assert page.status_code == 200 and "企业已注销" in page.text and "执法人员病假" in page.text

@@ -93,6 +93,7 @@ class PublicResults(MethodView):
 
 def _public(draw: Draw) -> Draw:
     draw.redraws = draws.redraws_of(db.session, draw)  # type: ignore[attr-defined]
+    draw.changes = draws.changes_after_run(db.session, draw) if draw.published_at else None  # type: ignore[attr-defined]
     return draw
 
 

@@ -36,6 +36,7 @@ def _staff_view(draw: Draw) -> Draw:
     shown = manager and draw.result_hash is not None
     draw.assignments = ops.outcome(draw)["result"]["assignments"] if shown else None  # type: ignore[attr-defined]
     draw.redraws = ops.redraws_of(db.session, draw)  # type: ignore[attr-defined]
+    draw.changes = ops.changes_after_run(db.session, draw) if shown else None  # type: ignore[attr-defined]
     return draw
 
 

@@ -526,6 +526,33 @@ def approve_redraw(session: Session, request_id: int, by: User) -> Draw:
     return new
 
 
+def changes_after_run(session: Session, draw: Draw) -> list[dict[str, Any]]:
+    """What was changed in a drawn result after the run, with the reasons given: members removed
+    or added (by certificate number) and inspections cancelled, oldest first. Shown with the
+    published draw, so no drawn team or target is changed quietly (rule 7)."""
+    if draw.executed_at is None:
+        return []
+    changes: list[dict[str, Any]] = []
+    for uscc, certificate, assigned_at, removed_at, reason in session.execute(
+            sa.select(Target.uscc, InspectionMember.certificate_number, InspectionMember.assigned_at,
+                      InspectionMember.removed_at, InspectionMember.removed_reason)
+            .join(Inspection, Inspection.id == InspectionMember.inspection_id).join(Target, Target.id == Inspection.target_id)
+            .where(Inspection.draw_id == draw.id, sa.or_(InspectionMember.removed_at.is_not(None),
+                                                         InspectionMember.assigned_at > draw.executed_at))):
+        if assigned_at > draw.executed_at:
+            changes.append({"target": uscc, "change": "member_added", "certificate": certificate, "reason": None,
+                            "at": assigned_at})
+        if removed_at is not None:
+            changes.append({"target": uscc, "change": "member_removed", "certificate": certificate, "reason": reason,
+                            "at": removed_at})
+    for uscc, reason, at in session.execute(
+            sa.select(Target.uscc, Inspection.cancelled_reason, Inspection.updated_at)
+            .join(Target, Target.id == Inspection.target_id)
+            .where(Inspection.draw_id == draw.id, Inspection.status == InspectionStatus.CANCELLED)):
+        changes.append({"target": uscc, "change": "cancelled", "certificate": None, "reason": reason, "at": at})
+    return sorted(changes, key=lambda change: (change["at"], change["target"], change["change"]))
+
+
 def redraws_of(session: Session, draw: Draw) -> list[RedrawRequest]:
     """Approved re-draws in this draw's chain, oldest first (shown publicly)."""
     chain, current = [], draw

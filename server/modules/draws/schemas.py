@@ -109,11 +109,22 @@ class DrawSchema(ma.Schema):
     published_at = ma.fields.DateTime(allow_none=True)
 
 
+class DrawChangeSchema(ma.Schema):
+    target = ma.fields.String(metadata={"description": "the target's unified social credit code"})
+    change = ma.fields.String(metadata={"description": "member_removed | member_added | cancelled"})
+    certificate = ma.fields.String(allow_none=True, metadata={"description": "the member's certificate number"})
+    reason = ma.fields.String(allow_none=True)
+    at = ma.fields.DateTime()
+
+
 class PublishedDrawSchema(DrawSchema):
     seed = ma.fields.Function(lambda d: d.seed if d.published_at else None)
     result_hash = ma.fields.Function(lambda d: d.result_hash if d.published_at else None)
     drawn_count = ma.fields.Function(lambda d: d.drawn_count if d.published_at else None)
     redraws = ma.fields.List(ma.fields.Nested(DrawRedrawSchema))
+    changes = ma.fields.List(ma.fields.Nested(DrawChangeSchema), allow_none=True, metadata={
+        "description": "抽取后对检查组或任务的变更及理由（公开后可见）/ changes to the drawn teams or inspections "
+                       "after the run, with reasons (once published)"})
 
 
 class DrawAssignmentSchema(ma.Schema):
