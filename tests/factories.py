@@ -14,6 +14,7 @@ from server.extensions import db
 from server.modules.devices.models import Device
 from server.modules.directory import uscc
 from server.modules.directory.models import RiskClass, Target
+from server.modules.draws.models import Draw, Level
 from server.modules.users.models import Agency, AgencyKind, Certificate, Unit, UnitKind, User
 from server.modules.users.operations import hash_password
 
@@ -108,3 +109,19 @@ class TargetFactory(Base):
     lat = 33.87
     lon = 109.94
     risk_class = RiskClass.GENERAL
+
+
+class DrawFactory(Base):
+    """A draw record (not run) for inspections of kind random, which only a draw may create."""
+
+    class Meta:
+        model = Draw
+
+    title = factory.Sequence(lambda n: f"测试双随机抽取{n}")
+    unit_id = factory.LazyFunction(lambda: UnitFactory().id)
+    created_by = factory.LazyFunction(lambda: UserFactory(role=Role.SUPERVISOR).id)
+    level = Level.COUNTY
+    region_codes = factory.LazyFunction(lambda: ["611002"])
+    period_label = "2026Q4"
+    window_start = factory.LazyFunction(dt.date.today)
+    window_end = factory.LazyFunction(lambda: dt.date.today() + dt.timedelta(days=30))

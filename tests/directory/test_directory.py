@@ -163,7 +163,42 @@ def test_history_hides_secret_inspections_from_other_inspectors(client, db_sessi
     a, b, c = (factories.inspector(unit=supervisor.unit) for _ in range(3))
     today = dt.date.today()
     inspections.create(db_session, target_id=target.id, lead_id=a.id, member_ids=[b.id], window_start=today,
-                       window_end=today, kind=InspectionKind.RANDOM, created_by=supervisor, secret=True)
+                       window_end=today, kind=InspectionKind.RANDOM, created_by=supervisor, secret=True,
+                       draw_id=factories.DrawFactory().id)
     seen = client.get(f"/api/v1/targets/{target.id}", headers=staff_headers(a)).json["inspections"]
     assert len(seen) == 1
     assert client.get(f"/api/v1/targets/{target.id}", headers=staff_headers(c)).json["inspections"] == []
+
+
+def test_the_risk_class_is_never_below_its_entry_criteria(client, db_session, supervisor):
+    """Rule 4 as data: the criteria the directory can see (permit class, credit rating) set the
+    lowest class allowed; a class placed by the criteria records the criteria met as its basis."""
+    headers = staff_headers(supervisor)
+    refused = client.post("/api/v1/targets", headers=headers, json=body(30, permit_class="key"))
+    assert_contract(refused, 422, "directory.risk_class_below_criteria")
+    assert refused.json["fields"]["risk_class"][1].startswith("key: 排污许可重点管理")
+    assert_contract(client.post("/api/v1/targets", headers=headers,
+                                json=body(31, risk_class="key", permit_class="key", credit_rating="环保不良")),
+                    422, "directory.risk_class_below_criteria")
+    assert db_session.scalar(sa.select(sa.func.count(Target.id)).where(Target.uscc.in_([code(30), code(31)]))) == 0
+
+    special = client.post("/api/v1/targets", headers=headers, json=body(32, risk_class="special", credit_rating="环保警示"))
+    assert special.status_code == 201 and special.json["risk_basis"] == "环境信用评价为警示或不良"
+    chosen = client.post("/api/v1/targets", headers=headers,
+                         json=body(33, risk_class="special", risk_basis="局务会决定加强监管"))
+    assert chosen.status_code == 201 and chosen.json["risk_basis"] == "局务会决定加强监管"  # stricter than required
+
+    general = client.post("/api/v1/targets", headers=headers, json=body(34)).json
+    assert_contract(client.patch(f"/api/v1/targets/{general['id']}", headers=headers,
+                                 json={"version": general["version"], "credit_rating": "环保不良"}),
+                    422, "directory.risk_class_below_criteria")
+    moved = client.patch(f"/api/v1/targets/{general['id']}", headers=headers,
+                         json={"version": general["version"], "credit_rating": "环保不良", "risk_class": "special"})
+    assert moved.status_code == 200 and moved.json["risk_class"] == "special"
+
+    rows = "统一社会信用代码,名称,行政区划代码,地址,监管类别,排污许可管理类别\n" + \
+        f"{code(35)},己公司,611002,地址6,general,key\n{code(36)},庚公司,611002,地址7,key,key\n"
+    report = client.post("/api/v1/targets/import", headers=headers, content_type="multipart/form-data",
+                         data={"file": (io.BytesIO(rows.encode("utf-8-sig")), "targets.csv")})
+    errors = assert_contract(report, 422, "directory.import_invalid")["context"]["report"]["errors"]
+    assert [(e["row"], e["errors"]["risk_class"][0]) for e in errors] == [(2, "directory.risk_class_below_criteria")]

@@ -1,6 +1,7 @@
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
 
 from server.core.access import Role
 from server.core.calendar import Calendar
@@ -23,7 +24,7 @@ def done(db_session):
     target = factories.TargetFactory()
     inspection = inspections.create(db_session, target_id=target.id, lead_id=a.id, member_ids=[b.id],
                                     window_start=TODAY, window_end=TODAY, kind=InspectionKind.RANDOM,
-                                    created_by=supervisor, secret=True)
+                                    created_by=supervisor, secret=True, draw_id=factories.DrawFactory().id)
     return supervisor, inspection
 
 
@@ -83,5 +84,29 @@ def test_public_sees_items_and_approved_plans_without_logging_in(client, db_sess
 
 
 def test_public_results_never_show_unpublished_draws(client, db_session, done):
+    from server.modules.draws.models import Draw, DrawStatus
+
+    _, inspection = done
+    draw = db_session.get(Draw, inspection.draw_id)
+    draw.status, draw.seed, draw.result_hash, draw.drawn_count = DrawStatus.EXECUTED, "a" * 64, "b" * 64, 1
+    db_session.flush()
     assert client.get("/api/v1/public/results").json == []
-    assert client.get("/api/v1/public/draws").json == []
+    listed = client.get("/api/v1/public/draws").json
+    assert [d["id"] for d in listed] == [draw.id]  # the draw is on record, its outcome is not
+    assert (listed[0]["seed"], listed[0]["result_hash"], listed[0]["drawn_count"]) == (None, None, None)
+
+
+def test_a_random_inspection_without_a_draw_is_not_published_as_drawn(client, db_session, done):
+    """A row from before draws were required (create refuses one now) is never shown as a double-random result."""
+    from server.modules.disclosure.models import ResultDisclosure
+
+    supervisor, inspection = done
+    inspection.draw_id = None
+    inspection.status, inspection.completed_at = InspectionStatus.COMPLETED, utcnow()
+    db_session.flush()
+    body = {"inspection_id": inspection.id, "findings": "未发现环境违法行为", "outcome": "no_problem"}
+    refused = assert_contract(client.post("/api/v1/disclosure/results", json=body, headers=staff_headers(supervisor)),
+                              422, "disclosure.not_drawn")
+    assert "抽取" in refused["message_zh"]
+    assert db_session.scalar(sa.select(sa.func.count(ResultDisclosure.id))) == 0
+    assert client.get("/api/v1/public/results").json == []

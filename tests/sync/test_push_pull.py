@@ -191,10 +191,12 @@ def test_inspections_inserted_in_bulk_reach_the_team_as_stored(client, db_sessio
 
     _, cursor = pull_all(client, field.phone_b)
     today = dt.date.today()
+    draw = factories.DrawFactory()
     made = inspections.create_many(db_session, [
         {"target_id": factories.TargetFactory().id, "lead_id": field.a.id, "member_ids": [field.b.id],
          "window_start": today, "window_end": today + dt.timedelta(days=3), "kind": InspectionKind.RANDOM,
-         "secret": True, "purpose": f"双随机抽查 {n}"} for n in range(3)], created_by=field.supervisor)
+         "secret": True, "draw_id": draw.id, "purpose": f"双随机抽查 {n}"} for n in range(3)],
+        created_by=field.supervisor)
     inspections.cancel(db_session, made[2], reason="企业已关停")
     db_session.commit()
     changes, _ = pull_all(client, field.phone_b, cursor)

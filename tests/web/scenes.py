@@ -85,6 +85,7 @@ def inspector_at_work() -> dict[str, Any]:
     from server.modules.evidence import operations as evidence
     from server.modules.inspections import operations as inspections
     from server.modules.inspections.models import InspectionKind
+    from tests import factories
     from tests.evidence.helpers import Team, manifest
     from tests.sync.conftest import make_phone
 
@@ -93,7 +94,8 @@ def inspector_at_work() -> dict[str, Any]:
     today = dt.date.today()
     drawn = inspections.create(db.session, target_id=target.id, lead_id=a.id, member_ids=[b.id],
                                window_start=today, window_end=today + dt.timedelta(days=10),
-                               kind=InspectionKind.RANDOM, secret=True, draw_id="d" * 36, created_by=head,
+                               kind=InspectionKind.RANDOM, secret=True, created_by=head,
+                               draw_id=factories.DrawFactory(unit_id=head.unit_id, created_by=head.id).id,
                                purpose="废气排放与在线监测设施检查")
     phone = make_phone(db.session, a)
     team = Team(head, a, b, None, drawn, phone.device, phone.key, target)

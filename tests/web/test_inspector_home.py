@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 from typing import Any
 
 import pytest
@@ -33,6 +32,11 @@ def _inspection(supervisor: Any, target: Any, lead: Any, *members: Any, start: i
                               kind=extra.pop("kind", InspectionKind.ROUTINE), **extra)
 
 
+def drawn_by(head: Any) -> str:
+    """The draw a random inspection comes from (only a draw creates one)."""
+    return factories.DrawFactory(unit_id=head.unit_id, created_by=head.id).id
+
+
 def _case(supervisor: Any, target: Any, handlers: list[Any], filed: int) -> Any:
     """A case filed ``filed`` days from today: its decision clock (90 natural days) starts then."""
     session = db.session
@@ -55,9 +59,9 @@ def world(client: Any, db_session: Any) -> dict[str, Any]:
     w: dict[str, Any] = {"me": me, "partner": partner, "other": other, "helper": helper, "names": names}
     w["soon"] = _inspection(head, t[0], me, partner, helper, start=1, end=7, purpose="废水排放口检查")
     w["drawn"] = _inspection(head, t[1], me, partner, start=-2, end=3, kind=InspectionKind.RANDOM, secret=True,
-                             draw_id=str(uuid.uuid4()))
+                             draw_id=drawn_by(head))
     w["others"] = _inspection(head, t[2], other, partner, start=-5, end=2, kind=InspectionKind.RANDOM, secret=True,
-                              draw_id=str(uuid.uuid4()))
+                              draw_id=drawn_by(head))
     done = _inspection(head, t[3], me, partner, start=-20, end=-10)
     done.status = InspectionStatus.COMPLETED  # as the team's status push leaves it
     inspections.cancel(db_session, _inspection(head, t[4], me, partner, start=-1, end=5), reason="企业已停产")

@@ -24,6 +24,8 @@ AlreadyPublished = errors.error_code("disclosure.already_published", 409, "该�
                                      "This result has already been published")
 NotRandom = errors.error_code("disclosure.not_random", 422, "只公开双随机抽查的结果",
                               "Only results of random inspections are published here")
+NotDrawn = errors.error_code("disclosure.not_drawn", 422, "该检查没有抽取记录，不能作为双随机抽查结果公开",
+                             "The inspection has no draw; it cannot be published as a double-random result")
 ItemCodeTaken = errors.error_code("disclosure.item_code_taken", 409, "抽查事项编号已存在",
                                   "A sampling item with this code exists")
 
@@ -40,9 +42,12 @@ def due_on(inspection: Inspection) -> dt.date:
 
 def publish_result(session: Session, *, inspection_id: str, findings: str, outcome: Outcome, by_user_id: int,
                    today: dt.date | None = None) -> ResultDisclosure:
+    """Rule 8: a double-random result names its draw, so anyone can replay how the target was chosen."""
     inspection = inspections.get(session, inspection_id)
     if inspection.kind is not InspectionKind.RANDOM:
         raise NotRandom()
+    if inspection.draw_id is None:
+        raise NotDrawn()  # only a random inspection recorded before draws were required
     if inspection.status is not InspectionStatus.COMPLETED or inspection.completed_at is None:
         raise NotCompleted(status=inspection.status.value)
     if session.scalar(sa.select(ResultDisclosure.id).where(ResultDisclosure.inspection_id == inspection.id)):

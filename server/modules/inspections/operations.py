@@ -1,4 +1,8 @@
-"""Creating, staffing and cancelling inspections; who may see one."""
+"""Creating, staffing and cancelling inspections; who may see one.
+
+Every team is checked against DOMAIN-RULES §A rule 1 (行政处罚法 第42条: at least two inspectors
+with valid certificates) and rule 2 (行政处罚法 第43条: no member with a conflict of interest in
+the conflict register); a random inspection (双随机) exists only as the output of a draw (rules 6–7)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,8 +17,10 @@ from server.core.access import Principal, Role, current_principal, require
 from server.core.db import among, insert_rows, new_uuid, plain_rows, utcnow
 from server.modules.audit import operations as audit
 from server.modules.directory.models import Target
+from server.modules.draws.models import Draw
 from server.modules.inspections.models import (Inspection, InspectionKind, InspectionMember, InspectionStatus,
                                                TeamRole)
+from server.modules.roster.models import ConflictDeclaration
 from server.modules.users import operations as users
 from server.modules.users.models import User
 
@@ -25,6 +31,12 @@ TeamTooSmall = errors.error_code(
 InvalidState = errors.error_code("inspection.invalid_state", 409, "检查任务当前状态不允许该操作",
                                  "The inspection's current state does not allow this")
 TargetNotFound = errors.error_code("target.not_found", 404, "检查对象不存在", "No such target")
+Conflicted = errors.error_code(
+    "inspection.conflicted", 422, "检查组成员与检查对象存在利益冲突，应当回避（行政处罚法第43条）",
+    "A team member has a conflict of interest with the target and must be recused (Administrative Penalty Law art. 43)")
+RandomNeedsDraw = errors.error_code(
+    "inspection.random_needs_draw", 422, "双随机抽查任务只能由抽取产生，须关联一次已登记的抽取",
+    "A random (double-random) inspection can only come from a recorded draw")
 
 MIN_INSPECTORS = 2  # 行政处罚法 第42条: at least two enforcement officers
 
@@ -62,6 +74,32 @@ def _team(session: Session, lead_id: int, member_ids: Iterable[int], window: tup
     return team
 
 
+Conflicts = dict[tuple[int, str], list[dt.date | None]]
+
+
+def _conflicts(session: Session, user_ids: Iterable[int], since: dt.date) -> Conflicts:
+    """Conflict-register entries of ``user_ids`` in force on ``since`` or later, in one query per
+    2,000 people (the register is small; a draw's thousands of credit codes are matched in memory):
+    (user, credit code) -> the last day each entry is in force, None when open-ended."""
+    ids = sorted(set(user_ids))
+    found: Conflicts = {}
+    columns = ConflictDeclaration.user_id, ConflictDeclaration.uscc, ConflictDeclaration.valid_until
+    for chunk in range(0, len(ids), 2000):
+        for user_id, uscc, until in session.execute(sa.select(*columns).where(
+                among(ConflictDeclaration.user_id, ids[chunk:chunk + 2000]), ConflictDeclaration.in_force(since))):
+            found.setdefault((user_id, uscc), []).append(until)
+    return found
+
+
+def _refuse_conflicted(team: list[tuple[User, TeamRole, str | None]], uscc: str, start: dt.date,
+                       conflicts: Conflicts) -> None:
+    """Rule 2 (行政处罚法 第43条 回避): nobody on the team may have a conflict with the target in force
+    on the first day of the visit window (auxiliaries included: they are at the site too)."""
+    for user, _, _ in team:
+        if any(until is None or until >= start for until in conflicts.get((user.id, uscc), ())):
+            raise Conflicted(user=user.username, user_id=user.id, name=user.display_name, uscc=uscc)
+
+
 def create(session: Session, *, target_id: int, lead_id: int, member_ids: Iterable[int], window_start: dt.date,
            window_end: dt.date, kind: InspectionKind, created_by: User, unit_id: int | None = None,
            purpose: str | None = None, secret: bool = False, draw_id: str | None = None) -> Inspection:
@@ -87,10 +125,13 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
     target_ids = sorted({spec["target_id"] for spec in specs})
     user_ids = sorted({uid for spec in specs for uid in [spec["lead_id"], *spec["member_ids"]]})
     session.flush()  # anything pending (the targets and users referred to) goes first
-    known_targets: set[int] = set()
+    uscc_of: dict[int, str] = {}
     for chunk in range(0, len(target_ids), 5000):
         chunk_ids = target_ids[chunk:chunk + 5000]
-        known_targets.update(tid for tid, in plain_rows(session, sa.select(Target.id).where(among(Target.id, chunk_ids))))
+        uscc_of.update(plain_rows(session, sa.select(Target.id, Target.uscc).where(among(Target.id, chunk_ids))))
+    conflicts = _conflicts(session, user_ids, min(spec["window_start"] for spec in specs))
+    draw_ids = sorted({spec["draw_id"] for spec in specs if spec.get("draw_id")})
+    drawn = set(session.scalars(sa.select(Draw.id).where(Draw.id.in_(draw_ids)))) if draw_ids else set()
     people: dict[int, User] = {}  # held strongly: the identity map is weak
     for chunk in range(0, len(user_ids), 2000):
         for user in session.scalars(sa.select(User).where(among(User.id, user_ids[chunk:chunk + 2000]))
@@ -110,17 +151,20 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
     member_rows: list[dict[str, Any]] = []
     checked: dict[Any, Any] = {}
     for spec in specs:
-        if spec["target_id"] not in known_targets:
+        target_id = spec["target_id"]
+        if target_id not in uscc_of:
             raise TargetNotFound()
+        kind: InspectionKind = spec["kind"]
+        secret, draw_id, purpose = spec.get("secret", False), spec.get("draw_id"), spec.get("purpose")
+        if kind is InspectionKind.RANDOM and draw_id not in drawn:
+            raise RandomNeedsDraw(draw=draw_id)  # rules 6–7: drawn, not picked by hand
         window_start, window_end = spec["window_start"], spec["window_end"]
         if window_start > window_end:
             raise errors.ValidationFailed(fields={"window_end": ["不得早于开始日期 / must not precede window_start"]})
         team = _team(session, spec["lead_id"], spec["member_ids"], (window_start, window_end), lookup=lookup,
                      checked=checked)
-        kind: InspectionKind = spec["kind"]
+        _refuse_conflicted(team, uscc_of[target_id], window_start, conflicts)
         inspection_id = new_uuid()
-        secret, draw_id, purpose = spec.get("secret", False), spec.get("draw_id"), spec.get("purpose")
-        target_id = spec["target_id"]
         inspection_rows.append({
             "id": inspection_id, "target_id": target_id, "unit_id": spec.get("unit_id") or unit_default,
             "kind": kind, "status": InspectionStatus.ASSIGNED, "window_start": window_start, "window_end": window_end,
@@ -148,10 +192,13 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
 
 def reassign(session: Session, inspection: Inspection, *, lead_id: int, member_ids: Iterable[int], by: User,
              reason: str) -> Inspection:
-    """Change the team. Removed members keep their row with ``removed_at`` (devices get a tombstone)."""
+    """Change the team, checked like a new one (rules 1 and 2). Removed members keep their row with
+    ``removed_at`` (devices get a tombstone)."""
     if inspection.status in (InspectionStatus.COMPLETED, InspectionStatus.CANCELLED):
         raise InvalidState(status=inspection.status.value)
     team = _team(session, lead_id, member_ids, (inspection.window_start, inspection.window_end))
+    _refuse_conflicted(team, inspection.target.uscc, inspection.window_start,
+                       _conflicts(session, [user.id for user, _, _ in team], inspection.window_start))
     wanted = {user.id: (role, cert) for user, role, cert in team}
     now = utcnow()
     current = session.scalars(sa.select(InspectionMember).where(

@@ -73,6 +73,11 @@ class ConflictDeclaration(TimestampMixin, Base):
 
     __table_args__ = (sa.CheckConstraint("length(uscc) = 18", name="uscc_length"),)
 
+    @classmethod
+    def in_force(cls, on: dt.date) -> sa.ColumnElement[bool]:
+        """SQL condition: the entry is in force on ``on`` (not withdrawn, not expired)."""
+        return sa.and_(cls.withdrawn_at.is_(None), sa.or_(cls.valid_until.is_(None), cls.valid_until >= on))
+
 
 class RecusalRequest(TimestampMixin, Base):
     """A party's recusal request (行政处罚法 第43条); the agency head decides. Decided requests stay."""
