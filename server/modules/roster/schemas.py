@@ -49,6 +49,9 @@ class RecusalSchema(ma.Schema):
 class RecusalDecisionSchema(ma.Schema):
     granted = ma.fields.Boolean(required=True)
     reason = ma.fields.String(required=True, validate=validate.Length(2, 1000))
+    replacement_id = ma.fields.Integer(allow_none=True, metadata={
+        "description": "granted for an open inspection: the inspector who takes the recused officer's place "
+                       "(required when fewer than two certified inspectors would remain)"})
 
 
 class RecusalQuerySchema(ma.Schema):
