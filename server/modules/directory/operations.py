@@ -24,8 +24,9 @@ from server.core.db import utcnow
 from server.core.geo import gcj02_to_wgs84
 from server.core.storage import get_store, put_bytes
 from server.modules.audit import operations as audit
+from server.modules.directory import risk
 from server.modules.directory import uscc as uscc_rules
-from server.modules.directory.models import DirectoryImport, ImportStatus, Target
+from server.modules.directory.models import DirectoryImport, ImportStatus, RiskClass, Target
 from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import Inspection
 from server.modules.users.models import Region
@@ -44,6 +45,9 @@ ImportMalformed = errors.error_code("directory.import_malformed", 400, "导入�
 ImportNotFound = errors.error_code("directory.import_not_found", 404, "导入任务不存在", "No such directory import")
 PositiveListUndated = errors.error_code("directory.positive_list_undated", 422, "列入正面清单须注明纳入日期",
                                         "A positive-list entry needs its date")
+RiskBelowCriteria = errors.error_code(
+    "directory.risk_class_below_criteria", 422, "监管类别低于准入标准所要求的类别（见类别依据）",
+    "The risk class is lower than the entry criteria require (see the criteria met)")
 
 # Column headers accepted in import files, Chinese or English.
 HEADERS = {
@@ -98,7 +102,27 @@ def check(data: dict[str, Any], regions: set[str]) -> dict[str, list[str]]:
         problems["region_code"] = [RegionUnknown.code]
     if data.get("positive_list") and not data.get("positive_list_since"):
         problems["positive_list_since"] = [PositiveListUndated.code]
+    if data.get("risk_class") is not None:
+        floor, labels = _criteria_class(data)
+        order = risk.default_criteria()["order"]  # strictest first
+        if order.index(RiskClass(data["risk_class"]).value) > order.index(floor.value):
+            problems["risk_class"] = [RiskBelowCriteria.code, f"{floor.value}: {'; '.join(labels)}"]
     return problems
+
+
+def _criteria_class(data: dict[str, Any]) -> tuple[RiskClass, list[str]]:
+    """The class the entry criteria give from the facts the directory holds (rule 4)."""
+    permit = data.get("permit_class")
+    return risk.classify({"permit_class": getattr(permit, "value", permit), "credit_rating": data.get("credit_rating")})
+
+
+def _with_basis(data: dict[str, Any]) -> dict[str, Any]:
+    """A target placed in the class its criteria give, with no basis stated, gets the criteria met."""
+    if data.get("risk_class") is not None and not data.get("risk_basis"):
+        floor, labels = _criteria_class(data)
+        if RiskClass(data["risk_class"]) is floor:
+            data = {**data, "risk_basis": "; ".join(labels)[:400]}
+    return data
 
 
 def _regions(session: Session) -> set[str]:
@@ -106,7 +130,7 @@ def _regions(session: Session) -> set[str]:
 
 
 def _raise_first(problems: dict[str, list[str]]) -> None:
-    for cls in (UsccInvalid, RegionUnknown, PositiveListUndated):
+    for cls in (UsccInvalid, RegionUnknown, PositiveListUndated, RiskBelowCriteria):
         for field, codes in problems.items():
             if cls.code in codes:
                 raise cls(fields={field: codes})
@@ -124,6 +148,7 @@ def create(session: Session, data: dict[str, Any]) -> Target:
     _raise_first(check(data, _regions(session)))
     if session.scalar(sa.select(Target.id).where(Target.uscc == data["uscc"])) is not None:
         raise DuplicateTarget(fields={"uscc": [data["uscc"]]})
+    data = _with_basis(data)
     target = Target(**data)
     session.add(target)
     session.flush()
@@ -137,7 +162,9 @@ def update(session: Session, target: Target, version: int, changes: dict[str, An
     if version != target.version:
         raise VersionConflict(current=target.version, given=version)
     changes = to_wgs84(changes)
-    merged = {"positive_list": target.positive_list, "positive_list_since": target.positive_list_since, **changes}
+    merged = {"positive_list": target.positive_list, "positive_list_since": target.positive_list_since,
+              "risk_class": target.risk_class, "permit_class": target.permit_class,
+              "credit_rating": target.credit_rating, **changes}
     _raise_first(check(merged, _regions(session) if "region_code" in changes else set()))
     if target.positive_list and changes.get("positive_list") is False:
         changes.setdefault("positive_list_removed_on", local_today())
@@ -239,7 +266,7 @@ def import_targets(session: Session, *, filename: str, content: bytes, schema: m
         if problems:
             report.append({"row": number, "uscc": data["uscc"], "errors": problems})
         else:
-            valid.append(data)
+            valid.append(_with_basis(data))
     if progress is not None:
         progress(len(rows), len(rows))
     summary = {"filename": filename, "sha256": hashlib.sha256(content).hexdigest(), "total": len(rows),
