@@ -11,7 +11,9 @@ from typing import Any, Iterator
 import pytest
 import sqlalchemy as sa
 
+from server.core.db import utcnow
 from server.extensions import db
+from server.modules.inspections.models import Inspection, InspectionStatus
 from tests.web import scenes
 from tests.web.conftest import PASSWORD, SCREENSHOTS
 
@@ -159,7 +161,7 @@ def test_an_inspector_lands_on_their_work(browser, live, world, web_app):
         other.context.close()
 
 
-def test_supervisor_runs_a_draw_ceremony_and_the_public_verifies_it(browser, live, world, tmp_path):
+def test_supervisor_runs_a_draw_ceremony_and_the_public_verifies_it(browser, live, world, web_app, tmp_path):
     supervisor, observer = new_page(browser, live), new_page(browser, live)
     sign_in(supervisor, "supervisor")
     shot(supervisor, "supervisor-home")
@@ -168,8 +170,8 @@ def test_supervisor_runs_a_draw_ceremony_and_the_public_verifies_it(browser, liv
     supervisor.fill("#title", "商州区双随机抽查（测试）")
     supervisor.fill("#period_label", f"{today.year}-W")
     supervisor.select_option("#region_codes", ["611002"])
-    supervisor.fill("#window_start", (today - dt.timedelta(days=10)).isoformat())
-    supervisor.fill("#window_end", (today - dt.timedelta(days=3)).isoformat())
+    supervisor.fill("#window_start", (today + dt.timedelta(days=1)).isoformat())
+    supervisor.fill("#window_end", (today + dt.timedelta(days=8)).isoformat())
     supervisor.click("#new-draw button[type=submit]")
     assert "/console/draws/" in supervisor.url, supervisor.content()[:3000]
     draw_url = supervisor.url
@@ -196,10 +198,17 @@ def test_supervisor_runs_a_draw_ceremony_and_the_public_verifies_it(browser, liv
     supervisor.goto(draw_url)
     supervisor.click("#btn-run")
     assert supervisor.locator("#draw-status").inner_text() == "executed", supervisor.locator(".error").all_inner_texts()
+    draw_id = draw_url.rsplit("/", 1)[1]
+    supervisor.click("#btn-publish")  # refused while the visits are still to come
+    assert "draw.not_yet_visited" in supervisor.locator(".error").inner_text()
+    with web_app.app_context():  # the teams visit (their devices' side is tested with sync)
+        for inspection in db.session.scalars(sa.select(Inspection).where(Inspection.draw_id == draw_id)):
+            inspection.status, inspection.completed_at = InspectionStatus.COMPLETED, utcnow()
+        db.session.commit()
+    supervisor.goto(draw_url)
     supervisor.click("#btn-publish")
     assert supervisor.locator("#draw-status").inner_text() == "published", supervisor.locator(".error").all_inner_texts()
     shot(supervisor, "supervisor-draw-published")
-    draw_id = draw_url.rsplit("/", 1)[1]
 
     public = new_page(browser, live)
     public.goto("/")
