@@ -36,6 +36,8 @@ def body(n: int, **extra):
     (uscc.complete("91611002MA0000001"), True),
     ("91611002MA00000010", False),  # wrong check character (unless it happens to be 0)
     ("91611002MA000000I", False),  # I is not in the alphabet, and 17 characters
+    (uscc.complete("AAAAAAAAAAAAAAAAA"), False),  # right check character, but no division code in 3–8
+    (uscc.complete("9161A002MA0000001"), False),
     ("", False),
 ])
 def test_uscc_check_character(value, valid):
@@ -63,6 +65,13 @@ def test_create_stores_wgs84_from_gcj02_and_is_audited(client, db_session, super
     assert response.status_code == 201, response.json
     assert abs(response.json["lat"] - 33.87) < 1e-6 and abs(response.json["lon"] - 109.94) < 1e-6
     assert audit_entries("directory:target:created", target=response.json["id"])
+    # one GCJ-02 coordinate alone cannot be converted: refused, not stored as if it were WGS-84
+    target = response.json
+    half = client.patch(f"/api/v1/targets/{target['id']}", headers=staff_headers(supervisor),
+                        json={"version": target["version"], "lat": glat, "coord_system": "gcj02"})
+    assert assert_contract(half, 422, "request.validation_failed")["fields"] == {
+        "lon": ["GCJ-02 坐标须同时给出经纬度 / gcj02 needs both lat and lon"]}
+    assert abs(db_session.get(Target, target["id"]).lat - 33.87) < 1e-6
 
 
 def test_create_refuses_bad_code_duplicate_and_unknown_region(client, db_session, supervisor):
@@ -202,3 +211,17 @@ def test_the_risk_class_is_never_below_its_entry_criteria(client, db_session, su
                          data={"file": (io.BytesIO(rows.encode("utf-8-sig")), "targets.csv")})
     errors = assert_contract(report, 422, "directory.import_invalid")["context"]["report"]["errors"]
     assert [(e["row"], e["errors"]["risk_class"][0]) for e in errors] == [(2, "directory.risk_class_below_criteria")]
+
+
+def test_leaving_the_positive_list_needs_a_reason_and_is_dated(client, db_session, supervisor):
+    headers = staff_headers(supervisor)
+    listed = client.post("/api/v1/targets", headers=headers, json=body(
+        40, positive_list=True, positive_list_since="2026-01-05", positive_list_basis="正面清单（2026年第一批）")).json
+    change = {"version": listed["version"], "positive_list": False}
+    assert_contract(client.patch(f"/api/v1/targets/{listed['id']}", headers=headers, json=change),
+                    422, "directory.positive_list_removal_unreasoned")
+    assert db_session.get(Target, listed["id"]).positive_list is True
+    removed = client.patch(f"/api/v1/targets/{listed['id']}", headers=headers,
+                           json={**change, "positive_list_removal_reason": "发生环境违法行为被立案查处"})
+    assert removed.status_code == 200 and removed.json["positive_list"] is False
+    assert removed.json["positive_list_removed_on"] and removed.json["positive_list_removal_reason"] == "发生环境违法行为被立案查处"

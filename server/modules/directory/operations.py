@@ -45,6 +45,8 @@ ImportMalformed = errors.error_code("directory.import_malformed", 400, "导入�
 ImportNotFound = errors.error_code("directory.import_not_found", 404, "导入任务不存在", "No such directory import")
 PositiveListUndated = errors.error_code("directory.positive_list_undated", 422, "列入正面清单须注明纳入日期",
                                         "A positive-list entry needs its date")
+PositiveListRemovalUnreasoned = errors.error_code(
+    "directory.positive_list_removal_unreasoned", 422, "移出正面清单须说明理由", "Removing a target from the positive list needs a reason")
 RiskBelowCriteria = errors.error_code(
     "directory.risk_class_below_criteria", 422, "监管类别低于准入标准所要求的类别（见类别依据）",
     "The risk class is lower than the entry criteria require (see the criteria met)")
@@ -87,7 +89,11 @@ def to_wgs84(data: dict[str, Any]) -> dict[str, Any]:
     """Phones and Chinese map SDKs give GCJ-02; we store WGS-84 (server.core.geo)."""
     data = dict(data)
     system = data.pop("coord_system", "wgs84") or "wgs84"
-    if system == "gcj02" and data.get("lat") is not None and data.get("lon") is not None:
+    if system == "gcj02" and (data.get("lat") is None) != (data.get("lon") is None):
+        # one GCJ-02 coordinate cannot be converted alone: the offset depends on both
+        missing = "lon" if data.get("lon") is None else "lat"
+        raise errors.ValidationFailed(fields={missing: ["GCJ-02 坐标须同时给出经纬度 / gcj02 needs both lat and lon"]})
+    if system == "gcj02" and data.get("lat") is not None:
         lat, lon = gcj02_to_wgs84(data["lat"], data["lon"])
         data["lat"], data["lon"] = round(lat, 7), round(lon, 7)
     return data
@@ -167,6 +173,8 @@ def update(session: Session, target: Target, version: int, changes: dict[str, An
               "credit_rating": target.credit_rating, **changes}
     _raise_first(check(merged, _regions(session) if "region_code" in changes else set()))
     if target.positive_list and changes.get("positive_list") is False:
+        if not (changes.get("positive_list_removal_reason") or "").strip():
+            raise PositiveListRemovalUnreasoned(fields={"positive_list_removal_reason": ["required"]})
         changes.setdefault("positive_list_removed_on", local_today())
     before = {key: _plain(getattr(target, key)) for key in changes}
     for key, value in changes.items():
@@ -255,7 +263,11 @@ def import_targets(session: Session, *, filename: str, content: bytes, schema: m
         except ma.ValidationError as exc:
             report.append({"row": number, "uscc": row.get("uscc"), "errors": exc.normalized_messages()})
             continue
-        data = to_wgs84(data)
+        try:
+            data = to_wgs84(data)
+        except errors.ValidationFailed as exc:
+            report.append({"row": number, "uscc": row.get("uscc"), "errors": exc.fields})
+            continue
         data["uscc"] = data["uscc"].upper()
         problems = check(data, regions)
         if data["uscc"] in existing:

@@ -11,7 +11,9 @@ def check_character(first17: str) -> str:
 
 
 def is_valid(code: str) -> bool:
-    if len(code) != 18 or any(ch not in ALPHABET for ch in code):
+    """18 characters of the alphabet, characters 3–8 the registering body's six-digit
+    administrative division code, and the right check character."""
+    if len(code) != 18 or any(ch not in ALPHABET for ch in code) or not code[2:8].isdigit():
         return False
     return check_character(code[:17]) == code[17]
 
