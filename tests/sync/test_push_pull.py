@@ -177,6 +177,11 @@ def test_status_transitions(client, db_session, field):
     assert push(client, field.phone_a, [back]).json["results"][0]["status"] == "duplicate"
     db_session.refresh(field.inspection)
     assert field.inspection.status.value == "completed"
+    # the directory's inspection history: the target's last inspection day (Beijing time)
+    from server.core.calendar import CHINA
+
+    db_session.refresh(field.inspection.target)
+    assert field.inspection.target.last_inspected_on == field.inspection.completed_at.astimezone(CHINA).date()
 
 
 def test_inspections_inserted_in_bulk_reach_the_team_as_stored(client, db_session, field):

@@ -673,6 +673,10 @@ class StatusHandler:
             inspection.started_at = ctx.now
         else:
             inspection.completed_at = ctx.now
+            day = ctx.now.astimezone(CHINA).date()  # the directory's inspection history (名录库)
+            ctx.session.execute(sa.update(Target).where(
+                Target.id == inspection.target_id,
+                sa.or_(Target.last_inspected_on.is_(None), Target.last_inspected_on < day)).values(last_inspected_on=day))
         inspection.status = wanted
         ctx.session.flush()
         _audit(ctx, item, "status_changed", inspection.id, {"before": current.value, "after": wanted.value})
