@@ -1,5 +1,4 @@
-"""draw outcome stored beside the frozen document, the run's input without the targets, and the
-strata each draw froze (drawn once per rule period)
+"""draw outcome beside the frozen document, run input without the targets, strata drawn per period
 
 Revision ID: e3c1d7a2b845
 Revises: 4af6a18d44d0

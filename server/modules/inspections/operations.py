@@ -85,7 +85,7 @@ def _conflicts(session: Session, user_ids: Iterable[int], since: dt.date) -> Con
     found: Conflicts = {}
     columns = ConflictDeclaration.user_id, ConflictDeclaration.uscc, ConflictDeclaration.valid_until
     for chunk in range(0, len(ids), 2000):
-        for user_id, uscc, until in session.execute(sa.select(*columns).where(
+        for user_id, uscc, until in plain_rows(session, sa.select(*columns).where(
                 among(ConflictDeclaration.user_id, ids[chunk:chunk + 2000]), ConflictDeclaration.in_force(since))):
             found.setdefault((user_id, uscc), []).append(until)
     return found
