@@ -5,22 +5,11 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from server.core.access import Role
 from server.core.geo import wgs84_to_gcj02
 from server.modules.directory import risk, uscc
 from server.modules.directory.models import RiskClass, Target
-from server.modules.users.models import Region
 from tests import factories
 from tests.helpers import assert_contract, audit_entries, staff_headers
-
-
-@pytest.fixture()
-def supervisor(db_session):
-    for code, name in (("611000", "商洛市"), ("611002", "商州区"), ("611021", "洛南县")):
-        if db_session.get(Region, code) is None:
-            db_session.add(Region(code=code, name_zh=name, name_en=name, parent_code=None))
-    db_session.flush()
-    return factories.UserFactory(role=Role.SUPERVISOR)
 
 
 def code(n: int, region: str = "611002") -> str:

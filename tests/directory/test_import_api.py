@@ -11,7 +11,6 @@ import json
 import time
 
 import openpyxl
-import pytest
 import sqlalchemy as sa
 
 from server.core.access import Role
@@ -24,15 +23,6 @@ from tests import factories
 from tests.helpers import assert_contract, audit_entries, staff_headers
 
 PREFIX = "91611002ME"
-
-
-@pytest.fixture()
-def supervisor(db_session):
-    for code, name in (("611000", "商洛市"), ("611002", "商州区"), ("611021", "洛南县")):
-        if db_session.get(Region, code) is None:
-            db_session.add(Region(code=code, name_zh=name, name_en=name, parent_code=None))
-    db_session.flush()
-    return factories.UserFactory(role=Role.SUPERVISOR)
 
 
 def _code(n: int) -> str:
@@ -188,7 +178,7 @@ def test_an_inspector_is_refused(client, db_session, supervisor):
 
 def test_with_task_threads_the_post_answers_before_the_import_ends_and_the_get_follows_it(fresh_app):
     """The embedded default (`make run`): the import runs on a thread of the web process."""
-    app = fresh_app("target_imports", TASK_THREADS=2)
+    app = fresh_app("target_imports", BROKER_URL="memory://", TASK_THREADS=2)  # in-process, as make run
     with app.app_context():
         assert db.session.get(Region, "611002") is not None  # the migrations seed the regions
         headers = staff_headers(factories.UserFactory(role=Role.SUPERVISOR))

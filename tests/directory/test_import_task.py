@@ -8,23 +8,11 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from server.core.access import Role
 from server.extensions import db
 from server.modules.directory import operations as directory
 from server.modules.directory import schemas, tasks, uscc
 from server.modules.directory.models import DirectoryImport, ImportStatus, Target
-from server.modules.users.models import Region
-from tests import factories
 from tests.helpers import audit_entries
-
-
-@pytest.fixture()
-def supervisor(db_session):
-    for code, name in (("611000", "商洛市"), ("611002", "商州区")):
-        if db_session.get(Region, code) is None:
-            db_session.add(Region(code=code, name_zh=name, name_en=name, parent_code=None))
-    db_session.flush()
-    return factories.UserFactory(role=Role.SUPERVISOR)
 
 
 def _code(n: int) -> str:
