@@ -180,6 +180,7 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "console.logout": {"POST": STAFF},
     "console.home": {"GET": STAFF},
     "console.supervisor_home": {"GET": MANAGERS},
+    "console.result_publish": {"POST": MANAGERS},
     "console.inspector_home": {"GET": INSPECTORS},
     "console.review_queue": {"GET": LEGAL_REVIEWERS | ADMIN},
     "console.review": {"GET": LEGAL_REVIEWERS | ADMIN},

@@ -15,6 +15,8 @@ from server.modules.auth import operations as auth
 from server.modules.cases import operations as cases
 from server.modules.deadlines import operations as deadlines
 from server.modules.disclosure import operations as disclosure
+from server.modules.disclosure import schemas as disclosure_schemas
+from server.modules.disclosure.models import Outcome
 from server.modules.evidence import operations as evidence
 from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import Inspection
@@ -23,7 +25,7 @@ from server.modules.sync import operations as sync
 from server.modules.transfers import operations as transfers
 from server.modules.users import operations as users
 from server.web import HOME_BY_ROLE, console, i18n, portal, safe_next
-from server.web.common import count, paged, paged_list, render_error, run_keeping
+from server.web.common import count, load_form, paged, paged_list, render_error, run, run_keeping
 
 SHORT = 10  # rows per list on a home page; each list pages on its own
 
@@ -73,18 +75,41 @@ def home() -> Any:
 @console.get("/supervisor")
 def supervisor_home() -> Any:
     """负责人首页：待办与期限 / Supervisor home: what is due"""
+    return render_template("console/supervisor_home.html", **_supervisor_context())
+
+
+def _supervisor_context() -> dict[str, Any]:
+    """The unit's deadlines, reviews, devices and results to disclose (an admin's: every unit's)."""
     principal = current_principal()
     today = local_today()
     unit_id = None if principal.role == "admin" else principal.unit_id
-    return render_template(
-        "console/supervisor_home.html",
-        case_deadlines=deadlines.dashboard(db.session, unit_id=unit_id, today=today),
-        transfer_deadlines=transfers.dashboard(db.session, principal, utcnow()),
-        disclosure_due=disclosure.deadlines(db.session, today=today)[:20],
-        reviews=reviews.queue(db.session, today, unit_id=unit_id, limit=20),
-        devices=sync.health(db.session, principal),
-        calendar_warnings=schedule_warnings(get_calendar(), today),
-    )
+    return {
+        "case_deadlines": deadlines.dashboard(db.session, unit_id=unit_id, today=today),
+        "transfer_deadlines": transfers.dashboard(db.session, principal, utcnow()),
+        "disclosure_due": paged_list(disclosure.deadlines(db.session, unit_id=unit_id, today=today), per_page=20,
+                                     param="disclosure_page"),
+        "outcomes": [o.value for o in Outcome],
+        "reviews": reviews.queue(db.session, today, unit_id=unit_id, limit=20),
+        "devices": sync.health(db.session, principal),
+        "calendar_warnings": schedule_warnings(get_calendar(), today),
+    }
+
+
+@console.post("/disclosure/results")
+def result_publish() -> Any:
+    """公开本单位一项双随机抽查结果（检查结束后20个工作日内）/ Publish one of the unit's random-inspection results"""
+    def publish() -> Any:
+        loaded = load_form(disclosure_schemas.DisclosedResultPublishSchema(), {
+            name: (request.form.get(name) or "").strip() for name in ("inspection_id", "findings", "outcome")})
+        return disclosure.publish_result(db.session, by_user_id=current_principal().user_id, **loaded)
+
+    result, error = run(publish)
+    if error is not None:
+        return render_error("console/supervisor_home.html", error, failed=request.form.get("inspection_id"),
+                            **_supervisor_context())
+    late = "" if result.on_time else ("（逾期公开）" if i18n.current() == "zh" else " (published late)")
+    flash(f"{'结果已公开' if i18n.current() == 'zh' else 'Result published'}: {result.target_name}{late} ✓")
+    return redirect(url_for("console.supervisor_home"))
 
 
 @console.get("/my-work")

@@ -110,3 +110,44 @@ def test_a_random_inspection_without_a_draw_is_not_published_as_drawn(client, db
     assert "抽取" in refused["message_zh"]
     assert db_session.scalar(sa.select(sa.func.count(ResultDisclosure.id))) == 0
     assert client.get("/api/v1/public/results").json == []
+
+
+def test_a_supervisor_sees_and_publishes_only_the_units_own_results(client, db_session, done):
+    """谁检查、谁录入、谁公开: another unit's supervisor neither sees the result on the board nor
+    publishes it; an admin sees every unit's and may publish any."""
+    from server.modules.disclosure.models import ResultDisclosure
+
+    supervisor, inspection = done
+    inspection.status, inspection.completed_at = InspectionStatus.COMPLETED, utcnow()
+    stranger = factories.UserFactory(role=Role.SUPERVISOR, unit=factories.UnitFactory())
+    admin = factories.UserFactory(role=Role.ADMIN)
+    db_session.flush()
+    listed = lambda user: [r["inspection_id"] for r in client.get(  # noqa: E731
+        "/api/v1/disclosure/deadlines", headers=staff_headers(user)).json]
+    assert listed(supervisor) == [inspection.id] and listed(admin) == [inspection.id]
+    assert listed(stranger) == []
+    body = {"inspection_id": inspection.id, "findings": "未发现环境违法行为", "outcome": "no_problem"}
+    refused = assert_contract(client.post("/api/v1/disclosure/results", json=body, headers=staff_headers(stranger)),
+                              403, "disclosure.other_unit")
+    assert "谁检查、谁公开" in refused["message_zh"]
+    assert db_session.scalar(sa.select(sa.func.count(ResultDisclosure.id))) == 0
+    assert not audit_entries("disclosure:result:published", inspection=inspection.id)
+    published = client.post("/api/v1/disclosure/results", json=body, headers=staff_headers(admin))
+    assert published.status_code == 201, published.json
+    assert db_session.scalar(sa.select(ResultDisclosure.published_by)) == admin.id
+    assert listed(supervisor) == [] and listed(admin) == []
+
+
+def test_deadlines_of_one_unit_leave_out_the_others(db_session, done):
+    supervisor, inspection = done
+    other = factories.UserFactory(role=Role.SUPERVISOR, unit=factories.UnitFactory())
+    a, b = factories.inspector(unit=other.unit), factories.inspector(unit=other.unit)
+    theirs = inspections.create(db_session, target_id=factories.TargetFactory().id, lead_id=a.id, member_ids=[b.id],
+                                window_start=TODAY, window_end=TODAY, kind=InspectionKind.RANDOM, created_by=other,
+                                secret=True, draw_id=factories.DrawFactory(unit_id=other.unit_id).id)
+    for done_one in (inspection, theirs):
+        done_one.status, done_one.completed_at = InspectionStatus.COMPLETED, utcnow()
+    db_session.flush()
+    ids = lambda unit_id: [r["inspection_id"] for r in ops.deadlines(db_session, unit_id=unit_id)]  # noqa: E731
+    assert ids(supervisor.unit_id) == [inspection.id] and ids(other.unit_id) == [theirs.id]
+    assert sorted(ids(None)) == sorted([inspection.id, theirs.id])

@@ -9,7 +9,7 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from server.core.access import current_principal
+from server.core.access import Role, current_principal
 from server.core.calendar import local_today
 from server.core.pagination import SelectPage
 from server.extensions import db
@@ -46,7 +46,7 @@ class Results(MethodView):
     @blp.arguments(schemas.DisclosedResultPublishSchema)
     @blp.response(201, schemas.DisclosedResultSchema)
     def post(self, data: dict[str, Any]) -> Any:
-        """公开一项抽查结果 / Publish one inspection result"""
+        """公开本单位的一项抽查结果 / Publish one of the unit's inspection results"""
         result = ops.publish_result(db.session, by_user_id=current_principal().user_id, **data)
         db.session.commit()
         return result
@@ -57,8 +57,10 @@ class Deadlines(MethodView):
     @blp.arguments(schemas.ResultDeadlineQuerySchema, location="query")
     @blp.response(200, schemas.ResultDeadlineSchema(many=True))
     def get(self, args: dict[str, Any]) -> Any:
-        """待公开结果及期限（含逾期）/ Results awaiting publication, with deadlines and overdue ones"""
-        return ops.deadlines(db.session, overdue_only=args["overdue"])
+        """本单位待公开结果及期限（含逾期）/ The unit's results awaiting publication, with deadlines (admins: all)"""
+        principal = current_principal()
+        unit_id = None if principal.role == Role.ADMIN.value else principal.unit_id
+        return ops.deadlines(db.session, unit_id=unit_id, overdue_only=args["overdue"])
 
 
 @public_blp.route("/sampling-items")

@@ -9,12 +9,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from server.core import errors
+from server.core.access import Role
 from server.core.calendar import CHINA, get_calendar, local_today
 from server.core.db import utcnow
 from server.modules.audit import operations as audit
 from server.modules.disclosure.models import Outcome, ResultDisclosure, SamplingItem
 from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import Inspection, InspectionKind, InspectionStatus
+from server.modules.users import operations as users
 
 RESULT_DEADLINE_WORKING_DAYS = 20  # rule 8: 抽查检查结束之日起20个工作日之内 [S]
 
@@ -26,6 +28,8 @@ NotRandom = errors.error_code("disclosure.not_random", 422, "只公开双随机�
                               "Only results of random inspections are published here")
 NotDrawn = errors.error_code("disclosure.not_drawn", 422, "该检查没有抽取记录，不能作为双随机抽查结果公开",
                              "The inspection has no draw; it cannot be published as a double-random result")
+OtherUnit = errors.error_code("disclosure.other_unit", 403, "谁检查、谁公开：只能公开本单位检查任务的结果",
+                              "Whoever inspects publishes: only the unit that ran the inspection publishes its result")
 ItemCodeTaken = errors.error_code("disclosure.item_code_taken", 409, "抽查事项编号已存在",
                                   "A sampling item with this code exists")
 
@@ -42,8 +46,12 @@ def due_on(inspection: Inspection) -> dt.date:
 
 def publish_result(session: Session, *, inspection_id: str, findings: str, outcome: Outcome, by_user_id: int,
                    today: dt.date | None = None) -> ResultDisclosure:
-    """Rule 8: a double-random result names its draw, so anyone can replay how the target was chosen."""
+    """Rule 8: a double-random result names its draw, so anyone can replay how the target was chosen.
+    "谁检查、谁录入、谁公开": a supervisor publishes their own unit's results only; an admin any."""
     inspection = inspections.get(session, inspection_id)
+    publisher = users.get_user(session, by_user_id)
+    if publisher.role is not Role.ADMIN and publisher.unit_id != inspection.unit_id:
+        raise OtherUnit(inspection_unit=inspection.unit_id)
     if inspection.kind is not InspectionKind.RANDOM:
         raise NotRandom()
     if inspection.draw_id is None:
@@ -69,13 +77,18 @@ def publish_result(session: Session, *, inspection_id: str, findings: str, outco
     return result
 
 
-def deadlines(session: Session, *, today: dt.date | None = None, overdue_only: bool = False) -> list[dict[str, Any]]:
-    """Completed random inspections whose result is not yet published, with their due dates."""
+def deadlines(session: Session, *, unit_id: int | None, today: dt.date | None = None,
+              overdue_only: bool = False) -> list[dict[str, Any]]:
+    """Completed random inspections of a unit (``None``: every unit, for admins) whose result is not
+    yet published, with their due dates, the oldest first."""
     today = today or local_today()
     published = sa.select(ResultDisclosure.inspection_id)
-    pending = session.scalars(sa.select(Inspection).where(
+    query = sa.select(Inspection).where(
         Inspection.kind == InspectionKind.RANDOM, Inspection.status == InspectionStatus.COMPLETED,
-        Inspection.id.not_in(published)).order_by(Inspection.completed_at)).all()
+        Inspection.id.not_in(published)).order_by(Inspection.completed_at, Inspection.id)
+    if unit_id is not None:
+        query = query.where(Inspection.unit_id == unit_id)
+    pending = session.scalars(query).all()
     rows = []
     for inspection in pending:
         due = due_on(inspection)
