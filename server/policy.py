@@ -198,6 +198,8 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "console.draw_new": {"POST": MANAGERS},
     "console.draw": {"GET": DRAW_PARTIES},
     "console.draw_step": {"POST": DRAW_PARTIES},
+    "console.redraw_request": {"POST": MANAGERS},
+    "console.redraw_approve": {"POST": MANAGERS},
     "console.inspections": {"GET": MANAGERS},
     "console.sync": {"GET": MANAGERS},
     "console.conflict_resolve": {"POST": MANAGERS},

@@ -21,7 +21,8 @@ from server.modules.directory import tasks as directory_tasks
 from server.modules.directory.models import DirectoryImport, RiskClass
 from server.modules.draws import operations as draws
 from server.modules.draws import schemas as draws_schemas
-from server.modules.draws.models import AnnualPlan, Basis, Draw, Level, Period, SamplingRule
+from server.modules.draws.models import (AnnualPlan, Basis, Draw, Level, Period, RedrawReason, RedrawRequest,
+                                         SamplingRule)
 from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import Inspection, InspectionStatus
 from server.modules.roster.models import ConflictDeclaration
@@ -196,19 +197,45 @@ def plan_approve(plan_id: int) -> Any:
 
 # ---- draws ---------------------------------------------------------------------------------------
 
-def _draw(draw_id: str) -> Draw:
+def _own_draw(found: Draw) -> bool:
     """As the draws API: a supervisor acts only on their own unit's draws."""
-    found = draws.get(db.session, draw_id)
     principal = current_principal()
-    require(principal.role != Role.SUPERVISOR.value or principal.unit_id == found.unit_id, "another unit's draw")
+    return principal.role != Role.SUPERVISOR.value or principal.unit_id == found.unit_id
+
+
+def _draw(draw_id: str) -> Draw:
+    found = draws.get(db.session, draw_id)
+    require(_own_draw(found), "another unit's draw")
     return found
 
 
+def _pending_redraws() -> list[tuple[RedrawRequest, Draw]]:
+    """Re-draw requests awaiting a second manager: the unit's own for a supervisor, all for an admin
+    (only a manager of the drawing unit approves one, rule 7)."""
+    principal = current_principal()
+    if principal.role not in (Role.SUPERVISOR.value, Role.ADMIN.value):
+        return []
+    query = (sa.select(RedrawRequest, Draw).join(Draw, Draw.id == RedrawRequest.draw_id)
+             .where(RedrawRequest.approved_at.is_(None)).order_by(RedrawRequest.created_at, RedrawRequest.id))
+    if principal.role == Role.SUPERVISOR.value:
+        query = query.where(Draw.unit_id == principal.unit_id)
+    return [(row.RedrawRequest, row.Draw) for row in db.session.execute(query)]
+
+
+def _names(user_ids: set[int | None]) -> dict[int, str]:
+    wanted = user_ids - {None}
+    if not wanted:
+        return {}
+    return dict(db.session.execute(sa.select(User.id, User.display_name).where(User.id.in_(wanted))).all())
+
+
 def _draws_context() -> dict[str, Any]:
+    pending = _pending_redraws()
     return {"page": paged(sa.select(Draw).order_by(Draw.created_at.desc(), Draw.id)),
             "regions": db.session.scalars(sa.select(Region).order_by(Region.code)).all(),
             "plans": db.session.scalars(sa.select(AnnualPlan).order_by(AnnualPlan.year.desc())).all(),
-            "today": local_today()}
+            "today": local_today(), "pending_redraws": pending,
+            "people": _names({asked.requested_by for asked, _ in pending})}
 
 
 @console.get("/draws", endpoint="draws")
@@ -251,8 +278,16 @@ def _draw_context(found: Draw) -> dict[str, Any]:
     manager = principal.role in (Role.SUPERVISOR.value, Role.ADMIN.value)
     mine = next((p for p in found.parties if p.user_id == principal.user_id), None)
     assignments = draws.outcome(found)["result"]["assignments"] if manager and found.result_hash else None
+    # rule 7: the pending re-draw request, and the approved ones linking this draw to the one before and after
+    requests = db.session.scalars(sa.select(RedrawRequest).where(sa.or_(
+        RedrawRequest.draw_id == found.id, RedrawRequest.new_draw_id == found.id))).all()
+    pending = next((r for r in requests if r.approved_at is None), None)
+    superseded_by = next((r for r in requests if r.draw_id == found.id and r.approved_at is not None), None)
+    redrawn_from = next((r for r in requests if r.new_draw_id == found.id), None)
     return {"draw": found, "manager": manager, "mine": mine, "party": f"user:{principal.user_id}",
-            "assignments": assignments}
+            "assignments": assignments, "redraw": pending, "superseded_by": superseded_by,
+            "redrawn_from": redrawn_from, "redraw_reasons": [r.value for r in RedrawReason],
+            "people": _names({r.requested_by for r in requests} | {r.approved_by for r in requests})}
 
 
 STEPS = {
@@ -283,6 +318,39 @@ def draw_step(draw_id: str, action: str) -> Any:
         return render_error("console/draw.html", error, **_draw_context(_draw(draw_id)))
     flash(f"{action} ✓")
     return redirect(url_for("console.draw", draw_id=draw_id))
+
+
+@console.post("/draws/<draw_id>/redraw-requests")
+def redraw_request(draw_id: str) -> Any:
+    """申请重新抽取（须说明理由，另一名负责人批准）/ Ask for a re-draw, with a reason; another manager approves it"""
+    found = _draw(draw_id)
+
+    def ask() -> RedrawRequest:
+        loaded = load_form(draws_schemas.RedrawRequestSchema(),
+                           {name: (request.form.get(name) or "").strip() for name in ("reason_code", "reason")})
+        return draws.request_redraw(db.session, found, me(), **loaded)
+
+    _, error = run(ask)
+    if error is not None:
+        return render_error("console/draw.html", error, failed="redraw", **_draw_context(_draw(draw_id)))
+    flash("重新抽取申请已提交，待本单位另一名负责人批准" if i18n.current() == "zh"
+          else "Re-draw requested; another manager of the unit approves it")
+    return redirect(url_for("console.draw", draw_id=draw_id))
+
+
+@console.post("/redraw-requests/<int:request_id>/approve")
+def redraw_approve(request_id: int) -> Any:
+    """本单位另一名负责人批准重新抽取，原抽取作废 / Another manager of the unit approves; the old draw is superseded"""
+    new, error = run(lambda: draws.approve_redraw(db.session, request_id, me()))
+    if error is not None:
+        asked = db.session.get(RedrawRequest, request_id)
+        old = db.session.get(Draw, asked.draw_id) if asked else None
+        if old is not None and _own_draw(old):
+            return render_error("console/draw.html", error, **_draw_context(old))
+        return render_error("console/draws.html", error, **_draws_context())
+    flash(f"{'已批准重新抽取，新的抽取' if i18n.current() == 'zh' else 'Re-draw approved; new draw, attempt'}"
+          f" #{new.attempt} ✓")
+    return redirect(url_for("console.draw", draw_id=new.id))
 
 
 # ---- inspections ---------------------------------------------------------------------------------

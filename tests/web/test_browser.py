@@ -187,7 +187,9 @@ def test_supervisor_runs_a_draw_ceremony_and_the_public_verifies_it(browser, liv
     assert supervisor.locator("#draw-status").inner_text() == "frozen", supervisor.locator(".error").all_inner_texts()
     supervisor.fill("#public_value", "福彩3D 2026001: 4 7 1")
     supervisor.click("#btn-public-value")
-    assert supervisor.input_value("#reveal-secret")  # restored from this browser's commit
+    # restored from this browser's commit by console.js, which runs once the new page is parsed
+    supervisor.wait_for_function("(document.querySelector('#reveal-secret') || {}).value")
+    assert supervisor.input_value("#reveal-secret")
     supervisor.click("#btn-reveal")
     observer.goto(draw_url)
     observer.fill("#reveal-secret", "wrong secret")
@@ -301,6 +303,55 @@ def test_supervisor_versions_a_sampling_rule_and_drafts_a_plan(browser, live, wo
     assert "年度计划草稿已保存" in page.locator(".flash").inner_text()
     assert "2027年度现场检查计划" in page.locator("#plans").inner_text()
     page.context.close()
+
+
+def test_managers_redraw_a_draw_and_a_supervisor_publishes_a_result(browser, live, world, web_app):
+    """Rule 7: the supervisor asks for a re-draw with a reason, the admin (a second manager) approves it
+    and lands on the new draw, linked to the old. Rule 8: a result is published from the home board."""
+    from server.modules.draws import operations as draws
+    from server.modules.draws.models import Level
+
+    with web_app.app_context():
+        today = dt.date.today()
+        draw_id = draws.create(db.session, scenes.user("supervisor"), title="柞水县双随机抽查（待重新抽取）",
+                               region_codes=["611026"], level=Level.COUNTY, period_label=f"{today.year}R",
+                               window_start=today, window_end=today + dt.timedelta(days=20)).id
+        db.session.commit()
+        db.session.remove()
+    supervisor, admin = new_page(browser, live), new_page(browser, live)
+    sign_in(supervisor, "supervisor")
+    supervisor.goto(f"/console/draws/{draw_id}")
+    supervisor.click("#redraw-new summary")
+    supervisor.select_option("#reason_code", "data_error")
+    supervisor.fill("#redraw-reason", "名录库中两家企业重复登记，抽取池有误")
+    supervisor.click("#btn-redraw-request")
+    assert "名录库中两家企业重复登记" in supervisor.locator("#redraw-pending").inner_text()
+    assert supervisor.locator("#btn-redraw-approve").count() == 0  # not for the one who asked
+    shot(supervisor, "supervisor-redraw-requested")
+    sign_in(admin, "admin")
+    admin.goto("/console/draws")
+    admin.locator("#pending-redraws a", has_text="柞水县双随机抽查").click()
+    admin.click("#btn-redraw-approve")
+    assert "第 2 次抽取" in admin.locator("#draw-attempt").inner_text(), admin.locator(".error").all_inner_texts()
+    assert admin.locator("#draw-status").inner_text() == "committing"
+    shot(admin, "admin-redraw-approved")
+    admin.click("#redraw-of")
+    assert admin.locator("#draw-status").inner_text() == "superseded" and admin.locator("#superseded-by").count() == 1
+
+    supervisor.goto("/console/supervisor")
+    rows = supervisor.locator("#disclosure-due tbody tr[data-inspection]")
+    before = rows.count()
+    assert before >= 1, "the demo leaves results to disclose"
+    first = rows.first
+    first.locator("summary").click()
+    first.locator("textarea[name=findings]").fill("未发现环境违法行为")
+    first.locator("select[name=outcome]").select_option("no_problem")
+    shot(supervisor, "supervisor-disclosure-publish")
+    first.locator("button[type=submit]").click()
+    assert supervisor.locator(".flash", has_text="结果已公开").count() == 1
+    assert supervisor.locator("#disclosure-due tbody tr[data-inspection]").count() == before - 1
+    for page in (supervisor, admin):
+        page.context.close()
 
 
 def test_directory_import_runs_in_the_background_and_shows_the_row_error_report(browser, live, world, tmp_path):

@@ -76,7 +76,7 @@ def test_every_form_refuses_the_roles_it_is_not_for(web_app, role):
     client = web_app.test_client()
     if role != PUBLIC:
         assert sign_in(client, USERS[role]).status_code == 302
-    values = {**_values(web_app), "action": "freeze", "conflict_id": "1", "plan_id": "1"}
+    values = {**_values(web_app), "action": "freeze", "conflict_id": "1", "plan_id": "1", "request_id": "1"}
     problems = []
     for rule in web_app.url_map.iter_rules():
         if rule.endpoint.split(".")[0] not in ("portal", "console") or "POST" not in rule.methods:
