@@ -17,7 +17,7 @@ from server.modules.devices.models import Device
 from server.modules.directory import uscc
 from server.modules.directory.models import RiskClass, Target
 from server.modules.inspections import operations as inspections
-from server.modules.inspections.models import InspectionKind
+from server.modules.inspections.models import InspectionKind, OutsidePlanReason
 from server.modules.users.models import Agency, AgencyKind, Certificate, Unit, UnitKind, User
 
 
@@ -72,7 +72,8 @@ def make_team(session: Session, *, inspectors: int = 2, inspections_count: int =
         inspection = inspections.create(session, target_id=target.id, lead_id=people[0].id,
                                         member_ids=[u.id for u in people[1:]],
                                         window_start=today - dt.timedelta(days=3), window_end=today + dt.timedelta(days=7),
-                                        kind=InspectionKind.ROUTINE, created_by=supervisor)
+                                        kind=InspectionKind.ROUTINE, created_by=supervisor,
+                                        outside_plan_reason=OutsidePlanReason.SUPERIOR_ASSIGNMENT)
         ids.append(inspection.id)
     out = []
     for user in people[:inspectors]:

@@ -14,7 +14,7 @@ from server.extensions import db
 from server.modules.devices.models import Device
 from server.modules.directory import uscc
 from server.modules.directory.models import RiskClass, Target
-from server.modules.draws.models import Draw, Level
+from server.modules.draws.models import AnnualPlan, Draw, Level, PlanStatus
 from server.modules.users.models import Agency, AgencyKind, Certificate, Unit, UnitKind, User
 from server.modules.users.operations import hash_password
 
@@ -125,3 +125,20 @@ class DrawFactory(Base):
     period_label = "2026Q4"
     window_start = factory.LazyFunction(dt.date.today)
     window_end = factory.LazyFunction(lambda: dt.date.today() + dt.timedelta(days=30))
+
+
+class AnnualPlanFactory(Base):
+    """An approved annual plan (rule 51) of a unit for this year, drafted and approved by two people."""
+
+    class Meta:
+        model = AnnualPlan
+
+    year = factory.LazyFunction(lambda: dt.date.today().year)
+    unit_id = factory.LazyFunction(lambda: UnitFactory().id)
+    title = factory.Sequence(lambda n: f"测试年度现场检查计划{n}")
+    planned = factory.LazyFunction(lambda: {"key": 10, "general": 40, "special": 5})
+    cap_per_enterprise = 2
+    status = PlanStatus.APPROVED
+    created_by = factory.LazyFunction(lambda: UserFactory(role=Role.SUPERVISOR).id)
+    approved_by = factory.LazyFunction(lambda: UserFactory(role=Role.SUPERVISOR).id)
+    approved_at = factory.LazyFunction(lambda: dt.datetime.now(dt.UTC))

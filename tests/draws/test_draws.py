@@ -270,7 +270,7 @@ def test_another_units_supervisor_cannot_see_or_run_the_draw(client, db_session,
 
 def test_the_plans_cap_per_enterprise_leaves_targets_out(client, db_session, world):
     from server.modules.inspections import operations as inspections
-    from server.modules.inspections.models import InspectionKind
+    from server.modules.inspections.models import InspectionKind, OutsidePlanReason
 
     plan = client.post("/api/v1/annual-plans", headers=staff_headers(world.chief),
                        json={"year": START.year, "title": "计划", "planned": {"general": 10},
@@ -283,7 +283,8 @@ def test_the_plans_cap_per_enterprise_leaves_targets_out(client, db_session, wor
     visited = world.targets["611002"][0]
     a, b = world.inspectors["611002"][:2]
     inspections.create(db_session, target_id=visited.id, lead_id=a.id, member_ids=[b.id], window_start=START,
-                       window_end=START, kind=InspectionKind.TIP, created_by=world.chief)
+                       window_end=START, kind=InspectionKind.TIP, created_by=world.chief,
+                       outside_plan_reason=OutsidePlanReason.COMPLAINT)
     draw_id = _open(client, world, plan_id=plan["id"])
     _commit_all(client, world, draw_id)
     assert client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(world.chief)).status_code == 200

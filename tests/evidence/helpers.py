@@ -18,7 +18,7 @@ from server.modules.auth.operations import staff_token
 from server.modules.devices.models import Device
 from server.modules.devices.operations import issue_tokens
 from server.modules.inspections import operations as inspections
-from server.modules.inspections.models import InspectionKind
+from server.modules.inspections.models import InspectionKind, OutsidePlanReason
 from tests import factories
 
 
@@ -51,7 +51,8 @@ def make_team() -> Team:
     today = dt.date.today()
     inspection = inspections.create(db.session, target_id=target.id, lead_id=lead.id, member_ids=[member.id],
                                     window_start=today, window_end=today + dt.timedelta(days=7),
-                                    kind=InspectionKind.ROUTINE, created_by=supervisor)
+                                    kind=InspectionKind.ROUTINE, created_by=supervisor,
+                                    outside_plan_reason=OutsidePlanReason.SUPERIOR_ASSIGNMENT)
     device, key = make_device(lead)
     return Team(supervisor, lead, member, outsider, inspection, device, key, target)
 

@@ -25,6 +25,7 @@ def team(db_session):
     supervisor = factories.UserFactory(role=Role.SUPERVISOR, unit=unit)
     a, b, c = (factories.inspector(unit=unit) for _ in range(3))
     target = factories.TargetFactory()
+    factories.AnnualPlanFactory(unit_id=unit.id, year=TODAY.year)  # tasks here count against it (rule 51)
     return supervisor, a, b, c, target
 
 

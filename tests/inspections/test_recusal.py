@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from server.core.access import Role
 from server.modules.inspections import operations as inspections
-from server.modules.inspections.models import InspectionKind, InspectionMember, InspectionStatus
+from server.modules.inspections.models import InspectionKind, InspectionMember, InspectionStatus, OutsidePlanReason
 from server.modules.roster import operations as roster
 from server.modules.roster.models import ConflictDeclaration, ConflictRelation, RecusalRequest
 from tests import factories
@@ -29,7 +29,8 @@ def world(db_session):
 def _inspection(db_session, head, target, lead, *members):
     return inspections.create(db_session, target_id=target.id, lead_id=lead.id, member_ids=[m.id for m in members],
                               window_start=TODAY - dt.timedelta(days=1), window_end=TODAY + dt.timedelta(days=7),
-                              kind=InspectionKind.ROUTINE, created_by=head)
+                              kind=InspectionKind.ROUTINE, created_by=head,
+                              outside_plan_reason=OutsidePlanReason.SUPERIOR_ASSIGNMENT)
 
 
 def _request(client, head, officer, target, inspection=None):

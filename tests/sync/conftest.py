@@ -15,7 +15,7 @@ from server.modules.auth.operations import staff_token
 from server.modules.devices.models import Device
 from server.modules.devices.operations import issue_tokens
 from server.modules.inspections import operations as inspections
-from server.modules.inspections.models import InspectionKind
+from server.modules.inspections.models import InspectionKind, OutsidePlanReason
 from tests import factories
 
 
@@ -66,7 +66,8 @@ def field(db_session: Any) -> Field:
     today = dt.date.today()
     inspection = inspections.create(db_session, target_id=target.id, lead_id=a.id, member_ids=[b.id],
                                     window_start=today - dt.timedelta(days=1), window_end=today + dt.timedelta(days=7),
-                                    kind=InspectionKind.ROUTINE, created_by=supervisor)
+                                    kind=InspectionKind.ROUTINE, created_by=supervisor,
+                                    outside_plan_reason=OutsidePlanReason.SUPERIOR_ASSIGNMENT)
     phones = make_phone(db_session, a), make_phone(db_session, b), make_phone(db_session, outsider)
     db_session.commit()  # as the staff API would: the assignment reaches the change log
     return Field(supervisor, a, b, outsider, inspection, *phones)

@@ -11,7 +11,7 @@ from server.extensions import db
 from server.modules.cases import documents
 from server.modules.cases import operations as cases
 from server.modules.inspections import operations as inspections
-from server.modules.inspections.models import InspectionKind
+from server.modules.inspections.models import InspectionKind, OutsidePlanReason
 from server.modules.reviews import operations as reviews
 from server.modules.reviews.models import ReviewOutcome
 from server.modules.sync import operations as ops
@@ -36,7 +36,8 @@ def inspection_of(db_session, w, target, supervisor):
     today = dt.date.today()
     return inspections.create(db_session, target_id=target.id, lead_id=w.c.id, member_ids=[w.a.id],
                               window_start=today, window_end=today + dt.timedelta(days=7),
-                              kind=InspectionKind.ROUTINE, created_by=supervisor)
+                              kind=InspectionKind.ROUTINE, created_by=supervisor,
+                              outside_plan_reason=OutsidePlanReason.NON_SITE_CLUE)
 
 
 @pytest.fixture()

@@ -45,7 +45,7 @@ def handed_over_transfer(app: Any) -> tuple[str, str]:
 def open_sync_conflict(app: Any) -> None:
     """Two inspectors of the supervisor's unit edit the same field of a record offline."""
     from server.modules.inspections import operations as inspections
-    from server.modules.inspections.models import InspectionKind
+    from server.modules.inspections.models import InspectionKind, OutsidePlanReason
     from server.modules.directory.models import Target
     from tests.sync.conftest import make_phone
 
@@ -55,7 +55,8 @@ def open_sync_conflict(app: Any) -> None:
     today = dt.date.today()
     inspection = inspections.create(db.session, target_id=target.id, lead_id=a.id, member_ids=[b.id],
                                     window_start=today - dt.timedelta(days=1), window_end=today + dt.timedelta(days=7),
-                                    kind=InspectionKind.ROUTINE, created_by=head)
+                                    kind=InspectionKind.ROUTINE, created_by=head,
+                                    outside_plan_reason=OutsidePlanReason.SUPERIOR_ASSIGNMENT)
     phone_a, phone_b = make_phone(db.session, a), make_phone(db.session, b)
     db.session.commit()
     client = app.test_client()

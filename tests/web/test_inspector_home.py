@@ -14,7 +14,7 @@ from server.extensions import db
 from server.modules.cases import operations as cases
 from server.modules.evidence import operations as evidence
 from server.modules.inspections import operations as inspections
-from server.modules.inspections.models import InspectionKind, InspectionStatus
+from server.modules.inspections.models import InspectionKind, InspectionStatus, OutsidePlanReason
 from tests import factories
 from tests.evidence.helpers import Team, make_device, manifest
 from tests.sync.conftest import make_phone
@@ -27,9 +27,12 @@ DAY = dt.timedelta(days=1)
 def _inspection(supervisor: Any, target: Any, lead: Any, *members: Any, start: int, end: int,
                 **extra: Any) -> Any:
     """An inspection of ``target`` whose window runs from ``start`` to ``end`` days from today."""
+    kind = extra.pop("kind", InspectionKind.ROUTINE)
+    if kind is not InspectionKind.RANDOM:  # by hand, outside any annual plan (rule 51)
+        extra.setdefault("outside_plan_reason", OutsidePlanReason.SUPERIOR_ASSIGNMENT)
     return inspections.create(db.session, target_id=target.id, lead_id=lead.id, member_ids=[m.id for m in members],
                               window_start=TODAY + start * DAY, window_end=TODAY + end * DAY, created_by=supervisor,
-                              kind=extra.pop("kind", InspectionKind.ROUTINE), **extra)
+                              kind=kind, **extra)
 
 
 def drawn_by(head: Any) -> str:

@@ -19,6 +19,24 @@ class InspectionKind(str, enum.Enum):
     JOINT = "joint"  # 联合检查
 
 
+class OutsidePlanReason(str, enum.Enum):
+    """Why a task lies outside its unit's annual plan (DOMAIN-RULES §M rule 51)."""
+
+    COMPLAINT = "complaint"  # 投诉举报
+    NON_SITE_CLUE = "non_site_clue"  # 非现场监管线索
+    SPECIAL_CAMPAIGN = "special_campaign"  # 专项行动
+    SUPERIOR_ASSIGNMENT = "superior_assignment"  # 上级交办
+
+
+OUTSIDE_PLAN_REASONS: dict[OutsidePlanReason, tuple[str, str]] = {
+    OutsidePlanReason.COMPLAINT: ("投诉举报", "Complaint or report"),
+    OutsidePlanReason.NON_SITE_CLUE: ("非现场监管线索", "Lead from non-site supervision"),
+    OutsidePlanReason.SPECIAL_CAMPAIGN: ("专项行动", "Special campaign"),
+    OutsidePlanReason.SUPERIOR_ASSIGNMENT: ("上级交办", "Assigned by a superior authority"),
+}
+"""Each reason's label, Chinese then English: the one list clients and error messages show."""
+
+
 class InspectionStatus(str, enum.Enum):
     ASSIGNED = "assigned"
     IN_PROGRESS = "in_progress"
@@ -33,6 +51,9 @@ class TeamRole(str, enum.Enum):
 
 
 _enum = value_enum
+
+IN_PLAN_OR_REASON = ("(kind = 'random' AND outside_plan_reason IS NULL) OR "
+                     "(kind <> 'random' AND (plan_id IS NULL) <> (outside_plan_reason IS NULL))")
 
 
 class Inspection(TimestampMixin, Base):
@@ -49,6 +70,10 @@ class Inspection(TimestampMixin, Base):
     window_end: Mapped[dt.date] = mapped_column(comment="last day the visit may happen")
     secret: Mapped[bool] = mapped_column(default=False, comment="drawn target: hidden from others until the visit")
     draw_id: Mapped[str | None] = mapped_column(sa.String(36), index=True, comment="the draw that created it")
+    plan_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("annual_plan.id"), comment="the annual plan it counts against (年度现场检查计划)")
+    outside_plan_reason: Mapped[OutsidePlanReason | None] = mapped_column(
+        _enum(OutsidePlanReason), comment="计划外任务的原因: why it is outside the annual plan")
     created_by: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"))
     purpose: Mapped[str | None] = mapped_column(sa.String(400), comment="检查事项 / what is to be checked")
     started_at: Mapped[dt.datetime | None]
@@ -64,7 +89,11 @@ class Inspection(TimestampMixin, Base):
         viewonly=True)
 
     __mapper_args__ = {"version_id_col": version}
-    __table_args__ = (sa.CheckConstraint("window_start <= window_end", name="window_ordered"),)
+    __table_args__ = (
+        sa.CheckConstraint("window_start <= window_end", name="window_ordered"),
+        # rule 51: a task by hand is in the plan or says why not; a drawn one is never "outside"
+        sa.CheckConstraint(IN_PLAN_OR_REASON, name="in_plan_or_reason"),
+    )
 
 
 class InspectionMember(Base):

@@ -2,7 +2,8 @@
 
 Every team is checked against DOMAIN-RULES §A rule 1 (行政处罚法 第42条: at least two inspectors
 with valid certificates) and rule 2 (行政处罚法 第43条: no member with a conflict of interest in
-the conflict register); a random inspection (双随机) exists only as the output of a draw (rules 6–7)."""
+the conflict register); a random inspection (双随机) exists only as the output of a draw (rules 6–7).
+Every task counts against its unit's annual plan or carries an outside-plan reason (§M rule 51)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,9 +18,9 @@ from server.core.access import Principal, Role, current_principal, require
 from server.core.db import among, insert_rows, new_uuid, plain_rows, utcnow
 from server.modules.audit import operations as audit
 from server.modules.directory.models import Target
-from server.modules.draws.models import Draw
-from server.modules.inspections.models import (Inspection, InspectionKind, InspectionMember, InspectionStatus,
-                                               TeamRole)
+from server.modules.draws.models import AnnualPlan, Draw, PlanStatus
+from server.modules.inspections.models import (OUTSIDE_PLAN_REASONS, Inspection, InspectionKind, InspectionMember,
+                                               InspectionStatus, OutsidePlanReason, TeamRole)
 from server.modules.roster.models import ConflictDeclaration
 from server.modules.users import operations as users
 from server.modules.users.models import User
@@ -37,6 +38,19 @@ Conflicted = errors.error_code(
 RandomNeedsDraw = errors.error_code(
     "inspection.random_needs_draw", 422, "双随机抽查任务只能由抽取产生，须关联一次已登记的抽取",
     "A random (double-random) inspection can only come from a recorded draw")
+OutsidePlanReasonRequired = errors.error_code(
+    "inspection.outside_plan_reason_required", 422,
+    "该单位检查期间开始年度没有已批准的年度检查计划：计划外任务须注明原因（投诉举报、非现场监管线索、专项行动、上级交办）",
+    "The unit has no approved annual plan for the year the window starts in: a task outside the plan needs a "
+    "reason (complaint, non_site_clue, special_campaign, superior_assignment)")
+PlanCapReached = errors.error_code(
+    "inspection.plan_cap_reached", 422,
+    "该企业本年度检查次数已达年度计划规定的每家企业上限；确需再查的，须作为计划外任务注明原因",
+    "The target has been inspected this year as often as the annual plan allows per enterprise; "
+    "a further visit is outside the plan and needs a reason")
+TipNeedsSource = errors.error_code(
+    "inspection.tip_needs_source", 422, "举报核查任务须注明线索来源：投诉举报或非现场监管线索",
+    "A tip check must name where the tip came from: complaint or non_site_clue")
 
 MIN_INSPECTORS = 2  # 行政处罚法 第42条: at least two enforcement officers
 
@@ -100,12 +114,77 @@ def _refuse_conflicted(team: list[tuple[User, TeamRole, str | None]], uscc: str,
             raise Conflicted(user=user.username, user_id=user.id, name=user.display_name, uscc=uscc)
 
 
+def _reason_labels(reasons: Iterable[OutsidePlanReason]) -> dict[str, dict[str, str]]:
+    return {r.value: dict(zip(("zh", "en"), OUTSIDE_PLAN_REASONS[r], strict=True)) for r in reasons}
+
+
+class _PlanBook:
+    """DOMAIN-RULES §M rule 51 for one batch: the approved annual plans of the units and years asked
+    for, and how often each target is inspected in each year. Counted as the draw counts for the
+    same cap: every live inspection (draws and outside-plan ones included, cancelled ones not). A
+    task beyond the cap is not refused outright: it may go ahead outside the plan, with a reason.
+    The plan rows stay locked until commit on PostgreSQL, so two requests against one plan cannot
+    both take a target's last visit."""
+
+    def __init__(self, session: Session, wanted: set[tuple[int, int, int]]) -> None:
+        """``wanted``: (unit, year, target) of each task that asks to count against a plan."""
+        self.plans: dict[tuple[int, int], tuple[int, int]] = {}
+        self.counts: dict[tuple[int, int], int] = {}
+        if not wanted:
+            return
+        units, years = sorted({u for u, _, _ in wanted}), sorted({y for _, y, _ in wanted})
+        for plan_id, unit_id, year, cap in session.execute(
+                sa.select(AnnualPlan.id, AnnualPlan.unit_id, AnnualPlan.year, AnnualPlan.cap_per_enterprise)
+                .where(AnnualPlan.unit_id.in_(units), AnnualPlan.year.in_(years),
+                       AnnualPlan.status == PlanStatus.APPROVED).with_for_update()):
+            self.plans[(unit_id, year)] = plan_id, cap
+        for year in years:
+            targets = sorted({t for u, y, t in wanted if y == year and (u, y) in self.plans})
+            if targets:
+                self.counts.update(((target, year), n) for target, n in session.execute(
+                    sa.select(Inspection.target_id, sa.func.count(Inspection.id))
+                    .where(among(Inspection.target_id, targets), Inspection.status != InspectionStatus.CANCELLED,
+                           Inspection.window_start.between(dt.date(year, 1, 1), dt.date(year, 12, 31)))
+                    .group_by(Inspection.target_id)))
+
+    def take(self, unit_id: int, year: int, target_id: int) -> int:
+        """The plan the task counts against, counted; refused when there is none or the target is at its cap."""
+        found = self.plans.get((unit_id, year))
+        if found is None:
+            raise OutsidePlanReasonRequired(unit=unit_id, year=year, reasons=_reason_labels(OutsidePlanReason))
+        plan_id, cap = found
+        done = self.counts.get((target_id, year), 0)
+        if done >= cap:
+            raise PlanCapReached(plan=plan_id, target=target_id, year=year, cap_per_enterprise=cap,
+                                 inspections=done, reasons=_reason_labels(OutsidePlanReason))
+        self.counts[(target_id, year)] = done + 1
+        return plan_id
+
+
+_TIP_SOURCES = (OutsidePlanReason.COMPLAINT, OutsidePlanReason.NON_SITE_CLUE)
+
+
+def _outside_plan_reason(spec: dict[str, Any]) -> OutsidePlanReason | None:
+    """Rule 51: a drawn task is in the plan by construction; a tip check is outside it by nature and
+    says where the tip came from (a complaint or a non-site supervision lead)."""
+    reason = spec.get("outside_plan_reason")
+    reason = OutsidePlanReason(reason) if reason is not None else None
+    if spec["kind"] is InspectionKind.RANDOM and reason is not None:
+        raise errors.ValidationFailed(fields={"outside_plan_reason": [
+            "双随机抽查任务由抽取产生，属于计划内 / a drawn inspection is in the plan by construction"]})
+    if spec["kind"] is InspectionKind.TIP and reason not in _TIP_SOURCES:
+        raise TipNeedsSource(outside_plan_reason=reason.value if reason else None, reasons=_reason_labels(_TIP_SOURCES))
+    return reason
+
+
 def create(session: Session, *, target_id: int, lead_id: int, member_ids: Iterable[int], window_start: dt.date,
            window_end: dt.date, kind: InspectionKind, created_by: User, unit_id: int | None = None,
-           purpose: str | None = None, secret: bool = False, draw_id: str | None = None) -> Inspection:
+           purpose: str | None = None, secret: bool = False, draw_id: str | None = None,
+           outside_plan_reason: OutsidePlanReason | None = None) -> Inspection:
     return create_many(session, [{"target_id": target_id, "lead_id": lead_id, "member_ids": member_ids,
                                   "window_start": window_start, "window_end": window_end, "kind": kind,
-                                  "unit_id": unit_id, "purpose": purpose, "secret": secret, "draw_id": draw_id}],
+                                  "unit_id": unit_id, "purpose": purpose, "secret": secret, "draw_id": draw_id,
+                                  "outside_plan_reason": outside_plan_reason}],
                        created_by=created_by)[0]
 
 
@@ -115,6 +194,11 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
     targets and the whole team set (users with their certificates) are read in a few queries, the
     rules are checked in memory spec by spec (same order, same errors), and the inspections and
     members are written with ORM bulk inserts. A draw creates thousands.
+
+    Rule 51 (DOMAIN-RULES §M): a task by hand without ``outside_plan_reason`` counts against its
+    unit's approved annual plan for the year its window starts in, within the plan's cap per
+    enterprise; with no such plan, or at the cap, it needs a reason. A drawn (random) task takes
+    its draw's plan, if any, and no cap is checked here (the draw's own rules bound it).
 
     With ``load=False`` nothing is read back and an empty list is returned (the draw run)."""
     specs = list(specs)
@@ -131,7 +215,13 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
         uscc_of.update(plain_rows(session, sa.select(Target.id, Target.uscc).where(among(Target.id, chunk_ids))))
     conflicts = _conflicts(session, user_ids, min(spec["window_start"] for spec in specs))
     draw_ids = sorted({spec["draw_id"] for spec in specs if spec.get("draw_id")})
-    drawn = set(session.scalars(sa.select(Draw.id).where(Draw.id.in_(draw_ids)))) if draw_ids else set()
+    drawn: dict[str, int | None] = dict(session.execute(
+        sa.select(Draw.id, Draw.plan_id).where(Draw.id.in_(draw_ids))).all()) if draw_ids else {}
+    unit_default = created_by.unit_id
+    reasons = [_outside_plan_reason(spec) for spec in specs]
+    book = _PlanBook(session, {(spec.get("unit_id") or unit_default, spec["window_start"].year, spec["target_id"])
+                               for spec, reason in zip(specs, reasons, strict=True)
+                               if reason is None and spec["kind"] is not InspectionKind.RANDOM})
     people: dict[int, User] = {}  # held strongly: the identity map is weak
     for chunk in range(0, len(user_ids), 2000):
         for user in session.scalars(sa.select(User).where(among(User.id, user_ids[chunk:chunk + 2000]))
@@ -146,11 +236,10 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
 
     now = utcnow()
     actor = audit.Actor.of(current_principal()) if has_request_context() else None  # once, not per entry
-    unit_default = created_by.unit_id
     inspection_rows: list[dict[str, Any]] = []
     member_rows: list[dict[str, Any]] = []
     checked: dict[Any, Any] = {}
-    for spec in specs:
+    for spec, reason in zip(specs, reasons, strict=True):
         target_id = spec["target_id"]
         if target_id not in uscc_of:
             raise TargetNotFound()
@@ -164,11 +253,17 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
         team = _team(session, spec["lead_id"], spec["member_ids"], (window_start, window_end), lookup=lookup,
                      checked=checked)
         _refuse_conflicted(team, uscc_of[target_id], window_start, conflicts)
+        unit_id = spec.get("unit_id") or unit_default
+        if kind is InspectionKind.RANDOM:
+            plan_id = drawn[draw_id]
+        else:
+            plan_id = None if reason is not None else book.take(unit_id, window_start.year, target_id)
         inspection_id = new_uuid()
         inspection_rows.append({
-            "id": inspection_id, "target_id": target_id, "unit_id": spec.get("unit_id") or unit_default,
+            "id": inspection_id, "target_id": target_id, "unit_id": unit_id,
             "kind": kind, "status": InspectionStatus.ASSIGNED, "window_start": window_start, "window_end": window_end,
             "secret": secret, "draw_id": draw_id, "created_by": created_by.id, "purpose": purpose,
+            "plan_id": plan_id, "outside_plan_reason": reason,
             "version": 1, "created_at": now, "updated_at": now})
         for user, team_role, cert in team:
             member_rows.append({"inspection_id": inspection_id, "user_id": user.id, "team_role": team_role,
@@ -177,7 +272,8 @@ def create_many(session: Session, specs: Iterable[dict[str, Any]], *, created_by
                      subjects=[("inspection", inspection_id), ("target", target_id)] + [("user", u.id) for u, _, _ in team],
                      payload={"kind": kind.value, "window": [window_start.isoformat(), window_end.isoformat()],
                               "team": [{"user": u.id, "role": r.value, "certificate": c} for u, r, c in team],
-                              "secret": secret, "draw": draw_id, "purpose": purpose}, actor=actor)
+                              "secret": secret, "draw": draw_id, "purpose": purpose, "plan": plan_id,
+                              "outside_plan_reason": reason.value if reason else None}, actor=actor)
     insert_rows(session, Inspection.__table__, inspection_rows)  # type: ignore[arg-type]
     insert_rows(session, InspectionMember.__table__, member_rows)  # type: ignore[arg-type]
     if not load:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from server.modules.inspections.models import InspectionKind, InspectionStatus, TeamRole
+from server.modules.inspections.models import InspectionKind, InspectionStatus, OutsidePlanReason, TeamRole
 
 
 class MemberSchema(ma.Schema):
@@ -25,6 +25,9 @@ class InspectionSchema(ma.Schema):
     window_end = ma.fields.Date()
     secret = ma.fields.Boolean()
     draw_id = ma.fields.String(allow_none=True)
+    plan_id = ma.fields.Integer(allow_none=True, metadata={"description": "年度检查计划 / the annual plan it counts against"})
+    outside_plan_reason = ma.fields.Enum(OutsidePlanReason, by_value=True, allow_none=True,
+                                         metadata={"description": "计划外原因 / why it is outside the plan"})
     purpose = ma.fields.String(allow_none=True)
     version = ma.fields.Integer()
     members = ma.fields.List(ma.fields.Nested(MemberSchema))
@@ -38,6 +41,10 @@ class InspectionCreateSchema(ma.Schema):
     window_end = ma.fields.Date(required=True)
     kind = ma.fields.Enum(InspectionKind, by_value=True, load_default=InspectionKind.ROUTINE)
     purpose = ma.fields.String(validate=validate.Length(max=400))
+    outside_plan_reason = ma.fields.Enum(
+        OutsidePlanReason, by_value=True, load_default=None,
+        metadata={"description": "计划外任务的原因；不填则计入本单位当年已批准的年度检查计划 / why the task is outside "
+                                 "the plan; left out, it counts against the unit's approved annual plan for the year"})
 
 
 class ReassignSchema(ma.Schema):
