@@ -73,6 +73,22 @@ def _commit_all(client, world, draw_id):
         assert response.status_code == 201, response.json
 
 
+def _reveal_all(client, world, draw_id):
+    for name in ("chief", "observer"):
+        response = client.post(f"/api/v1/draws/{draw_id}/reveals", json={"secret": SECRETS[name]},
+                               headers=staff_headers(world.party(name)))
+        assert response.status_code == 201, response.json
+
+
+def _revealed(client, world, **extra):
+    """A draw frozen and with every secret revealed, not yet run."""
+    draw_id = _open(client, world, **extra)
+    _commit_all(client, world, draw_id)
+    assert client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(world.chief)).status_code == 200
+    _reveal_all(client, world, draw_id)
+    return draw_id
+
+
 def _ceremony(client, world, **extra):
     draw_id = _open(client, world, **extra)
     _commit_all(client, world, draw_id)
@@ -80,10 +96,7 @@ def _ceremony(client, world, **extra):
     assert frozen.status_code == 200, frozen.json
     assert client.post(f"/api/v1/draws/{draw_id}/public-value", json={"public_value": "福彩3D 2026320期 517"},
                        headers=staff_headers(world.chief)).status_code == 200
-    for name in ("chief", "observer"):
-        response = client.post(f"/api/v1/draws/{draw_id}/reveals", json={"secret": SECRETS[name]},
-                               headers=staff_headers(world.party(name)))
-        assert response.status_code == 201, response.json
+    _reveal_all(client, world, draw_id)
     ran = client.post(f"/api/v1/draws/{draw_id}/run", headers=staff_headers(world.chief))
     assert ran.status_code == 200, ran.json
     return ran.json
@@ -297,12 +310,7 @@ def test_the_plans_cap_per_enterprise_leaves_targets_out(client, db_session, wor
 def test_a_concurrent_change_to_the_draw_makes_the_run_fail_whole(client, db_session, world):
     from server.modules.draws import operations as ops
 
-    draw_id = _open(client, world)
-    _commit_all(client, world, draw_id)
-    client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(world.chief))
-    for name in ("chief", "observer"):
-        client.post(f"/api/v1/draws/{draw_id}/reveals", json={"secret": SECRETS[name]},
-                    headers=staff_headers(world.party(name)))
+    draw_id = _revealed(client, world)
     draw = db_session.get(Draw, draw_id)
     # another transaction ran it first: the row's version moved on
     db_session.execute(sa.update(Draw).where(Draw.id == draw_id).values(version=Draw.version + 1),
@@ -316,12 +324,7 @@ def test_a_concurrent_change_to_the_draw_makes_the_run_fail_whole(client, db_ses
 def test_a_run_refuses_stored_pools_that_are_not_the_frozen_ones(client, db_session, world):
     from server.modules.draws import operations as ops
 
-    draw_id = _open(client, world)
-    _commit_all(client, world, draw_id)
-    client.post(f"/api/v1/draws/{draw_id}/freeze", headers=staff_headers(world.chief))
-    for name in ("chief", "observer"):
-        client.post(f"/api/v1/draws/{draw_id}/reveals", json={"secret": SECRETS[name]},
-                    headers=staff_headers(world.party(name)))
+    draw_id = _revealed(client, world)
     draw = db_session.get(Draw, draw_id)
     stored = ops._unpack(draw.run_input)
     stored["pool_hashes"]["targets"] = "0" * 64  # pools swapped after the freeze was logged
@@ -388,10 +391,7 @@ def test_a_rule_period_is_drawn_once_and_drawing_it_again_takes_an_approved_redr
     month = rules.period_start(TODAY, Period.MONTH, -2)
     window = {"window_start": (month + dt.timedelta(days=1)).isoformat(),
               "window_end": (month + dt.timedelta(days=5)).isoformat(), "period_label": f"{month:%Y-%m}"}
-    first = _open(client, world, **window)
-    assert _freeze(client, world, first).status_code == 200
-    for name in ("chief", "observer"):
-        client.post(f"/api/v1/draws/{first}/reveals", json={"secret": SECRETS[name]}, headers=staff_headers(world.party(name)))
+    first = _revealed(client, world, **window)
 
     later_same_month = _open(client, world, title="再抽一次", **{**window, "window_start": (month + dt.timedelta(days=10)).isoformat(),
                                                               "window_end": (month + dt.timedelta(days=14)).isoformat()})
