@@ -40,9 +40,10 @@ def upgrade():
                                                 .where(draw.c.document.is_not(None))).all():
         doc = json.loads(zlib.decompress(packed))
         values = {"strata": sorted(doc["rules"])}
-        if "result" in doc:  # executed: split the outcome off the frozen document
+        if "result" in doc:  # run: the outcome beside the frozen document (a published one stays whole)
             values["outcome"] = _pack({key: doc.pop(key) for key in OUTCOME if key in doc})
-            values["document"] = _pack(doc)
+            if status != "published":
+                values["document"] = _pack(doc)
         elif status == "frozen":
             strata = algorithm.quotas(doc)
             values["run_input"] = _pack({**{key: value for key, value in doc.items() if key != "targets"},

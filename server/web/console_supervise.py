@@ -11,7 +11,7 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
 from server.core import errors
-from server.core.access import Role, current_principal, require
+from server.core.access import MANAGERS, Role, current_principal, require
 from server.core.bulk import collector_paused
 from server.core.calendar import local_today
 from server.extensions import db
@@ -213,7 +213,7 @@ def _pending_redraws() -> list[tuple[RedrawRequest, Draw]]:
     """Re-draw requests awaiting a second manager: the unit's own for a supervisor, all for an admin
     (only a manager of the drawing unit approves one, rule 7)."""
     principal = current_principal()
-    if principal.role not in (Role.SUPERVISOR.value, Role.ADMIN.value):
+    if principal.role not in MANAGERS:
         return []
     query = (sa.select(RedrawRequest, Draw).join(Draw, Draw.id == RedrawRequest.draw_id)
              .where(RedrawRequest.approved_at.is_(None)).order_by(RedrawRequest.created_at, RedrawRequest.id))
@@ -275,7 +275,7 @@ def draw(draw_id: str) -> Any:
 
 def _draw_context(found: Draw) -> dict[str, Any]:
     principal = current_principal()
-    manager = principal.role in (Role.SUPERVISOR.value, Role.ADMIN.value)
+    manager = principal.role in MANAGERS
     mine = next((p for p in found.parties if p.user_id == principal.user_id), None)
     assignments = draws.outcome(found)["result"]["assignments"] if manager and found.result_hash else None
     # rule 7: the pending re-draw request, and the approved ones linking this draw to the one before and after
@@ -307,7 +307,7 @@ def draw_step(draw_id: str, action: str) -> Any:
     """抽取仪式的一步 / One step of the ceremony"""
     if action not in STEPS:
         raise errors.NotFound(f"unknown step {action}")
-    require(action in PARTY_STEPS or current_principal().role in (Role.SUPERVISOR.value, Role.ADMIN.value),
+    require(action in PARTY_STEPS or current_principal().role in MANAGERS,
             f"{action}: the supervisor takes this step")
     found = _draw(draw_id)
     if action == "public_value":

@@ -9,7 +9,7 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from server.core.access import Role, current_principal, require
+from server.core.access import MANAGERS, Role, current_principal, require
 from server.core.bulk import collector_paused
 from server.core.pagination import SelectPage
 from server.extensions import db
@@ -32,7 +32,7 @@ def _draw(draw_id: str) -> Draw:
 def _staff_view(draw: Draw) -> Draw:
     """Managers see the drawn assignments; observers only what the public will see, until publication."""
     principal = current_principal()
-    manager = principal.role in (Role.SUPERVISOR.value, Role.ADMIN.value)
+    manager = principal.role in MANAGERS
     shown = manager and draw.result_hash is not None
     draw.assignments = ops.outcome(draw)["result"]["assignments"] if shown else None  # type: ignore[attr-defined]
     draw.redraws = ops.redraws_of(db.session, draw)  # type: ignore[attr-defined]

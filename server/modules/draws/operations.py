@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from server.core import errors
-from server.core.access import Principal, Role
+from server.core.access import MANAGERS, Principal, Role
 from server.core.calendar import local_today
 from server.core.canonical import canonical_json, canonical_object
 from server.core.db import plain_rows, utcnow
@@ -474,6 +474,7 @@ def publish(session: Session, draw: Draw, today: dt.date | None = None) -> Draw:
         Inspection.draw_id == draw.id, Inspection.status.in_([InspectionStatus.ASSIGNED, InspectionStatus.IN_PROGRESS])))
     if open_ and draw.window_end >= today:
         raise NotYetVisited(open_inspections=open_)
+    draw.document = zlib.compress(document_bytes(draw), 1)  # the whole file from now on: downloads just inflate it
     draw.status, draw.published_at = DrawStatus.PUBLISHED, utcnow()
     _flush(session, draw)
     _record(session, draw, "published", {"result_hash": draw.result_hash, "open_inspections": open_})
@@ -571,7 +572,7 @@ def redraws_of(session: Session, draw: Draw) -> list[RedrawRequest]:
 # revealed secrets and seed (which with the frozen pools foretell the result) until publication.
 
 def _sealed_inspections(reader: Principal) -> Any:
-    if reader.role in MANAGER_ROLES:
+    if reader.role in MANAGERS:
         return None
     mine = sa.select(InspectionMember.inspection_id).where(InspectionMember.user_id == reader.user_id,
                                                           InspectionMember.removed_at.is_(None))
@@ -580,12 +581,11 @@ def _sealed_inspections(reader: Principal) -> Any:
 
 
 def _sealed_draws(reader: Principal) -> Any:
-    if reader.role in MANAGER_ROLES:
+    if reader.role in MANAGERS:
         return None
     return sa.select(Draw.id).where(Draw.status.in_([DrawStatus.FROZEN, DrawStatus.EXECUTED]))
 
 
-MANAGER_ROLES = {Role.SUPERVISOR.value, Role.ADMIN.value}
 audit.seal("inspection", _sealed_inspections)
 audit.seal("draw", _sealed_draws, tags=("draws:draw:revealed", "draws:draw:executed"))
 
@@ -593,7 +593,8 @@ audit.seal("draw", _sealed_draws, tags=("draws:draw:revealed", "draws:draw:execu
 # ---- the document ------------------------------------------------------------------------------
 
 # The frozen document (pools, rules, pool hashes) is stored as frozen; the run adds its outcome
-# beside it, so neither the run nor a staff view has to decode the pools again.
+# beside it, so neither the run nor a staff view has to decode the pools again. Publication
+# stores the whole file (document with the outcome merged in), which the public downloads.
 OUTCOME = ("commitments", "reveals", "public_value", "seed", "result", "result_hash")
 
 
@@ -623,5 +624,7 @@ def document(draw: Draw) -> dict[str, Any]:
 
 
 def document_bytes(draw: Draw) -> bytes:
-    """The verifiable JSON file (canonical JSON, UTF-8)."""
+    """The verifiable JSON file (canonical JSON, UTF-8). A published draw stores it whole."""
+    if draw.status is DrawStatus.PUBLISHED:
+        return zlib.decompress(draw.document)  # type: ignore[arg-type]
     return canonical_json(document(draw))
