@@ -48,6 +48,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     access.init_app(app, load_principal, load_session_principal)
     register_routes(app)
+    from server.core import ratelimit
+
+    ratelimit.init_app(app)  # after the routes: the public blueprints get their limit by name
     return app
 
 
