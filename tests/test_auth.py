@@ -124,11 +124,11 @@ def test_password_reset_logs_out_other_sessions(client, db_session):
     admin = factories.UserFactory(role=Role.ADMIN)
     user = factories.inspector()
     token = login(client, user.username)
-    response = client.patch(f"/api/v1/users/{user.id}", json={"password": "a brand new secret"},
+    response = client.patch(f"/api/v1/users/{user.id}", json={"password": "A brand-new secret"},
                             headers=staff_headers(admin))
     assert response.status_code == 200
     assert_contract(client.get("/api/v1/auth/me", headers=bearer(token)), 401, "auth.token_invalid")
-    assert login(client, user.username, "a brand new secret")
+    assert login(client, user.username, "A brand-new secret")
     updated = audit_entries("admin:user:updated", user=user.id)[-1]["payload"]
     assert updated == {"before": {"password": "***"}, "after": {"password": "***"}}
 

@@ -10,7 +10,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from server.core import errors
+from server.core import errors, passwords
 from server.core.access import Principal, Role, current_principal, require
 from server.core.db import utcnow
 from server.modules.audit import operations as audit
@@ -125,7 +125,9 @@ def _record_unknown_name(session: Session, remote_addr: str | None) -> None:
 def create_user(session: Session, *, username: str, display_name: str, role: Role | str, unit_id: int,
                 password: str | None = None, region_code: str | None = None, phone: str | None = None) -> User:
     if user_by_name(session, username) is not None:
-        raise UsernameTaken(fields={"username": ["已存在 / already taken"]})
+        raise UsernameTaken(fields={"username": ["已存在（不区分大小写）/ already taken (whatever the case)"]})
+    if password is not None:
+        passwords.check(password, username)
     unit = session.get(Unit, unit_id)
     if unit is None:
         raise UnitNotFound(fields={"unit_id": ["不存在 / does not exist"]})
@@ -134,7 +136,7 @@ def create_user(session: Session, *, username: str, display_name: str, role: Rol
         raise RegionUnknown(fields={"region_code": [region_code]})
     user = User(username=username, display_name=display_name, role=Role(role), unit_id=unit.id,
                 region_code=region_code, phone=phone,
-                password_hash=hash_password(password) if password else None)
+                password_hash=hash_password(password) if password is not None else None)
     session.add(user)
     session.flush()
     audit.record(session, "admin:user:created", subjects={"user": user.id, "unit": unit.id},
@@ -146,6 +148,7 @@ def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:
     before = {key: ("***" if key == "password" else _plain(getattr(user, key))) for key in changes}
     for key, value in changes.items():
         if key == "password":
+            passwords.check(value, user.username)
             user.password_hash = hash_password(value)
             user.token_generation += 1  # a new password logs out every other session
             continue
