@@ -8,6 +8,7 @@ in the ``limits`` notation: ``"10 per minute; 50 per hour"``.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from contextlib import ExitStack
 from typing import Any, Callable
@@ -28,10 +29,12 @@ def client_address() -> str:
 
 
 def _login_account() -> str:
-    """The account a sign-in is for, as typed (API JSON or console form), case-folded."""
+    """The account a sign-in is for, as typed (API JSON or console form), case-folded and hashed: the
+    counters' keys do not keep what was typed (often a password in the wrong field)."""
     body = request.get_json(silent=True) if request.is_json else None
     name = body.get("username") if isinstance(body, dict) else request.form.get("username")
-    return "account:" + (name.strip().lower() if isinstance(name, str) else "")
+    folded = name.strip().lower() if isinstance(name, str) else ""
+    return "account:" + hashlib.sha256(folded.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _signed_in_user() -> str:
