@@ -104,3 +104,15 @@ def test_templates_have_no_inline_script_or_style(path):
     text = path.read_text()
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), path
     assert not re.search(r"\son[a-z]+\s*=|javascript:|\sstyle\s*=|<style", text), path
+
+
+def test_download_names_carry_their_type_and_nothing_else():
+    from server.core.downloads import attachment
+
+    assert attachment("ab12", "image/jpeg") == 'attachment; filename="ab12.jpg"'
+    assert attachment("scan.JPEG", "image/jpeg") == 'attachment; filename="scan.JPEG"'
+    assert attachment("7.pdf", "application/pdf") == 'attachment; filename="7.pdf"'
+    assert attachment("note.html", "text/plain") == 'attachment; filename="note.html.txt"'
+    assert attachment('../../etc/"x"\r\n;y', "application/zip") == 'attachment; filename="_x____y.zip"'
+    chinese = attachment("询问笔录.pdf", "application/pdf")
+    assert chinese.startswith('attachment; filename="____.pdf"; filename*=UTF-8\'\'%E8%AF%A2')
