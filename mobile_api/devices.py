@@ -6,6 +6,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from server.core import ratelimit
 from server.core.access import current_principal
 from server.core.calendar import local_today
 from server.extensions import db
@@ -24,7 +25,8 @@ class RegisterDevice(MethodView):
     @blp.response(201, auth_schemas.DeviceTokenSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """用执法人员账号注册本设备的 Ed25519 公钥 / Register this device's key with the inspector's login"""
-        user = users.current_user(db.session)
+        with ratelimit.registration_limits():
+            user = users.current_user(db.session)
         device = ops.register(db.session, user=user, public_key_b64=data.pop("public_key"),
                               registered_by=user.id, **data)
         result = ops.issue_tokens(db.session, device)
@@ -39,7 +41,8 @@ class Refresh(MethodView):
     def post(self, data: dict[str, Any]) -> Any:
         """用刷新令牌换取新令牌（离线宽限期内）/ Exchange a refresh token within the offline grace period"""
         try:
-            result = ops.refresh(db.session, data["refresh_token"])
+            with ratelimit.refresh_limits():  # a refused token (401) counts against the address
+                result = ops.refresh(db.session, data["refresh_token"])
         except ops.RefreshInvalid:
             db.session.commit()  # keep the revocation of a reused token's family and its audit entry
             raise

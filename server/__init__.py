@@ -25,12 +25,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _return_large_buffers()
 
     from server import models  # noqa: F401  (registers every table)
-    from server.core import access, http
+    from server.core import access, headers, http
     from server.core.tasks import celery_init_app
     from server.extensions import db, mobile_api, web_api
 
     http.configure_logging(app)
     http.init_app(app)
+    headers.init_app(app)
     db.init_app(app)
     with app.app_context():
         _tune_engine(db.engine)
@@ -47,6 +48,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     access.init_app(app, load_principal, load_session_principal)
     register_routes(app)
+    from server.core import ratelimit
+
+    ratelimit.init_app(app)  # after the routes: the public blueprints get their limit by name
     return app
 
 

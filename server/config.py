@@ -41,6 +41,18 @@ def _transfer_sides(value: str) -> frozenset[str]:
 TRANSFER_SIDES = frozenset({"bureau", "police", "prosecutor"})
 
 
+def _limit(value: str) -> str:
+    """A rate limit in the ``limits`` notation, e.g. ``10 per minute; 50 per hour``."""
+    from limits import parse_many
+
+    try:
+        if parse_many(value):
+            return value
+    except ValueError:
+        pass
+    raise ValueError(f"expected a rate limit such as '10 per minute; 50 per hour', got {value!r}")
+
+
 @dataclass(frozen=True)
 class Setting:
     default: Any
@@ -65,6 +77,15 @@ SETTINGS: dict[str, Setting] = {
     "DEVICE_OFFLINE_GRACE_DAYS": Setting(14, int, "how long a device refresh token outlives its last use"),
     "LOGIN_MAX_FAILURES": Setting(5, int, "failed passwords before the account is locked"),
     "LOGIN_LOCK_MINUTES": Setting(15, int, "how long a locked account stays locked"),
+    "LOGIN_LIMIT_PER_ADDRESS": Setting("10 per minute; 50 per hour", _limit,
+                                       "failed sign-ins (API and console) from one client address, then 429"),
+    "LOGIN_LIMIT_PER_ACCOUNT": Setting("10 per 15 minutes; 50 per day", _limit,
+                                       "failed sign-ins for one account name, from any address, then 429"),
+    "REFRESH_LIMIT_PER_ADDRESS": Setting("30 per 10 minutes", _limit,
+                                         "failed device token refreshes from one client address, then 429"),
+    "DEVICE_REGISTRATION_LIMIT": Setting("10 per hour", _limit, "device registrations by one staff account"),
+    "PUBLIC_LIMIT_PER_ADDRESS": Setting("300 per minute", _limit,
+                                        "requests to the public portal and /api/v1/public from one client address"),
     "SESSION_IDLE_MINUTES": Setting(30, int, "a console sign-in ends after this many minutes without a request"),
     "SESSION_MAX_HOURS": Setting(12, int, "a console sign-in ends this many hours after it began, however active"),
     "DB_CONNECT_TIMEOUT_S": Setting(3, int, "give up connecting to the database after this"),

@@ -14,6 +14,10 @@ from sqlalchemy.engine import make_url
 from server import create_app
 
 
+TEST_LIMITS = ("LOGIN_LIMIT_PER_ADDRESS", "LOGIN_LIMIT_PER_ACCOUNT", "REFRESH_LIMIT_PER_ADDRESS",
+               "DEVICE_REGISTRATION_LIMIT", "PUBLIC_LIMIT_PER_ADDRESS")
+
+
 def postgres_url() -> str | None:
     """The PostgreSQL URL the suite runs against, if any (``ENFORCE_DATABASE_URL``)."""
     url = os.environ.get("ENFORCE_DATABASE_URL", "")
@@ -54,6 +58,10 @@ def make_app(database_url: str, instance: Path, **overrides: Any) -> Flask:
         # long tasks in the request, like the others: a thread could not see a test's rolled-back
         # transaction (the browser tests' app, which commits for real, uses threads)
         "TASK_THREADS": 0,
+        # The suite signs in thousands of times from 127.0.0.1: limits far above it, so no test is
+        # throttled by accident. tests/test_rate_limits.py builds apps with the real limits.
+        **{name: "100000 per minute" for name in TEST_LIMITS},
+        "RATELIMIT_KEY_PREFIX": f"enforce-test-{uuid.uuid4().hex[:12]}",
     }
     config.update(overrides)
     os.environ.setdefault("ENFORCE_INSTANCE_PATH", str(instance))

@@ -6,6 +6,7 @@ from typing import Any
 from flask import flash, make_response, redirect, render_template, request, session, url_for
 from sqlalchemy.orm import selectinload
 
+from server.core import ratelimit
 from server.core.access import Principal, current_principal
 from server.core.calendar import get_calendar, local_today, schedule_warnings
 from server.core.db import utcnow
@@ -48,7 +49,8 @@ def login() -> Any:
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
     nxt = safe_next(request.form.get("next"))
-    user, error = run_keeping(lambda: users.authenticate(db.session, username, password, request.remote_addr))
+    with ratelimit.login_limits():  # shared with the API's sign-in; a 401 below counts as a failure
+        user, error = run_keeping(lambda: users.authenticate(db.session, username, password, request.remote_addr))
     if error is not None:
         return render_error("console/login.html", error, next=nxt, expired=False)
     auth.start_session(user)

@@ -138,6 +138,8 @@ def test_documents_are_numbered_pdfs_with_the_party_and_an_audited_hash(client, 
     assert made.json["number"].startswith("商环告〔2026〕") and second["number"].startswith("商环检〔")
     pdf = client.get(f"/api/v1/case-documents/{made.json['id']}", headers=staff_headers(w.a))
     assert pdf.mimetype == "application/pdf" and pdf.headers["X-Content-SHA256"] == made.json["sha256"]
+    assert pdf.headers["Content-Disposition"] == f'attachment; filename="{made.json["id"]}.pdf"'
+    assert pdf.headers["X-Content-Type-Options"] == "nosniff" and pdf.headers["Cache-Control"] == "no-store"
     text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf.data)).pages).replace("\n", "")
     assert made.json["number"] in text and w.target.name in text and "209,000" in text
     db_session.commit()

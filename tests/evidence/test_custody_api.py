@@ -56,6 +56,9 @@ def test_team_member_lists_views_and_downloads_and_each_access_is_recorded(clien
     original = client.get(f"/api/v1/evidence/{item.id}/original", headers=staff_auth(team.member))
     assert original.status_code == 200 and original.data == data
     assert original.headers["ETag"] == f'"{item.sha256}"'
+    # saved, never rendered on this origin: an attachment named with the type's extension (issue 14 #6)
+    assert original.headers["Content-Disposition"] == f'attachment; filename="{item.sha256}.jpg"'
+    assert original.headers["X-Content-Type-Options"] == "nosniff"
     thumb = client.get(f"/api/v1/evidence/{item.id}/thumbnail", headers=staff_auth(team.member))
     assert thumb.status_code == 200 and thumb.data[:3] == b"\xff\xd8\xff"
     actions = _actions(db_session, item)

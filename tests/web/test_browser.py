@@ -188,7 +188,10 @@ def test_supervisor_runs_a_draw_ceremony_and_the_public_verifies_it(browser, liv
     supervisor.fill("#public_value", "福彩3D 2026001: 4 7 1")
     supervisor.click("#btn-public-value")
     # restored from this browser's commit by console.js, which runs once the new page is parsed
-    supervisor.wait_for_function("(document.querySelector('#reveal-secret') || {}).value")
+    # (a locator assertion: wait_for_function evaluates a string, which the pages' CSP refuses)
+    from playwright.sync_api import expect
+
+    expect(supervisor.locator("#reveal-secret")).not_to_have_value("")
     assert supervisor.input_value("#reveal-secret")
     supervisor.click("#btn-reveal")
     observer.goto(draw_url)

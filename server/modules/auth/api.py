@@ -7,6 +7,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from server.core import ratelimit
 from server.core.access import current_principal
 from server.extensions import db
 from server.modules.auth import operations as ops
@@ -24,11 +25,12 @@ class Login(MethodView):
     @blp.response(200, schemas.TokenSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """用户名密码登录，获取令牌 / Log in with a password and get a bearer token"""
-        try:
-            user = users.authenticate(db.session, data["username"], data["password"], request.remote_addr)
-        except (users.InvalidCredentials, users.AccountLocked):
-            db.session.commit()  # keep the failure count and its audit entry
-            raise
+        with ratelimit.login_limits():
+            try:
+                user = users.authenticate(db.session, data["username"], data["password"], request.remote_addr)
+            except users.InvalidCredentials:
+                db.session.commit()  # keep the failure count and its audit entry
+                raise
         token = ops.staff_token(user)
         db.session.commit()
         return token

@@ -8,7 +8,7 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from server.core import errors
+from server.core import downloads, errors
 from server.core.access import Role, current_principal, require
 from server.core.calendar import local_today
 from server.core.pagination import SelectPage
@@ -236,4 +236,5 @@ class CaseDocumentFile(MethodView):
         _case(document.case_id)
         return Response(document.content, mimetype="application/pdf",
                         headers={"X-Content-SHA256": document.sha256,
-                                 "Content-Disposition": f'inline; filename="{document.id}.pdf"'})
+                                 "Content-Disposition": downloads.attachment(f"{document.id}.pdf", "application/pdf"),
+                                 "Cache-Control": "no-store"})

@@ -7,6 +7,7 @@ from flask import Response, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from server.core import downloads
 from server.core.access import current_principal
 from server.core.storage import get_store
 from server.extensions import db
@@ -49,7 +50,7 @@ def _stream(digest: str, media_type: str, size: int, filename: str) -> Response:
     response = Response(stream_with_context(store.iter_chunks(digest)), mimetype=media_type)
     response.headers["Content-Length"] = str(size)
     response.headers["ETag"] = f'"{digest}"'
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Content-Disposition"] = downloads.attachment(filename, media_type)
     response.headers["Cache-Control"] = "no-store"
     return response
 

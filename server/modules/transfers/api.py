@@ -10,7 +10,7 @@ from flask import Response, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from server.core import errors
+from server.core import downloads, errors
 from server.core.access import current_principal, require
 from server.core.db import utcnow
 from server.core.pagination import SelectPage
@@ -36,7 +36,7 @@ def _stream(chunks: Any, media_type: str, size: int, filename: str, digest: str)
     response = Response(stream_with_context(chunks), mimetype=media_type)
     response.headers["Content-Length"] = str(size)
     response.headers["X-Content-SHA256"] = digest
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Content-Disposition"] = downloads.attachment(filename, media_type)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -93,7 +93,11 @@ class User(TimestampMixin, Base):
     certificates: Mapped[list[Certificate]] = relationship(back_populates="user", order_by="Certificate.valid_from")
     legal_qualifications: Mapped[list[LegalQualification]] = relationship(back_populates="user")
 
-    __table_args__ = (sa.CheckConstraint("failed_logins >= 0", name="failed_logins_nonnegative"),)
+    __table_args__ = (
+        sa.CheckConstraint("failed_logins >= 0", name="failed_logins_nonnegative"),
+        # one account per name whatever its case: "Inspector01" may not sit beside "inspector01"
+        sa.Index("uq_user_account_username_lower", sa.func.lower(sa.literal_column("username")), unique=True),
+    )
 
 
 class Certificate(TimestampMixin, Base):

@@ -10,16 +10,18 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from server.core import errors
+from server.core import errors, passwords
 from server.core.access import Principal, Role, current_principal, require
 from server.core.db import utcnow
 from server.modules.audit import operations as audit
 from server.modules.users.models import Certificate, CertificateStatus, LegalQualification, Region, Unit, User
 
-InvalidCredentials = errors.error_code("auth.invalid_credentials", 401, "用户名或密码错误",
-                                       "Wrong username or password")
-AccountLocked = errors.error_code("auth.account_locked", 423, "登录失败次数过多，账号已临时锁定",
-                                  "Too many failed logins; the account is temporarily locked")
+# One answer for a wrong password, an unknown name and a locked account, so that no answer tells
+# which accounts exist; it says what a locked-out user needs to know without saying who is locked.
+InvalidCredentials = errors.error_code("auth.invalid_credentials", 401,
+                                       "用户名或密码错误（连续多次失败后需等待一段时间再试）",
+                                       "Wrong username or password (after repeated failures, wait a while "
+                                       "before trying again)")
 AccountInactive = errors.error_code("auth.account_inactive", 403, "账号已停用", "The account is deactivated")
 UsernameTaken = errors.error_code("user.username_taken", 409, "用户名已存在", "The username is already taken")
 UserNotFound = errors.error_code("user.not_found", 404, "用户不存在", "No such user")
@@ -59,7 +61,8 @@ def current_user(session: Session) -> User:
 
 
 def user_by_name(session: Session, username: str) -> User | None:
-    return session.scalar(sa.select(User).where(User.username == username))
+    """Names are unique whatever their case (a unique index on lower(username)), and found so."""
+    return session.scalar(sa.select(User).where(sa.func.lower(User.username) == username.strip().lower()))
 
 
 def authenticate(session: Session, username: str, password: str, remote_addr: str | None) -> User:
@@ -70,13 +73,14 @@ def authenticate(session: Session, username: str, password: str, remote_addr: st
     now = utcnow()
     if user is None or user.password_hash is None:
         _hasher.hash(password)  # same work as a real check, so timing does not reveal names
-        audit.record(session, "web:login:failed", payload={"username": username, "remote_addr": remote_addr},
-                     actor=audit.Actor("anonymous"))
+        _record_unknown_name(session, remote_addr)
         raise InvalidCredentials()
     if user.locked_until and user.locked_until > now:
+        _hasher.hash(password)  # answered as a wrong password, after the same work
         audit.record(session, "web:login:refused_locked", subjects={"user": user.id},
                      payload={"remote_addr": remote_addr}, actor=audit.Actor("anonymous"))
-        raise AccountLocked(until=user.locked_until.isoformat())
+        session.flush()
+        raise InvalidCredentials()
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -104,10 +108,26 @@ def authenticate(session: Session, username: str, password: str, remote_addr: st
     return user
 
 
+def _record_unknown_name(session: Session, remote_addr: str | None) -> None:
+    """Names that are no account are not written down (they are often a password typed in the wrong
+    field, or an attacker's list): they are counted per address and hour, and the 1st, 10th, 100th, …
+    of a window leaves one audit entry with the count, so a flood cannot fill the permanent log."""
+    from server.core import ratelimit
+
+    count, window = ratelimit.count_unknown_name(remote_addr)
+    if ratelimit.worth_recording(count):
+        audit.record(session, "web:login:unknown_names", actor=audit.Actor("anonymous"),
+                     payload={"remote_addr": remote_addr, "failures_in_window": count,
+                              "window_start": dt.datetime.fromtimestamp(window, dt.UTC).isoformat()})
+        session.flush()
+
+
 def create_user(session: Session, *, username: str, display_name: str, role: Role | str, unit_id: int,
                 password: str | None = None, region_code: str | None = None, phone: str | None = None) -> User:
     if user_by_name(session, username) is not None:
-        raise UsernameTaken(fields={"username": ["已存在 / already taken"]})
+        raise UsernameTaken(fields={"username": ["已存在（不区分大小写）/ already taken (whatever the case)"]})
+    if password is not None:
+        passwords.check(password, username)
     unit = session.get(Unit, unit_id)
     if unit is None:
         raise UnitNotFound(fields={"unit_id": ["不存在 / does not exist"]})
@@ -116,7 +136,7 @@ def create_user(session: Session, *, username: str, display_name: str, role: Rol
         raise RegionUnknown(fields={"region_code": [region_code]})
     user = User(username=username, display_name=display_name, role=Role(role), unit_id=unit.id,
                 region_code=region_code, phone=phone,
-                password_hash=hash_password(password) if password else None)
+                password_hash=hash_password(password) if password is not None else None)
     session.add(user)
     session.flush()
     audit.record(session, "admin:user:created", subjects={"user": user.id, "unit": unit.id},
@@ -128,6 +148,7 @@ def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:
     before = {key: ("***" if key == "password" else _plain(getattr(user, key))) for key in changes}
     for key, value in changes.items():
         if key == "password":
+            passwords.check(value, user.username)
             user.password_hash = hash_password(value)
             user.token_generation += 1  # a new password logs out every other session
             continue

@@ -1,5 +1,12 @@
 // Progressive enhancement only: every page works without it.
 (function () {
+  // Behaviour once written as onchange="" / href="javascript:…": the pages' CSP runs no inline script.
+  document.querySelectorAll("[data-autosubmit]").forEach(function (field) {
+    field.addEventListener("change", function () { if (field.form) { field.form.submit(); } });
+  });
+  document.querySelectorAll("a[data-back]").forEach(function (link) {
+    link.addEventListener("click", function (event) { event.preventDefault(); window.history.back(); });
+  });
   // Keep half-typed text (review opinions, reasons) in this browser until the form is sent, so an
   // expired session that sends the user to sign-in does not lose it.
   document.querySelectorAll("textarea[data-keep]").forEach(function (area) {
