@@ -23,7 +23,7 @@ from tests.helpers import assert_contract, staff_headers
 def _notified(db_session, w):
     case = investigated(db_session, w)
     cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11))
-    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="当事人书面放弃")
+    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="当事人书面放弃", hearing_too=True)
     return case
 
 
@@ -266,7 +266,7 @@ def test_review_screen_shows_linked_evidence_with_custody_and_flags(client, db_s
                          json={"evidence_ids": [item.id], "purpose": "排放口照片"}, headers=staff_headers(w.a))
     assert linked.status_code == 200, linked.json
     cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11))
-    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="放弃")
+    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="放弃", hearing_too=True)
     review = reviews.submit(db_session, case, by=w.a, on=D(2026, 8, 12))
     evidence = client.get(f"/api/v1/legal-reviews/{review.id}/screen", headers=staff_headers(w.reviewer)).json["evidence"]
     (shown,) = evidence["items"]

@@ -55,7 +55,7 @@ def reviewed_case(session: Any, w: World) -> tuple[Any, Any]:
     """A case filed on 1 Apr 2031 and submitted for legal review on Monday 28 Apr 2031."""
     case = investigated(session, w, filed_on=D(2031, 4, 1))
     cases.serve_notice(session, case, by=w.a, on=D(2031, 4, 22), fine=100_000)
-    cases.waive_statement(session, case, by=w.a, on=D(2031, 4, 23), note="放弃")
+    cases.waive_statement(session, case, by=w.a, on=D(2031, 4, 23), note="放弃", hearing_too=True)
     return case, reviews.submit(session, case, by=w.a, on=D(2031, 4, 28))
 
 

@@ -167,7 +167,7 @@ def test_refusal_is_legally_reviewed_before_the_penalty_procedure_resumes(db_ses
         scene.step(db_session, t, "resume_admin_penalty", w.head, at=H(3), reason="不移送理由已记录，恢复处罚程序")
     assert guard(exc)[0] == "refusal_reviewed"
     cases.serve_notice(db_session, scene.case, by=w.a, on=D(2026, 8, 21), fine=100_000)
-    cases.waive_statement(db_session, scene.case, by=w.a, on=D(2026, 8, 22), note="放弃")
+    cases.waive_statement(db_session, scene.case, by=w.a, on=D(2026, 8, 22), note="放弃", hearing_too=True)
     review = reviews.submit(db_session, scene.case, by=w.a, on=D(2026, 8, 24))
     assert review.subject == "transfer_refusal"
     reviews.decide(db_session, review, reviewer=w.reviewer, outcome=ReviewOutcome.PASS, opinion="同意不移送",

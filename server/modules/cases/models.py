@@ -65,6 +65,8 @@ class Case(TimestampMixin, Base):
     discovered_on: Mapped[dt.date | None]
     filed_on: Mapped[dt.date | None]
     limitation_warning: Mapped[bool] = mapped_column(default=False, comment="discovered > 2 years after the act (第36条)")
+    limitation_ground: Mapped[str | None] = mapped_column(
+        sa.String(30), comment="第36条 five-year ground: life_health or financial safety, with harmful consequences")
     special_case: Mapped[bool] = mapped_column(default=False, comment="专案查办")
     supervised_level: Mapped[str | None] = mapped_column(sa.String(20), comment="挂牌督办 level: province, city…")
     supervised_on: Mapped[dt.date | None]
@@ -79,6 +81,8 @@ class Case(TimestampMixin, Base):
     statement_made: Mapped[bool] = mapped_column(default=False, comment="party made a statement or defence")
     statement_reviewed: Mapped[bool] = mapped_column(default=False)
     statement_waived: Mapped[bool] = mapped_column(default=False)
+    hearing_waived: Mapped[bool] = mapped_column(
+        default=False, comment="hearing waived expressly or by conduct (行政处罚法 第64条第(六)项)")
     # hearing (听证)
     hearing_requested_on: Mapped[dt.date | None]
     hearing_notice_on: Mapped[dt.date | None]
@@ -88,6 +92,8 @@ class Case(TimestampMixin, Base):
     # crime check (DOMAIN-RULES rule 45)
     suspected_crime: Mapped[bool] = mapped_column(default=False)
     crime_hits: Mapped[list[Any]] = mapped_column(default=list)
+    crime_checked_facts: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="the crime_facts the last crime check ran on (None: never run)")
     transfer_started_at: Mapped[dt.datetime | None] = mapped_column(comment="hook for the transfer issue")
     transfer_refusal_reason: Mapped[str | None] = mapped_column(sa.Text, comment="reasoned non-transfer, legally reviewed")
     # collective discussion (集体讨论)

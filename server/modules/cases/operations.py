@@ -136,9 +136,20 @@ def create_lead(session: Session, *, by: User, title: str, party_name: str | Non
                 discovered_on=discovered_on, crime_facts=crime_facts or {}, measures=[], crime_hits=[])
     session.add(case)
     session.flush()
+    if case.crime_facts:  # facts known at the lead are checked at once (法释〔2023〕7号 第1条)
+        _evaluate_crime_facts(case)
     audit.record(session, "web:case:lead_created", subjects={"case": case.id, "unit": case.unit_id},
-                 payload={"title": title, "party": case.party_name, "inspection": source_inspection_id})
+                 payload={"title": title, "party": case.party_name, "inspection": source_inspection_id,
+                          "crime_hits": [h["code"] for h in case.crime_hits]})
     return case
+
+
+def _evaluate_crime_facts(case: Case) -> list[dict[str, Any]]:
+    hits = predicates.evaluate(crime_rules()["rules"], case.crime_facts or {})
+    case.crime_hits = hits
+    case.suspected_crime = bool(hits)
+    case.crime_checked_facts = dict(case.crime_facts or {})
+    return hits
 
 
 def limitation(case: Case, on: dt.date) -> tuple[bool, bool]:
@@ -174,11 +185,19 @@ def _certified(session: Session, user_ids: Iterable[int], day: dt.date, rule: st
     return team
 
 
-def file(session: Session, case: Case, *, by: User, on: dt.date, handler_ids: list[int]) -> Case:
+LIMITATION_GROUNDS = {"life_health": "涉及公民生命健康安全且有危害后果",
+                      "financial": "涉及金融安全且有危害后果"}
+
+
+def file(session: Session, case: Case, *, by: User, on: dt.date, handler_ids: list[int],
+         limitation_ground: str | None = None) -> Case:
     """立案 (行政处罚法 第54条) with at least two certified handlers (第42、55条). Limitation
-    (第36条): more than 2 years between act and discovery is warned (the 5-year period applies
-    where life, health or financial safety was harmed); more than 5 years is refused."""
+    (第36条): more than 2 years between act and discovery is warned and a decision then needs a
+    recorded five-year ground (``limitation_ground``: life, health or financial safety harmed);
+    more than 5 years is refused."""
     check(case, "file")
+    if limitation_ground is not None and limitation_ground not in LIMITATION_GROUNDS:
+        raise errors.ValidationFailed(fields={"limitation_ground": [f"one of {', '.join(LIMITATION_GROUNDS)}"]})
     warn, barred = limitation(case, on)
     if barred:
         raise fail("limitation_period", "行政处罚法 第36条", "the act was discovered more than 5 years after it ended",
@@ -189,11 +208,13 @@ def file(session: Session, case: Case, *, by: User, on: dt.date, handler_ids: li
     case.filed_on = on
     case.discovered_on = case.discovered_on or on
     case.limitation_warning = warn
+    case.limitation_ground = limitation_ground
     from server.modules.cases import documents
 
     case.number = documents.allocate(session, unit_id=case.unit_id, year=on.year, doc_type="case")
     apply(session, case, "file", by_user_id=by.id, on=on,
-          payload={"number": case.number, "handlers": [u.id for u, _ in team], "limitation_warning": warn})
+          payload={"number": case.number, "handlers": [u.id for u, _ in team], "limitation_warning": warn,
+                   "limitation_ground": limitation_ground})
     deadlines.start(session, case_id=case.id, type_code="decision", on=on, unit_id=case.unit_id,
                     assignee_id=team[0][0].id)
     session.refresh(case, ["handlers"])
@@ -248,7 +269,7 @@ def propose(session: Session, case: Case, *, by: User, on: dt.date, inputs: dict
             corrections: Iterable[str] = (), circumstance: str = "ordinary", measures: list[str] | None = None,
             reduction: dict[str, Any] | None = None, violation_code: str | None = None,
             version: str | None = None) -> Any:
-    """Discretion calculation with the benchmark in force on ``on`` (行政处罚法 第34条; rule 38)."""
+    """Discretion calculation with the benchmark in force on ``on`` (行政处罚法 第34条)."""
     check(case, "propose")
     if violation_code:
         case.violation_code = violation_code
@@ -275,9 +296,7 @@ def crime_check(session: Session, case: Case, *, by: User | None, facts: dict[st
     check(case, "crime_check")
     if facts is not None:
         case.crime_facts = {**(case.crime_facts or {}), **facts}
-    hits = predicates.evaluate(crime_rules()["rules"], case.crime_facts or {})
-    case.crime_hits = hits
-    case.suspected_crime = bool(hits)
+    hits = _evaluate_crime_facts(case)
     apply(session, case, "crime_check", by_user_id=by.id if by else None,
           payload={"hits": [h["code"] for h in hits], "rules_version": crime_rules()["version"]})
     return hits
@@ -328,18 +347,22 @@ def hearing_triggered(case: Case, fine: int | None, measures: list[str], on: dt.
 
 
 def serve_notice(session: Session, case: Case, *, by: User, on: dt.date, fine: int | None = None,
-                 measures: list[str] | None = None) -> Case:
+                 measures: list[str] | None = None, reduction_basis: str | None = None) -> Case:
     """行政处罚事先告知 (行政处罚法 第44条): the intended penalty, facts, reasons, basis and the
-    rights to statement, defence and (when triggered, 第63条) a hearing."""
+    rights to statement, defence and (when triggered, 第63条) a hearing. The notified fine lies in
+    the statutory range, or below it with the 减轻 ground (第32条) recorded here or at the proposal."""
     check(case, "serve_notice")
+    if reduction_basis:
+        case.reduction_basis = reduction_basis
     acts = session.scalar(sa.select(sa.func.count(InvestigativeAct.id)).where(InvestigativeAct.case_id == case.id))
     if not acts:
         raise fail("investigated", "行政处罚法 第54、55条", "no investigative act is recorded")
     record = discretion.latest(session, case.id)
     amount = fine if fine is not None else (record.amount if record else None)
-    if amount is not None and amount > 0 and record is None:
-        raise fail("discretion_recorded", "行政处罚法 第34条; DOMAIN-RULES rule 38",
-                   "a fine needs a recorded discretion calculation")
+    if amount is not None and amount > 0:
+        if record is None:
+            raise fail("discretion_recorded", "行政处罚法 第34条", "a fine needs a recorded discretion calculation")
+        _statutory_range(session, case, record, amount, "notified")
     measures = list(measures if measures is not None else case.measures or [])
     case.notified_fine, case.notified_measures, case.notice_served_on = amount, measures, on
     case.statement_made = case.statement_reviewed = case.statement_waived = False
@@ -354,6 +377,24 @@ def serve_notice(session: Session, case: Case, *, by: User, on: dt.date, fine: i
         deadlines.start(session, case_id=case.id, type_code="hearing_request", on=on, unit_id=case.unit_id,
                         assignee_id=lead)
     return case
+
+
+def _statutory_range(session: Session, case: Case, record: Any, amount: int, what: str,
+                     reduction_basis: str | None = None) -> Any:
+    """The fine lies within the range of the provision the benchmark applies (its 法律责任 article):
+    never above the maximum; below the minimum only with a recorded 减轻 ground (行政处罚法 第32条).
+    Checked when the amount is notified (第44条) as well as when it is decided, so a case cannot
+    notify an amount that no lawful decision could then match."""
+    bench = discretion.parsed(discretion.benchmark_of(session, record))
+    article = bench.legal_basis.split(":", 1)[0].strip()  # "大气污染防治法 第99条第(二)项: …"
+    if bench.stat_max is not None and amount > bench.stat_max:
+        raise fail("statutory_maximum", article, f"the {what} fine exceeds the statutory maximum",
+                   stat_max=bench.stat_max, amount=amount)
+    if bench.stat_min is not None and amount < bench.stat_min and not (reduction_basis or case.reduction_basis):
+        raise fail("statutory_minimum", f"{article}; 行政处罚法 第32条",
+                   f"a {what} fine below the statutory minimum needs a recorded ground for reduction (减轻处罚)",
+                   stat_min=bench.stat_min, amount=amount)
+    return bench
 
 
 def _lead(case: Case) -> int | None:
@@ -371,13 +412,20 @@ def record_statement(session: Session, case: Case, *, by: User, on: dt.date, sum
     return case
 
 
-def waive_statement(session: Session, case: Case, *, by: User, on: dt.date, note: str) -> Case:
-    """行政处罚法 第44、62条: the party may expressly waive statement and defence (and hearing)."""
+def waive_statement(session: Session, case: Case, *, by: User, on: dt.date, note: str,
+                    hearing_too: bool = False) -> Case:
+    """行政处罚法 第44、62条: the party may expressly waive statement and defence. That is not a
+    waiver of the hearing (第63、64条): the hearing right ends only when the party waives it
+    expressly (``hearing_too``, recorded in the same written statement) or by conduct (第64条第(六)项),
+    or its 5-working-day window passes."""
     check(case, "waive_statement")
     case.statement_waived = True
-    apply(session, case, "waive_statement", by_user_id=by.id, on=on, payload={"note": note})
+    hearing_too = hearing_too and case.hearing_rights
+    apply(session, case, "waive_statement", by_user_id=by.id, on=on, payload={"note": note, "hearing_too": hearing_too})
     deadlines.meet(session, deadlines.open_deadline(session, case.id, "statement"), on)
-    deadlines.meet(session, deadlines.open_deadline(session, case.id, "hearing_request"), on)
+    if hearing_too:
+        case.hearing_waived = True
+        deadlines.meet(session, deadlines.open_deadline(session, case.id, "hearing_request"), on)
     return case
 
 
@@ -443,8 +491,9 @@ def hold_hearing(session: Session, case: Case, *, by: User, on: dt.date, record_
 
 
 def waive_hearing(session: Session, case: Case, *, by: User, on: dt.date, reason: str) -> Case:
-    """行政处罚法 第64条第(八)项: withdrawal or absence without reason is a waiver of the hearing."""
+    """行政处罚法 第64条第(六)项: withdrawal, or absence without good reason, waives the hearing."""
     check(case, "waive_hearing")
+    case.hearing_waived = True
     apply(session, case, "waive_hearing", by_user_id=by.id, on=on, payload={"reason": reason})
     _resume_decision_clock(session, case, on, by.id, "放弃听证")
     return case
@@ -469,7 +518,7 @@ def statement_gate(session: Session, case: Case, on: dt.date) -> None:
         if period is not None and period.due_on is not None and on <= period.due_on:
             raise fail("statement_period", "行政处罚法 第62条; 第45条",
                        "the statement and defence period has not passed", due_on=period.due_on.isoformat())
-    if case.hearing_rights and not case.statement_waived and not case.hearing_requested_on:
+    if case.hearing_rights and not case.hearing_waived and not case.hearing_requested_on:
         window = deadlines.open_deadline(session, case.id, "hearing_request")
         if window is not None and window.due_on is not None and on <= window.due_on:
             raise fail("hearing_request_window", "行政处罚法 第64条第(一)项",
@@ -482,7 +531,8 @@ def review_facts(case: Case, fine: int | None = None) -> dict[str, Any]:
     return {"fine": amount, "measures": list(case.notified_measures or case.measures or []),
             "hearing_held": case.hearing_held, "major_public_interest": case.major_public_interest,
             "complex_case": case.complex_case, "transfer_refused": bool(case.transfer_refusal_reason),
-            "reduced": bool(case.reduction_basis), "party_kind": case.party_kind.value}
+            "reduced": bool(case.reduction_basis), "party_kind": case.party_kind.value,
+            "five_year_limitation": bool(case.limitation_warning)}
 
 
 def collective_required(case: Case, fine: int | None = None) -> list[dict[str, Any]]:
@@ -507,13 +557,19 @@ def decide(session: Session, case: Case, *, by: User, on: dt.date, fine: int, me
     when in scope (第58条); collective discussion held when required (第57条第2款); the fine is
     not heavier than notified (第45条, or a new notice under 第44条); within the statutory range
     unless a reasoned reduction (第32条); the benchmark used is the version in force on the decision
-    date (第34条; rule 38); a suspected crime is transferred or its refusal reviewed (第27条)."""
+    date (第34条); past two years a five-year ground is recorded and reviewed (第36条); the crime
+    check ran on the final facts and a suspected crime is transferred or its refusal reviewed (第27条)."""
     check(case, "decide")
     from server.modules.reviews import operations as reviews
 
     statement_gate(session, case, on)
     if case.hearing_requested_on and not case.hearing_held and case.state is not S.NOTIFIED:
         raise fail("hearing_held", "行政处罚法 第65条", "the requested hearing was not held")
+    if case.limitation_warning and case.limitation_ground is None:  # with one, review is in scope below
+        raise fail("limitation_period", "行政处罚法 第36条第1款",
+                   "the act was discovered more than 2 years after it ended: no penalty unless a five-year "
+                   "ground (life, health or financial safety, with harmful consequences) is recorded",
+                   act_ended_on=case.act_ended_on.isoformat() if case.act_ended_on else None)
     measures = list(measures if measures is not None else case.notified_measures or [])
     if case.notified_fine is not None and fine > case.notified_fine or set(measures) - set(case.notified_measures or []):
         if case.statement_made:
@@ -530,17 +586,11 @@ def decide(session: Session, case: Case, *, by: User, on: dt.date, fine: int, me
         current = discretion.in_force(session, row.violation_code, on)
         if current.id != row.id:
             raise calc.NotInForce(version=row.version, date=on.isoformat(), in_force=current.version,
-                                  rule="行政处罚法 第34条; DOMAIN-RULES rule 38")
-        bench = discretion.parsed(row)
+                                  rule="行政处罚法 第34条")
         reduction_basis = reduction_basis or case.reduction_basis
-        if bench.stat_max is not None and fine > bench.stat_max:
-            raise fail("statutory_maximum", bench.legal_basis, "the fine exceeds the statutory maximum",
-                       stat_max=bench.stat_max)
-        if bench.stat_min is not None and fine < bench.stat_min and not reduction_basis:
-            raise fail("statutory_minimum", "行政处罚法 第32条; DOMAIN-RULES rule 38",
-                       "a fine below the statutory minimum needs a recorded legal basis for reduction",
-                       stat_min=bench.stat_min)
-        case.reduction_basis = reduction_basis if (bench.stat_min is not None and fine < bench.stat_min) else case.reduction_basis
+        bench = _statutory_range(session, case, record, fine, "decided", reduction_basis)
+        if bench.stat_min is not None and fine < bench.stat_min:
+            case.reduction_basis = reduction_basis
     facts = review_facts(case, fine)
     scope = reviews.scope_hits(facts)
     if scope:
@@ -551,6 +601,10 @@ def decide(session: Session, case: Case, *, by: User, on: dt.date, fine: int, me
         if passed.proposal.get("fine") is not None and fine > passed.proposal["fine"]:
             raise fail("reviewed_amount", "行政处罚法 第58条", "the fine exceeds what the legal review passed",
                        reviewed=passed.proposal["fine"], decided=fine)
+    if case.crime_checked_facts is None or case.crime_checked_facts != (case.crime_facts or {}):
+        raise fail("crime_check_run", "行政处罚法 第27条; 国务院令第310号 第3条",
+                   "the suspected-crime check must be run on the final facts before the decision",
+                   checked=case.crime_checked_facts is not None)
     if case.suspected_crime and case.transfer_started_at is None and not case.transfer_refusal_reason:
         raise fail("crime_transfer", "行政处罚法 第27条; 国务院令第310号 第11条",
                    "a suspected crime must be transferred or its refusal recorded and reviewed",
@@ -723,7 +777,7 @@ def add_agency(session: Session, case: Case, *, by: User, agency_id: int, role: 
     """Joint case (DOMAIN-RULES rule 47): one lead agency, participants with per-agency access."""
     check(case, "add_agency")
     if role is AgencyRole.LEAD and any(a.role is AgencyRole.LEAD for a in case.agencies):
-        raise fail("one_lead_agency", "DOMAIN-RULES rule 47; 环境行政处罚办法 2010 第17–21条",
+        raise fail("one_lead_agency", "生态环境行政处罚办法 (2023) 管辖; 行政处罚法 第25条",
                    "a joint case has exactly one lead agency")
     link = CaseAgency(case_id=case.id, agency_id=agency_id, role=role, access=access, tasks=tasks)
     session.add(link)

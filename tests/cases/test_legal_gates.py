@@ -1,0 +1,129 @@
+"""Gates of the penalty procedure that the law has and the first version missed (legal fidelity).
+Each test names its article; dates run across the 2026 National Day holiday where a window counts
+working days (2026: 25 September and 1–7 October off; Sunday 20 September and Saturday 10 October worked)."""
+from __future__ import annotations
+
+import pytest
+
+from server.modules.cases import operations as cases
+from server.modules.cases.models import CaseState
+from server.modules.cases.workflow import GuardFailed
+from server.modules.reviews import operations as reviews
+from server.modules.reviews.models import ReviewOutcome
+from tests.cases.conftest import D, investigated
+
+
+def guard(exc_info):
+    return exc_info.value.context["guard"], exc_info.value.context["rule"]
+
+
+def test_waiving_statement_keeps_the_hearing_right_xzcff_article_64(db_session, world):
+    """行政处罚法 第64条: the hearing is waived only expressly or by the party's conduct; a party who
+    waives 陈述申辩 may still request a hearing inside its 5-working-day window, and no decision is
+    made while that window is open."""
+    w = world
+    case = investigated(db_session, w, filed_on=D(2026, 9, 1))
+    cases.serve_notice(db_session, case, by=w.a, on=D(2026, 9, 28))  # 209,000: hearing right (第63条)
+    assert case.hearing_rights
+    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 9, 29), note="当事人书面放弃陈述申辩")
+    assert not case.hearing_waived
+    with pytest.raises(GuardFailed) as exc:  # window: 29, 30 Sep, 8, 9, 10 Oct (a worked Saturday)
+        cases.decide(db_session, case, by=w.head, on=D(2026, 10, 9), fine=209_000)
+    assert guard(exc)[0] == "hearing_request_window"
+    cases.request_hearing(db_session, case, by=w.a, on=D(2026, 10, 10))
+    assert case.state is CaseState.HEARING_REQUESTED
+
+
+def test_express_waiver_of_statement_and_hearing_closes_both_xzcff_article_64(db_session, world):
+    """行政处罚法 第64条: an express written waiver of both ends the hearing window at once."""
+    w = world
+    case = investigated(db_session, w)
+    cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11))
+    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="当事人书面放弃陈述申辩和听证",
+                          hearing_too=True)
+    assert case.hearing_waived
+    with pytest.raises(GuardFailed) as exc:
+        cases.request_hearing(db_session, case, by=w.a, on=D(2026, 8, 13))
+    assert guard(exc)[0] == "hearing_request_window"
+
+
+def test_limitation_past_two_years_refuses_the_decision_without_a_five_year_ground_xzcff_article_36(db_session, world):
+    """行政处罚法 第36条第1款: an act found more than two years after it ended is not punished, unless it
+    harmed life, health or financial safety with harmful consequences (five years). A warning alone
+    let a 100,000 yuan fine through; now the decision is refused until the ground is recorded, and
+    the ground puts the decision in legal-review scope (第58条)."""
+    w = world
+    old = investigated(db_session, w, act_ended_on=D(2023, 5, 1), discovered_on=D(2026, 7, 20))
+    assert old.limitation_warning and old.limitation_ground is None
+    cases.serve_notice(db_session, old, by=w.a, on=D(2026, 8, 11), fine=100_000)
+    cases.waive_statement(db_session, old, by=w.a, on=D(2026, 8, 12), note="放弃", hearing_too=True)
+    with pytest.raises(GuardFailed) as exc:
+        cases.decide(db_session, old, by=w.head, on=D(2026, 8, 13), fine=100_000)
+    assert guard(exc) == ("limitation_period", "行政处罚法 第36条第1款")
+    assert old.state is CaseState.NOTIFIED and old.decided_fine is None
+
+    grounded = investigated(db_session, w, act_ended_on=D(2023, 5, 1), discovered_on=D(2026, 7, 20),
+                            limitation_ground="life_health")
+    cases.serve_notice(db_session, grounded, by=w.a, on=D(2026, 8, 11), fine=100_000)
+    cases.waive_statement(db_session, grounded, by=w.a, on=D(2026, 8, 12), note="放弃", hearing_too=True)
+    with pytest.raises(GuardFailed) as exc:
+        cases.decide(db_session, grounded, by=w.head, on=D(2026, 8, 13), fine=100_000)
+    assert guard(exc)[0] == "legal_review_passed"
+    assert "five_year_limitation" in exc.value.context["scope"]
+    review = reviews.submit(db_session, grounded, by=w.a, on=D(2026, 8, 13))
+    reviews.decide(db_session, review, reviewer=w.reviewer, outcome=ReviewOutcome.PASS, opinion="五年时效依据充分",
+                   today=D(2026, 8, 14))
+    cases.decide(db_session, grounded, by=w.head, on=D(2026, 8, 14), fine=100_000)
+    assert grounded.state is CaseState.DECIDED
+
+
+def test_unknown_limitation_ground_is_refused(db_session, world):
+    w = world
+    lead = cases.create_lead(db_session, by=w.head, title="旧案", party_name="甲", act_ended_on=D(2023, 5, 1),
+                             discovered_on=D(2026, 8, 1))
+    with pytest.raises(cases.errors.ValidationFailed):
+        cases.file(db_session, lead, by=w.head, on=D(2026, 8, 3), handler_ids=[w.a.id, w.b.id],
+                   limitation_ground="because")
+    assert lead.state is CaseState.LEAD
+
+
+def test_decision_needs_a_crime_check_on_the_final_facts_xzcff_article_27(db_session, world):
+    """行政处罚法 第27条; 国务院令第310号 第3条: before deciding, the handler checks whether the facts
+    amount to a suspected crime. A decision with no check, or with facts changed since the check,
+    is refused; the check run shows on the review screen as run."""
+    w = world
+    case = cases.create_lead(db_session, by=w.head, title="超标排放", target_id=w.target.id,
+                             violation_code="air_99_2", act_ended_on=D(2026, 7, 24))
+    cases.file(db_session, case, by=w.head, on=D(2026, 8, 3), handler_ids=[w.a.id, w.b.id])
+    cases.start_investigation(db_session, case, by=w.a, on=D(2026, 8, 3))
+    cases.record_act(db_session, case, by=w.a, kind="on_site", act_date=D(2026, 8, 4),
+                     inspector_ids=[w.a.id, w.b.id], summary="现场检查")
+    from tests.cases.conftest import KILN
+    cases.propose(db_session, case, by=w.a, on=D(2026, 8, 10), inputs=KILN)
+    cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11))
+    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="放弃", hearing_too=True)
+    review = reviews.submit(db_session, case, by=w.a, on=D(2026, 8, 13))
+    reviews.decide(db_session, review, reviewer=w.reviewer, outcome=ReviewOutcome.PASS, opinion="同意",
+                   today=D(2026, 8, 14))
+    with pytest.raises(GuardFailed) as exc:
+        cases.decide(db_session, case, by=w.head, on=D(2026, 8, 14), fine=209_000)
+    assert guard(exc) == ("crime_check_run", "行政处罚法 第27条; 国务院令第310号 第3条")
+    assert exc.value.context["checked"] is False
+    cases.crime_check(db_session, case, by=w.a, facts={"hazardous_waste_t": 0.2})
+    case.crime_facts = {**case.crime_facts, "hazardous_waste_t": 0.5}  # facts changed after the check
+    with pytest.raises(GuardFailed) as exc:
+        cases.decide(db_session, case, by=w.head, on=D(2026, 8, 14), fine=209_000)
+    assert exc.value.context == {**exc.value.context, "guard": "crime_check_run", "checked": True}
+    cases.crime_check(db_session, case, by=w.a)
+    cases.decide(db_session, case, by=w.head, on=D(2026, 8, 14), fine=209_000)
+    assert case.state is CaseState.DECIDED
+
+
+def test_crime_facts_given_with_the_lead_are_evaluated_judicial_interpretation_2023_7(db_session, world):
+    """法释〔2023〕7号 第1条第(二)项: 3 t of hazardous waste named when the lead is made marks it suspected
+    at once, without waiting for a later check."""
+    w = world
+    lead = cases.create_lead(db_session, by=w.head, title="非法倾倒危险废物", party_name="某公司",
+                             crime_facts={"hazardous_waste_t": 4.5})
+    assert lead.suspected_crime and [h["code"] for h in lead.crime_hits] == ["hazardous_waste_3t"]
+    assert lead.crime_checked_facts == {"hazardous_waste_t": 4.5}
