@@ -127,3 +127,15 @@ def test_crime_facts_given_with_the_lead_are_evaluated_judicial_interpretation_2
                              crime_facts={"hazardous_waste_t": 4.5})
     assert lead.suspected_crime and [h["code"] for h in lead.crime_hits] == ["hazardous_waste_3t"]
     assert lead.crime_checked_facts == {"hazardous_waste_t": 4.5}
+
+
+def test_a_hearing_may_be_held_on_a_rest_day_xzcff_articles_64_and_85(db_session, world):
+    """行政处罚法 第64条 sets 7 days' notice and 第85条 counts 'days' in working days; neither forbids a
+    hearing on a Saturday, so it is not refused for its weekday (only the notice period counts)."""
+    w = world
+    case = investigated(db_session, w)
+    cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11))
+    cases.request_hearing(db_session, case, by=w.a, on=D(2026, 8, 17))
+    cases.schedule_hearing(db_session, case, by=w.head, notice_on=D(2026, 8, 18), hearing_date=D(2026, 8, 29),
+                           presider_id=w.reviewer.id)
+    assert case.hearing_date == D(2026, 8, 29) and case.state is CaseState.HEARING_SCHEDULED

@@ -166,10 +166,10 @@ def test_a_hearing_date_is_never_checked_by_the_provisional_rule(app, db_session
         cases.schedule_hearing(db_session, case, by=w.head, notice_on=D(2031, 4, 10), hearing_date=D(2031, 4, 28),
                                presider_id=w.reviewer.id)
     monkeypatch.setitem(app.config, "HOLIDAYS_FILE", holidays_file)
-    with pytest.raises(GuardFailed) as caught:  # now checked on the official schedule: 5 May is a holiday
-        cases.schedule_hearing(db_session, case, by=w.head, notice_on=D(2031, 4, 10), hearing_date=D(2031, 5, 5),
+    with pytest.raises(GuardFailed) as caught:  # now counted on the official schedule: too short a notice
+        cases.schedule_hearing(db_session, case, by=w.head, notice_on=D(2031, 4, 10), hearing_date=D(2031, 4, 15),
                                presider_id=w.reviewer.id)
-    assert caught.value.context["guard"] == "hearing_on_working_day"
+    assert caught.value.context["guard"] == "hearing_notice_7_days"
     cases.schedule_hearing(db_session, case, by=w.head, notice_on=D(2031, 4, 10), hearing_date=D(2031, 4, 28),
                            presider_id=w.reviewer.id)
     assert case.hearing_date == D(2031, 4, 28)

@@ -130,7 +130,7 @@ def test_supplementary_investigation_runs_one_calendar_month(db_session, scene):
                    outline="补充危险废物去向的证据")
     with pytest.raises(GuardFailed) as short:
         scene.step(db_session, t, "return_for_supplementary_investigation", scene.prosecutor,
-                   at=at_10(D(2026, 9, 1)), outline="补充")
+                   at=at_10(D(2026, 9, 1)), outline=" ")
     assert short.value.context["guard"] == "outline_required"
     scene.step(db_session, t, "return_for_supplementary_investigation", scene.prosecutor, at=at_10(D(2026, 9, 1)),
                outline="补充侦查方向：危险废物最终去向及非法获利数额；要求：调取运输台账与银行流水")

@@ -159,9 +159,11 @@ def test_refusal_is_legally_reviewed_before_the_penalty_procedure_resumes(db_ses
     t = scene.create(db_session)
     scene.step(db_session, t, "form_team", w.a, at=H(0), member_ids=[w.a.id, w.b.id])
     scene.step(db_session, t, "submit_report", w.a, at=H(1))
-    with pytest.raises(GuardFailed):
-        scene.step(db_session, t, "refuse", w.head, at=H(2), reason="短")
-    scene.step(db_session, t, "refuse", w.head, at=H(2), reason="复检称重为2.1吨，未达三吨标准，鉴定报告附后")
+    with pytest.raises(GuardFailed) as exc:  # a reason is required ...
+        scene.step(db_session, t, "refuse", w.head, at=H(2), reason=" ")
+    assert guard(exc)[0] == "reason_required"
+    # ... of no set length: 证据不足 is a complete reason (国务院令第310号 第5条 asks for reasons, not a length)
+    scene.step(db_session, t, "refuse", w.head, at=H(2), reason="证据不足")
     assert t.state is S.REFUSED and scene.case.transfer_refusal_reason
     with pytest.raises(GuardFailed) as exc:
         scene.step(db_session, t, "resume_admin_penalty", w.head, at=H(3), reason="不移送理由已记录，恢复处罚程序")
