@@ -740,7 +740,7 @@ def archive(session: Session, case: Case, *, by: User) -> Case:
 
 
 def drop(session: Session, case: Case, *, by: User, on: dt.date, reason: str) -> Case:
-    """不予处罚 / 撤销立案 (行政处罚法 第57条第1款第(二)–(四)项), with the reason."""
+    """不予处罚 / 撤销立案 (行政处罚法 第57条第1款第(二)、(三)项), with the reason."""
     check(case, "drop")
     if case.suspected_crime and not case.transfer_started_at and not case.transfer_refusal_reason:
         raise fail("crime_transfer", "行政处罚法 第27条; 国务院令第310号 第11条",

@@ -56,7 +56,7 @@ STEPS: dict[str, Step] = {s.action: s for s in (
     Step("schedule_hearing", "通知听证", frozenset({S.HEARING_REQUESTED}), S.HEARING_SCHEDULED, "行政处罚法 第64条"),
     Step("hold_hearing", "举行听证", frozenset({S.HEARING_SCHEDULED}), S.HEARING_HELD, "行政处罚法 第64、65条"),
     Step("waive_hearing", "放弃听证或无正当理由不到场", frozenset({S.HEARING_REQUESTED, S.HEARING_SCHEDULED}), S.NOTIFIED,
-         "行政处罚法 第64条第(八)项"),
+         "行政处罚法 第64条第(六)项"),
     Step("submit_review", "提交法制审核", frozenset({S.NOTIFIED, S.HEARING_HELD, S.REVIEW_RETURNED}), S.IN_REVIEW,
          "行政处罚法 第58条"),
     Step("review_pass", "法制审核通过", frozenset({S.IN_REVIEW}), S.REVIEWED, "行政处罚法 第58条"),
@@ -77,7 +77,7 @@ STEPS: dict[str, Step] = {s.action: s for s in (
     Step("close", "结案", frozenset({S.PAID, S.ENFORCEMENT}), S.CLOSED, "行政处罚法 第47条; 国办发〔2018〕118号"),
     Step("archive", "归档", frozenset({S.CLOSED, S.DROPPED}), S.ARCHIVED, "环境行政处罚办法 (2010) 第69、70条"),
     Step("drop", "不予处罚 / 撤销立案", frozenset({S.LEAD}) | (_OPEN_BEFORE_DECISION - {S.IN_REVIEW}), S.DROPPED,
-         "行政处罚法 第57条第1款第(二)至(四)项"),
+         "行政处罚法 第57条第1款第(二)、(三)项"),
     Step("add_agency", "联合办案机关", _ACTIVE, None, "DOMAIN-RULES rule 47; 衔接办法 第28条"),
     Step("supervise", "挂牌督办 / 专案", _ACTIVE, None, "衔接办法 (2017) 第31条; DOMAIN-RULES rule 48"),
 )}
