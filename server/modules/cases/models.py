@@ -193,7 +193,7 @@ class InvestigativeAct(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[str] = mapped_column(sa.ForeignKey("penalty_case.id"), index=True)
-    kind: Mapped[str] = mapped_column(sa.String(30), comment="inquiry | on_site | sampling | survey | preservation")
+    kind: Mapped[str] = mapped_column(sa.String(30), comment="inquiry | on_site | sampling | survey | preservation | seizure")
     act_date: Mapped[dt.date]
     inspectors: Mapped[list[Any]] = mapped_column(comment="[{user_id, certificate_number}] valid on act_date")
     summary: Mapped[str] = mapped_column(sa.Text)

@@ -93,7 +93,7 @@ class StepSchema(ma.Schema):
 
     on = ma.fields.Date()
     handler_ids = ma.fields.List(ma.fields.Integer())
-    kind = ma.fields.String(validate=validate.OneOf(["inquiry", "on_site", "sampling", "survey", "preservation"]))
+    kind = ma.fields.String(validate=validate.OneOf(["inquiry", "on_site", "sampling", "survey", "preservation", "seizure"]))
     act_date = ma.fields.Date()
     inspector_ids = ma.fields.List(ma.fields.Integer())
     summary = ma.fields.String(validate=validate.Length(1, 4000))

@@ -25,7 +25,7 @@ from server.core.storage import put_bytes
 from server.modules.audit import operations as audit
 from server.modules.audit import verifier
 from server.modules.cases import operations as cases
-from server.modules.cases.models import Case, CaseEvidence
+from server.modules.cases.models import Case, CaseEvidence, InvestigativeAct
 from server.modules.deadlines import clock
 from server.modules.deadlines import operations as deadlines
 from server.modules.deadlines.models import Deadline, DeadlineStatus
@@ -592,6 +592,11 @@ def _iso(value: dt.date | None) -> str | None:
 
 # ---- materials and documents ------------------------------------------------------------------
 
+# 先行登记保存 (行政处罚法 第56条) and 查封、扣押 (行政强制法 第24、25条): acts that take items, after
+# which 衔接办法 第6条第(四)、(五)项 ask for the list of items and the photo index
+SEIZING_ACTS = ("preservation", "seizure")
+
+
 def _codes(kind: TransferKind) -> dict[str, dict[str, Any]]:
     return {d["code"]: d for d in required_documents()[kind.value]}
 
@@ -643,8 +648,11 @@ def missing_documents(session: Session, t: Transfer) -> list[dict[str, str]]:
     have = {m.code for m in materials(session, t)}
     case = cases.get(session, t.case_id)
     missing = []
+    seized = session.scalar(sa.select(sa.func.count(InvestigativeAct.id)).where(
+        InvestigativeAct.case_id == case.id, InvestigativeAct.kind.in_(SEIZING_ACTS))) > 0
+    applies = {"always": True, "if_decided": case.decision_date is not None, "if_seized": seized, "optional": False}
     for doc in required_documents()[t.kind.value]:
-        needed = doc["when"] == "always" or (doc["when"] == "if_decided" and case.decision_date is not None)
+        needed = applies[doc["when"]]
         present = has_evidence(session, t.case_id) if doc.get("evidence_index") else doc["code"] in have
         if needed and not present:
             missing.append({"code": doc["code"], "name_zh": doc["name_zh"], "source": doc["source"]})
