@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from server.core import errors
 from server.core.access import Principal, Role
-from server.core.calendar import get_calendar
+from server.core.calendar import get_calendar, to_local_date
 from server.core.db import utcnow
 from server.modules.audit import operations as audit
 from server.modules.cases import predicates
@@ -735,7 +735,7 @@ def archive(session: Session, case: Case, *, by: User) -> Case:
     check(case, "archive")
     case.archived_at = utcnow()
     deadlines.cancel_open(session, case.id)
-    apply(session, case, "archive", by_user_id=by.id, on=case.archived_at.date())
+    apply(session, case, "archive", by_user_id=by.id, on=to_local_date(case.archived_at))
     return case
 
 

@@ -15,7 +15,7 @@ from blinker import signal
 from sqlalchemy.orm import Session
 
 from server.core import errors
-from server.core.calendar import Calendar, get_calendar
+from server.core.calendar import Calendar, get_calendar, to_local_date
 from server.modules.deadlines import clock
 from server.modules.deadlines.models import Deadline, DeadlineEvent, DeadlineEventKind, DeadlineStatus
 
@@ -52,7 +52,7 @@ def _refresh(session: Session, deadline: Deadline, calendar: Calendar | None = N
     session.refresh(deadline, ["events"])
     result = state(deadline, calendar)
     if isinstance(result.due, dt.datetime):
-        deadline.due_at, deadline.due_on = result.due, result.due.date()
+        deadline.due_at, deadline.due_on = result.due, to_local_date(result.due)
     else:
         deadline.due_on, deadline.due_at = result.due, None
     deadline.provisional = bool(result.assumed_years)

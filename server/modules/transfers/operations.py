@@ -188,8 +188,7 @@ def step(session: Session, transfer: Transfer, action: str, *, by: User, princip
     side = next((s for s in ("head", "bureau", "police", "prosecutor") if s in spec.sides & mine), None)
     if side is None:
         raise WrongSide(f"{action} is taken by the {spec.side}", action=action, side=spec.side, rule=spec.rule)
-    at = at or utcnow()
-    on = on or at.astimezone(CHINA).date()
+    at, on = _legal_time(spec, at, on)
     before = transfer.state
     payload = GUARDS[action](session, transfer, by, on, at, dict(data or {})) if action in GUARDS else {}
     if spec.target is not None:
@@ -203,6 +202,25 @@ def step(session: Session, transfer: Transfer, action: str, *, by: User, princip
         payload["platform_entry_due_on"] = _start_clock(session, transfer, "transfer_platform_entry", on, at,
                                                         side=spec.enters).due_on.isoformat()  # type: ignore[union-attr]
     return _event(session, transfer, action, before, transfer.state, spec.rule, side, on, by.id, payload)
+
+
+TimeNeeded = errors.error_code(
+    "transfer.time_needed", 422, "该步骤起算或结束按小时计算的期限，补录其他日期的步骤须注明发生时间",
+    "This step starts or meets a clock counted in hours: a step entered on another day needs the time it happened")
+
+
+def _legal_time(spec: Any, at: dt.datetime | None, on: dt.date | None) -> tuple[dt.datetime, dt.date]:
+    """Every clock runs from the legal time of its event, not from when it was entered. A step given
+    only a past date cannot start or meet an hours clock (衔接办法 第6、8条: 24 hours), whose time of
+    day matters: it must give ``at``, so that a step entered late is shown late."""
+    now = utcnow()
+    if at is None and on is not None and on != now.astimezone(CHINA).date():
+        hours = [c for c in (*spec.starts, *spec.meets)
+                 if clock.deadline_type(c).calendar is clock.CalendarKind.HOURS]
+        if hours:
+            raise TimeNeeded(action=spec.action, clocks=hours, on=on.isoformat(), rule="衔接办法 (2017) 第38条")
+    at = at or now
+    return at, on or at.astimezone(CHINA).date()
 
 
 def party_side(transfer: Transfer, user: User) -> str:
