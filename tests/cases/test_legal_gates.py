@@ -139,3 +139,35 @@ def test_a_hearing_may_be_held_on_a_rest_day_xzcff_articles_64_and_85(db_session
     cases.schedule_hearing(db_session, case, by=w.head, notice_on=D(2026, 8, 18), hearing_date=D(2026, 8, 29),
                            presider_id=w.reviewer.id)
     assert case.hearing_date == D(2026, 8, 29) and case.state is CaseState.HEARING_SCHEDULED
+
+
+def test_the_partys_windows_are_never_the_bureau_overdue_xzcff_articles_45_and_64(db_session, world):
+    """行政处罚法 第45、64条: 陈述申辩 and 听证申请 are the party's rights. Their windows passing unused is
+    not the bureau being overdue: the boards list them apart, the daily scan does not count them, and
+    a statement made at a hearing the party requested in time is not late."""
+    from server.modules.deadlines import operations as deadlines
+
+    w = world
+    case = investigated(db_session, w)
+    cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11))  # statement to 14 Aug, hearing to 18 Aug
+    later = D(2026, 8, 20)
+    board = deadlines.dashboard(db_session, unit_id=case.unit_id, today=later, horizon_days=0)
+    party = [item for person in board["by_person"].values() for item in person["party_windows"]]
+    assert {item["type"] for item in party} == {"statement", "hearing_request"}
+    assert all(item["window_closed"] and not item["overdue"] for item in party)
+    assert board["totals"]["overdue"] == 0 and board["totals"]["party_windows"] == 2
+    assert deadlines.scan(db_session, later)["overdue"] == 0
+
+    heard = investigated(db_session, w)
+    cases.serve_notice(db_session, heard, by=w.a, on=D(2026, 8, 11))
+    cases.request_hearing(db_session, heard, by=w.a, on=D(2026, 8, 17))
+    cases.schedule_hearing(db_session, heard, by=w.head, notice_on=D(2026, 8, 18), hearing_date=D(2026, 8, 28),
+                           presider_id=w.reviewer.id)
+    cases.record_statement(db_session, heard, by=w.a, on=D(2026, 8, 28), summary="听证中陈述申辩")
+    statement = deadlines.open_deadline(db_session, heard.id, "statement")
+    assert statement is None  # met
+    from server.modules.deadlines.models import Deadline
+    import sqlalchemy as sa
+    row = db_session.scalars(sa.select(Deadline).where(Deadline.case_id == heard.id,
+                                                       Deadline.type_code == "statement")).one()
+    assert row.met_on == D(2026, 8, 28) and row.late is False

@@ -408,7 +408,9 @@ def record_statement(session: Session, case: Case, *, by: User, on: dt.date, sum
     case.statement_made = True
     case.statement_reviewed = True
     apply(session, case, "record_statement", by_user_id=by.id, on=on, payload={"summary": summary, "adopted": adopted})
-    deadlines.meet(session, deadlines.open_deadline(session, case.id, "statement"), on)
+    # a statement made at a hearing requested in time is in time (第64条: the party states and defends there)
+    deadlines.meet(session, deadlines.open_deadline(session, case.id, "statement"), on,
+                   in_time=case.hearing_requested_on is not None)
     return case
 
 

@@ -119,12 +119,14 @@ def extend(session: Session, deadline: Deadline, *, amount: int, reason: str, by
     return _refresh(session, deadline)
 
 
-def meet(session: Session, deadline: Deadline | None, on: dt.date) -> None:
+def meet(session: Session, deadline: Deadline | None, on: dt.date, *, in_time: bool = False) -> None:
+    """Close a clock on ``on``; ``in_time`` when the law lets the act fall after the period (a
+    statement made at a hearing requested in time: 行政处罚法 第45、64条)."""
     if deadline is None or deadline.status is not DeadlineStatus.OPEN:
         return
     deadline.status = DeadlineStatus.MET
     deadline.met_on = on
-    deadline.late = deadline.due_on is not None and on > deadline.due_on
+    deadline.late = not in_time and deadline.due_on is not None and on > deadline.due_on
     session.flush()
 
 
@@ -136,15 +138,19 @@ def cancel_open(session: Session, case_id: str, type_codes: tuple[str, ...] | No
 
 
 def view(deadline: Deadline, today: dt.date) -> dict[str, Any]:
+    """A clock as the boards show it. A party's window (陈述申辩, 听证申请) is never overdue: once it
+    has passed, it is ``closed`` and the agency may go on (the party did not use it)."""
     dtype = clock.deadline_type(deadline.type_code)
     due = deadline.due_on
-    return {"id": deadline.id, "case_id": deadline.case_id, "type": dtype.code, "name_zh": dtype.name_zh,
+    party = dtype.owed_by == "party"
+    passed = deadline.status is DeadlineStatus.OPEN and due is not None and due < today
+    return {"owed_by": dtype.owed_by, "window_closed": party and passed,"id": deadline.id, "case_id": deadline.case_id, "type": dtype.code, "name_zh": dtype.name_zh,
             "calendar": dtype.calendar.value, "holiday_rollover": dtype.holiday_rollover, "source": dtype.source,
             "started_on": deadline.started_on.isoformat(), "due_on": due.isoformat() if due else None,
             "due_at": deadline.due_at.isoformat() if deadline.due_at else None,
             "paused": due is None and deadline.status is DeadlineStatus.OPEN, "status": deadline.status.value,
             "met_on": deadline.met_on.isoformat() if deadline.met_on else None, "late": deadline.late,
-            "overdue": deadline.status is DeadlineStatus.OPEN and due is not None and due < today,
+            "overdue": passed and not party,
             "days_left": (due - today).days if due else None, "assignee_id": deadline.assignee_id,
             "unit_id": deadline.unit_id, "provisional": deadline.provisional,
             "provisional_years": deadline.provisional_years or []}
@@ -180,7 +186,8 @@ def urgency(item: dict[str, Any] | None) -> tuple[bool, bool, str, str, int]:
 def dashboard(session: Session, *, unit_id: int | None, today: dt.date, horizon_days: int = 7,
               assignee_id: int | None = None) -> dict[str, Any]:
     """Open deadlines of a unit (or person) that are overdue or due within ``horizon_days``,
-    grouped by person; paused clocks are listed separately so nothing is invisible."""
+    grouped by person; paused clocks are listed separately so nothing is invisible, and so are the
+    party's own windows, which the agency waits for but never owes."""
     query = sa.select(Deadline).where(Deadline.status == DeadlineStatus.OPEN).where(
         sa.or_(Deadline.due_on.is_(None), Deadline.due_on <= today + dt.timedelta(days=horizon_days)))
     if unit_id is not None:
@@ -188,11 +195,13 @@ def dashboard(session: Session, *, unit_id: int | None, today: dt.date, horizon_
     if assignee_id is not None:
         query = query.where(Deadline.assignee_id == assignee_id)
     rows = session.scalars(query.order_by(Deadline.due_on, Deadline.id)).all()
-    by_person: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"overdue": [], "due": [], "paused": []})
-    totals = {"overdue": 0, "due": 0, "paused": 0}
+    by_person: dict[str, dict[str, list[Any]]] = defaultdict(
+        lambda: {"overdue": [], "due": [], "paused": [], "party_windows": []})
+    totals = {"overdue": 0, "due": 0, "paused": 0, "party_windows": 0}
     for row in rows:
         item = view(row, today)
-        bucket = "paused" if item["paused"] else "overdue" if item["overdue"] else "due"
+        bucket = ("party_windows" if item["owed_by"] == "party" else "paused" if item["paused"]
+                  else "overdue" if item["overdue"] else "due")
         by_person[str(row.assignee_id or "unassigned")][bucket].append(item)
         totals[bucket] += 1
     return {"today": today.isoformat(), "horizon_days": horizon_days, "totals": totals, "by_person": dict(by_person)}
@@ -201,8 +210,9 @@ def dashboard(session: Session, *, unit_id: int | None, today: dt.date, horizon_
 def scan(session: Session, today: dt.date) -> dict[str, Any]:
     """Daily scan: mark clocks newly found overdue (stored once) and count per unit and person;
     overdue and open clocks counted with the provisional calendar rule are counted apart too."""
+    party = [code for code, dtype in clock.types().items() if dtype.owed_by == "party"]
     overdue = session.scalars(sa.select(Deadline).where(
-        Deadline.status == DeadlineStatus.OPEN, Deadline.due_on < today)).all()
+        Deadline.status == DeadlineStatus.OPEN, Deadline.due_on < today, Deadline.type_code.not_in(party))).all()
     per_unit: dict[int, int] = defaultdict(int)
     per_person: dict[int, int] = defaultdict(int)
     newly = 0
