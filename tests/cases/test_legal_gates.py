@@ -171,3 +171,74 @@ def test_the_partys_windows_are_never_the_bureau_overdue_xzcff_articles_45_and_6
     row = db_session.scalars(sa.select(Deadline).where(Deadline.case_id == heard.id,
                                                        Deadline.type_code == "statement")).one()
     assert row.met_on == D(2026, 8, 28) and row.late is False
+
+
+def _clock(db_session, case, code):
+    import sqlalchemy as sa
+
+    from server.modules.deadlines.models import Deadline
+    return db_session.scalars(sa.select(Deadline).where(Deadline.case_id == case.id, Deadline.type_code == code)
+                              .order_by(Deadline.id.desc())).first()
+
+
+def test_a_lead_starts_the_filing_clock_and_filing_meets_it(db_session, world):
+    """立案审查: the lead's discovery starts the filing clock (15 days, configurable and marked to
+    confirm against 生态环境行政处罚办法 2023); filing meets it, late when filed after it."""
+    w = world
+    lead = cases.create_lead(db_session, by=w.head, title="群众举报夜间偷排", party_name="某公司",
+                             discovered_on=D(2026, 8, 3))
+    filing = _clock(db_session, lead, "filing")
+    assert filing.started_on == D(2026, 8, 3) and filing.due_on == D(2026, 8, 18)
+    cases.file(db_session, lead, by=w.head, on=D(2026, 8, 20), handler_ids=[w.a.id, w.b.id])
+    assert filing.status.value == "met" and filing.late is True
+
+
+def test_preservation_needs_the_heads_approval_and_a_decision_within_seven_working_days_xzcff_article_56(
+        db_session, world):
+    """行政处罚法 第56条: 先行登记保存 only with the head's approval, and a decision on the items within
+    7 days (working days, 第85条): across National Day 2026 a preservation on 29 September is due 14
+    October; a decision on 15 October is recorded late."""
+    w = world
+    case = investigated(db_session, w, filed_on=D(2026, 9, 1))
+    with pytest.raises(GuardFailed) as exc:
+        cases.record_act(db_session, case, by=w.a, kind="preservation", act_date=D(2026, 9, 29),
+                         inspector_ids=[w.a.id, w.b.id], summary="先行登记保存账簿")
+    assert guard(exc) == ("head_approval", "行政处罚法 第56条")
+    with pytest.raises(GuardFailed):  # an inspector is not the head
+        cases.record_act(db_session, case, by=w.a, kind="preservation", act_date=D(2026, 9, 29),
+                         inspector_ids=[w.a.id, w.b.id], summary="先行登记保存账簿", approved_by_id=w.c.id)
+    act = cases.record_act(db_session, case, by=w.a, kind="preservation", act_date=D(2026, 9, 29),
+                           inspector_ids=[w.a.id, w.b.id], summary="先行登记保存账簿", approved_by_id=w.head.id)
+    clock_row = _clock(db_session, case, "preservation")
+    assert clock_row.due_on == D(2026, 10, 14)  # 30 Sep, 8, 9, 10 (a worked Saturday), 12, 13, 14 Oct
+    cases.decide_on_items(db_session, case, by=w.head, act_id=act.id, on=D(2026, 10, 15), decision="解除登记保存，退还账簿")
+    assert act.items_decided_on == D(2026, 10, 15) and clock_row.late is True
+    with pytest.raises(GuardFailed) as exc:
+        cases.decide_on_items(db_session, case, by=w.head, act_id=act.id, on=D(2026, 10, 16), decision="再次")
+    assert guard(exc)[0] == "items_open"
+
+
+def test_seizure_needs_its_decision_document_and_runs_thirty_days_administrative_compulsion_law_24_25(
+        db_session, world):
+    """行政强制法 第24条: a seizure is made by a decision document; 第25条: 30 days, extendable once by
+    30 with the head's approval; lifting it meets the clock."""
+    from server.modules.deadlines import operations as deadlines
+
+    w = world
+    case = investigated(db_session, w)
+    with pytest.raises(GuardFailed) as exc:
+        cases.record_act(db_session, case, by=w.a, kind="seizure", act_date=D(2026, 8, 5),
+                         inspector_ids=[w.a.id, w.b.id], summary="查封锅炉", approved_by_id=w.head.id)
+    assert guard(exc) == ("seizure_decision", "行政强制法 第24条")
+    act = cases.record_act(db_session, case, by=w.a, kind="seizure", act_date=D(2026, 8, 5),
+                           inspector_ids=[w.a.id, w.b.id], summary="查封锅炉", approved_by_id=w.head.id,
+                           document_number="商环查封〔2026〕3号")
+    row = _clock(db_session, case, "seizure")
+    assert row.due_on == D(2026, 9, 4)
+    deadlines.extend(db_session, row, amount=30, reason="情况复杂，负责人批准延长", by_user_id=w.head.id,
+                     on=D(2026, 9, 1))
+    assert row.due_on == D(2026, 10, 8)  # 4 October falls in the National Day holiday: rolled to 8 October
+    with pytest.raises(deadlines.ExtensionRefused):  # one extension of at most 30 days in all
+        deadlines.extend(db_session, row, amount=1, reason="再延长", by_user_id=w.head.id, on=D(2026, 9, 30))
+    cases.decide_on_items(db_session, case, by=w.head, act_id=act.id, on=D(2026, 9, 20), decision="解除查封")
+    assert row.status.value == "met" and row.late is False

@@ -240,6 +240,6 @@ def test_items_list_and_photo_index_only_where_items_were_seized_xianjie_article
     generated = {"transfer_letter", "investigation_report", "materials_list"}  # made at the head's approval
     assert {m["code"] for m in ops.missing_documents(db_session, plain)} == generated | {"inspection_records"}
     cases.record_act(db_session, case, by=w.a, kind="preservation", act_date=D(2026, 8, 6),
-                     inspector_ids=[w.a.id, w.b.id], summary="先行登记保存暗管及阀门")
+                     inspector_ids=[w.a.id, w.b.id], summary="先行登记保存暗管及阀门", approved_by_id=w.head.id)
     assert {m["code"] for m in ops.missing_documents(db_session, plain)} == generated | {
         "inspection_records", "items_list", "photo_index"}

@@ -34,10 +34,11 @@ def _step(fn: Callable[..., Any], *required: str, optional: tuple[str, ...] = ()
 
 # action -> (operation, required fields, optional fields, heads only, takes "on")
 STEPS: dict[str, tuple[Callable[..., Any], tuple[str, ...], tuple[str, ...], bool, bool]] = {
-    "file": _step(ops.file, "handler_ids"),
+    "file": _step(ops.file, "handler_ids", optional=("limitation_ground",)),
     "start_investigation": _step(ops.start_investigation),
     "record_act": _step(ops.record_act, "kind", "act_date", "inspector_ids", "summary",
-                        optional=("inspection_id", "agency_id"), on=False),
+                        optional=("inspection_id", "agency_id", "approved_by_id", "document_number"), on=False),
+    "decide_on_items": _step(ops.decide_on_items, "act_id", "decision", heads=True),
     "link_evidence": _step(ops.link_evidence, "evidence_ids", optional=("purpose", "agency_id"), on=False),
     "propose": _step(ops.propose, "inputs", optional=("corrections", "circumstance", "measures", "reduction",
                                                       "violation_code", "version")),

@@ -82,7 +82,7 @@ class Case(TimestampMixin, Base):
     statement_reviewed: Mapped[bool] = mapped_column(default=False)
     statement_waived: Mapped[bool] = mapped_column(default=False)
     hearing_waived: Mapped[bool] = mapped_column(
-        default=False, comment="hearing waived expressly or by conduct (行政处罚法 第64条第(六)项)")
+        default=False, server_default=sa.false(), comment="hearing waived expressly or by conduct (行政处罚法 第64条第(六)项)")
     # hearing (听证)
     hearing_requested_on: Mapped[dt.date | None]
     hearing_notice_on: Mapped[dt.date | None]
@@ -200,6 +200,11 @@ class InvestigativeAct(Base):
     inspection_id: Mapped[str | None] = mapped_column(sa.ForeignKey("inspection.id"))
     agency_id: Mapped[int | None] = mapped_column(sa.ForeignKey("agency.id"), comment="agency that did it (joint)")
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    approved_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user_account.id"), comment="the head who approved taking items (行政处罚法 第56条; 行政强制法 第18条)")
+    document_number: Mapped[str | None] = mapped_column(sa.String(80), comment="查封、扣押决定书 number (行政强制法 第24条)")
+    items_decided_on: Mapped[dt.date | None] = mapped_column(comment="day the taken items were dealt with or released")
+    items_decision: Mapped[str | None] = mapped_column(sa.String(400), comment="处理决定 / 解除查封、扣押")
 
 
 class CaseEvidence(Base):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from server.core import errors
 from server.core.access import Principal, Role
-from server.core.calendar import get_calendar, to_local_date
+from server.core.calendar import get_calendar, local_today, to_local_date
 from server.core.db import utcnow
 from server.modules.audit import operations as audit
 from server.modules.cases import predicates
@@ -21,6 +21,7 @@ from server.modules.cases.models import (AgencyRole, Case, CaseAgency, CaseCorre
 from server.modules.cases.workflow import STEPS, apply, check, fail
 from server.modules.deadlines import clock
 from server.modules.deadlines import operations as deadlines
+from server.modules.deadlines.models import Deadline, DeadlineStatus
 from server.modules.directory.models import Target
 from server.modules.discretion import calculator as calc
 from server.modules.discretion import operations as discretion
@@ -32,6 +33,7 @@ OutOfScope = errors.error_code("case.out_of_scope", 403, "无权办理或查看�
                                "The case is outside your unit, your handling or your agency's part in a joint case")
 
 MIN_HANDLERS = 2  # 行政处罚法 第42条、第55条: at least two enforcement officers
+HEADS = frozenset({Role.SUPERVISOR, Role.ADMIN})  # the agency's head (负责人): 第56、57条
 _HERE = Path(__file__).parent
 SERVICE_METHODS = ("in_person", "post", "left_at_address", "public_notice", "electronic")
 
@@ -138,6 +140,9 @@ def create_lead(session: Session, *, by: User, title: str, party_name: str | Non
     session.flush()
     if case.crime_facts:  # facts known at the lead are checked at once (法释〔2023〕7号 第1条)
         _evaluate_crime_facts(case)
+    # 立案审查: decide whether to file within the period the rules set from the lead's discovery
+    deadlines.start(session, case_id=case.id, type_code="filing", on=discovered_on or local_today(),
+                    unit_id=case.unit_id, assignee_id=by.id)
     audit.record(session, "web:case:lead_created", subjects={"case": case.id, "unit": case.unit_id},
                  payload={"title": title, "party": case.party_name, "inspection": source_inspection_id,
                           "crime_hits": [h["code"] for h in case.crime_hits]})
@@ -212,6 +217,7 @@ def file(session: Session, case: Case, *, by: User, on: dt.date, handler_ids: li
     from server.modules.cases import documents
 
     case.number = documents.allocate(session, unit_id=case.unit_id, year=on.year, doc_type="case")
+    deadlines.meet(session, deadlines.open_deadline(session, case.id, "filing"), on)
     apply(session, case, "file", by_user_id=by.id, on=on,
           payload={"number": case.number, "handlers": [u.id for u, _ in team], "limitation_warning": warn,
                    "limitation_ground": limitation_ground})
@@ -226,19 +232,66 @@ def start_investigation(session: Session, case: Case, *, by: User, on: dt.date) 
     return case
 
 
+# Acts that take items, with the clock each starts and the rule that governs it.
+TAKING_ACTS = {
+    "preservation": ("preservation", "行政处罚法 第56条"),  # 先行登记保存: decide within 7 (working) days
+    "seizure": ("seizure", "行政强制法 第18、24、25条"),  # 查封、扣押: decision document, 30 days (+30)
+}
+
+
 def record_act(session: Session, case: Case, *, by: User, kind: str, act_date: dt.date, inspector_ids: list[int],
-               summary: str, inspection_id: str | None = None, agency_id: int | None = None) -> InvestigativeAct:
+               summary: str, inspection_id: str | None = None, agency_id: int | None = None,
+               approved_by_id: int | None = None, document_number: str | None = None) -> InvestigativeAct:
     """行政处罚法 第42、55条: every investigative act by at least two inspectors whose certificates
-    are valid on the act's date."""
+    are valid on the act's date. Taking items needs the head's approval: 先行登记保存 (第56条) and
+    查封、扣押 (行政强制法 第18条), the latter with its decision document (第24条); each starts its
+    clock (7 working days to deal with preserved items; 30 days of seizure, extendable once by 30)."""
     check(case, "record_act")
     team = _certified(session, inspector_ids, act_date, "行政处罚法 第42、55条")
+    taking = TAKING_ACTS.get(kind)
+    if taking:
+        clock_code, rule = taking
+        approver = session.get(User, approved_by_id) if approved_by_id else None
+        if approver is None or approver.role not in HEADS:
+            raise fail("head_approval", rule, "taking items needs the approval of the agency's head",
+                       approved_by_id=approved_by_id)
+        if kind == "seizure" and not (document_number or "").strip():
+            raise fail("seizure_decision", "行政强制法 第24条", "a seizure needs its decision document (查封、扣押决定书)")
     act = InvestigativeAct(case_id=case.id, kind=kind, act_date=act_date, summary=summary,
                            inspectors=[{"user_id": u.id, "certificate_number": c} for u, c in team],
-                           inspection_id=inspection_id, agency_id=agency_id)
+                           inspection_id=inspection_id, agency_id=agency_id,
+                           approved_by_id=approved_by_id if taking else None,
+                           document_number=document_number if taking else None)
     session.add(act)
     session.flush()
     apply(session, case, "record_act", by_user_id=by.id, on=act_date,
-          payload={"act": act.id, "kind": kind, "inspectors": [u.id for u, _ in team]})
+          payload={"act": act.id, "kind": kind, "inspectors": [u.id for u, _ in team],
+                   **({"approved_by": approved_by_id, "document_number": document_number} if taking else {})})
+    if taking:
+        deadlines.start(session, case_id=case.id, type_code=taking[0], on=act_date, unit_id=case.unit_id,
+                        assignee_id=by.id)
+    return act
+
+
+def decide_on_items(session: Session, case: Case, *, by: User, act_id: int, on: dt.date, decision: str) -> InvestigativeAct:
+    """Deal with preserved or seized items: a 处理决定 for preserved items (行政处罚法 第56条), or lifting
+    the seizure or deciding on the items (行政强制法 第27、28条). It meets the act's clock; done after
+    the period it is recorded late. Only the head decides (第56条: 负责人批准)."""
+    check(case, "decide_on_items")
+    act = session.get(InvestigativeAct, act_id)
+    if act is None or act.case_id != case.id or act.kind not in TAKING_ACTS:
+        raise errors.ValidationFailed(fields={"act_id": ["本案先行登记保存或查封、扣押的行为 / a preservation or seizure act of this case"]})
+    if act.items_decided_on is not None:
+        raise fail("items_open", TAKING_ACTS[act.kind][1], "these items were already dealt with")
+    if on < act.act_date:
+        raise fail("items_after_act", TAKING_ACTS[act.kind][1], "the decision cannot precede taking the items")
+    act.items_decided_on, act.items_decision = on, decision
+    row = session.scalars(sa.select(Deadline).where(
+        Deadline.case_id == case.id, Deadline.type_code == TAKING_ACTS[act.kind][0],
+        Deadline.started_on == act.act_date, Deadline.status == DeadlineStatus.OPEN).order_by(Deadline.id)).first()
+    deadlines.meet(session, row, on)
+    apply(session, case, "decide_on_items", by_user_id=by.id, on=on,
+          payload={"act": act.id, "kind": act.kind, "decision": decision, "late": bool(row and row.late)})
     return act
 
 

@@ -111,6 +111,7 @@ class StepSchema(ma.Schema):
     facts = ma.fields.Dict()
     reason = ma.fields.String(validate=validate.Length(1, 2000))
     note = ma.fields.String()
+    hearing_too = ma.fields.Boolean(metadata={"description": "the party waives the hearing too, expressly (第64条)"})
     adopted = ma.fields.String()
     notice_on = ma.fields.Date()
     hearing_date = ma.fields.Date()
@@ -136,6 +137,11 @@ class StepSchema(ma.Schema):
     continuing = ma.fields.Boolean()
     field = ma.fields.String()
     value = ma.fields.Raw()
+    approved_by_id = ma.fields.Integer(metadata={"description": "the head approving 先行登记保存 or 查封、扣押"})
+    document_number = ma.fields.String(validate=validate.Length(1, 80))
+    act_id = ma.fields.Integer()
+    decision = ma.fields.String(validate=validate.Length(1, 400))
+    limitation_ground = ma.fields.String(validate=validate.OneOf(["life_health", "financial"]))
 
 
 class DocumentSchema(ma.Schema):

@@ -40,6 +40,8 @@ STEPS: dict[str, Step] = {s.action: s for s in (
     Step("start_investigation", "调查取证", frozenset({S.FILED}), S.INVESTIGATING, "行政处罚法 第54、55条"),
     Step("record_act", "调查取证行为", frozenset({S.FILED, S.INVESTIGATING, S.REVIEW_RETURNED}), None,
          "行政处罚法 第42、55条 (两名以上执法人员，持证)"),
+    Step("decide_on_items", "先行登记保存物品处理 / 解除查封、扣押", _OPEN_BEFORE_DECISION | _AFTER_DECISION, None,
+         "行政处罚法 第56条; 行政强制法 第27、28条"),
     Step("link_evidence", "关联证据", _OPEN_BEFORE_DECISION - {S.IN_REVIEW, S.REVIEWED}, None, "行政处罚法 第46条"),
     Step("propose", "裁量计算", frozenset({S.INVESTIGATING, S.REVIEW_RETURNED}), None,
          "行政处罚法 第34条; DOMAIN-RULES rule 38"),
