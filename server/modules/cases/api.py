@@ -183,11 +183,13 @@ class DeadlineEvents(MethodView):
             deadline_ops.resume(db.session, row, on=on, reason=data["reason"], by_user_id=by)
         else:
             require(current_principal().role in HEADS, "extensions are approved by the head")
-            deadline_ops.extend(db.session, row, amount=data.get("amount", 0), reason=data["reason"], by_user_id=by, on=on)
+            deadline_ops.extend(db.session, row, amount=data.get("amount", 0), reason=data["reason"], by_user_id=by, on=on,
+                                approval=data.get("approval", "head"))
         from server.modules.audit import operations as audit
 
         audit.record(db.session, f"web:deadline:{data['action']}", subjects={"case": row.case_id, "deadline": row.id},
-                     payload={"reason": data["reason"], "amount": data.get("amount"), "on": on.isoformat()})
+                     payload={"reason": data["reason"], "amount": data.get("amount"), "on": on.isoformat(),
+                              "approval": data.get("approval") if data["action"] == "extend" else None})
         db.session.commit()
         return deadline_ops.view(row, local_today())
 

@@ -166,6 +166,8 @@ class DeadlineActionSchema(ma.Schema):
     reason_code = ma.fields.String(validate=validate.OneOf(
         ["hearing", "monitoring", "appraisal", "service", "criminal_transfer", "public_notice"]))
     amount = ma.fields.Integer(validate=validate.Range(min=1))
+    approval = ma.fields.String(validate=validate.OneOf(["head", "collective_discussion"]), metadata={
+        "description": "for an extension: approved by the head, or decided by the heads' collective discussion"})
 
 
 class DashboardQuerySchema(ma.Schema):

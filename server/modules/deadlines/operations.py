@@ -24,6 +24,9 @@ DeadlineClosed = errors.error_code("deadline.closed", 409, "该期限已完成�
 ExtensionRefused = errors.error_code(
     "deadline.extension_refused", 422, "延长期限超过规定上限或缺少理由",
     "The extension exceeds the permitted maximum or has no reason")
+ExtensionNeedsDiscussion = errors.error_code(
+    "deadline.extension_needs_collective_discussion", 422, "再次延长办案期限须经负责人集体讨论决定",
+    "A further extension of the case period needs the heads' collective discussion")
 PauseInvalid = errors.error_code("deadline.pause_invalid", 409, "期限已暂停或未暂停", "The clock is already paused, or is not paused")
 
 
@@ -106,16 +109,30 @@ def resume(session: Session, deadline: Deadline, *, on: dt.date, reason: str, by
     return _refresh(session, deadline)
 
 
+APPROVALS = ("head", "collective_discussion")
+
+
 def extend(session: Session, deadline: Deadline, *, amount: int, reason: str, by_user_id: int | None,
-           on: dt.date) -> Deadline:
-    """A reasoned extension within the type's maximum (e.g. 90 days +30 +30, review 5 + 3 working days)."""
+           on: dt.date, approval: str = "head") -> Deadline:
+    """A reasoned extension within the type's maximum (e.g. 90 days +30 +30, review 5 + 3 working days).
+    Where the type lists its extensions in turn, each needs the approval it names: the case clock's
+    first with the head's approval, any further one only by the heads' collective discussion
+    (configured, its article to be confirmed). The approval is kept on the event (``reason_code``)."""
     _require_open(deadline)
     dtype = clock.deadline_type(deadline.type_code)
-    used = sum(e.amount or 0 for e in deadline.events if e.kind is DeadlineEventKind.EXTEND)
-    if not reason.strip() or amount <= 0 or used + amount > dtype.extension_max:
+    done = [e for e in deadline.events if e.kind is DeadlineEventKind.EXTEND]
+    used = sum(e.amount or 0 for e in done)
+    if not reason.strip() or amount <= 0 or used + amount > dtype.extension_max or approval not in APPROVALS:
         raise ExtensionRefused(type=dtype.code, maximum=dtype.extension_max, used=used, source=dtype.source)
+    if dtype.extensions:
+        if len(done) >= len(dtype.extensions) or amount > dtype.extensions[len(done)][0]:
+            raise ExtensionRefused(type=dtype.code, maximum=dtype.extension_max, used=used, source=dtype.source,
+                                   extensions=len(done))
+        needed = dtype.extensions[len(done)][1]
+        if needed == "collective_discussion" and approval != needed:
+            raise ExtensionNeedsDiscussion(type=dtype.code, extension=len(done) + 1, source=dtype.source)
     session.add(DeadlineEvent(deadline_id=deadline.id, kind=DeadlineEventKind.EXTEND, on=on, amount=amount,
-                              reason=reason, by_user_id=by_user_id))
+                              reason=reason, by_user_id=by_user_id, reason_code=approval))
     return _refresh(session, deadline)
 
 
