@@ -268,3 +268,32 @@ def test_a_second_extension_of_the_case_period_needs_collective_discussion(clien
                         headers=staff_headers(w.head))
     assert_contract(third, 422, "deadline.extension_refused")
     assert [e.reason_code for e in decision.events if e.kind.value == "extend"] == ["head", "collective_discussion"]
+
+
+def test_unconfirmed_rules_are_listed_for_administrators(client, db_session, world):
+    """Rules whose source is not in force or not confirmed are configuration, listed with the question
+    to ask the bureau: the 2023 hearing threshold's citizen figure, the review catalogue's amount,
+    the 法制审核 period (formerly taken from another province's rule)."""
+    from tests import factories
+    from tests.helpers import assert_contract, staff_headers
+
+    admin = factories.UserFactory(role=cases.Role.ADMIN, unit=world.unit)
+    rows = client.get("/api/v1/system/unconfirmed-rules", headers=staff_headers(admin)).json
+    keys = {(row["area"], row["key"]) for row in rows}
+    assert {("procedure", "hearing_thresholds.1"), ("legal_review_scope", "rules.0"),
+            ("deadlines", "legal_review")} <= keys
+    assert all(row["question"] and "广东" not in row["source"] for row in rows)
+    assert_contract(client.get("/api/v1/system/unconfirmed-rules", headers=staff_headers(world.head)), 403,
+                    "auth.forbidden")
+
+
+def test_the_hearing_threshold_in_force_is_the_2023_rule_article_89(db_session, world):
+    """生态环境行政处罚办法 (2023) 第89条 replaced the 2010 rule's 50,000 for organisations with 200,000
+    from 1 July 2023: a 100,000 fine notified in 2026 carries no hearing right; 209,000 does."""
+    w = world
+    case = investigated(db_session, w)
+    assert cases.hearing_triggered(case, 100_000, [], D(2026, 8, 11)) is None
+    trigger = cases.hearing_triggered(case, 209_000, [], D(2026, 8, 11))
+    assert trigger["threshold"] == 200_000 and "第89条" in trigger["source"]
+    assert cases.hearing_triggered(case, 60_000, [], D(2023, 6, 30))["threshold"] == 50_000  # the old rule, before
+    assert cases.hearing_triggered(case, 0, ["suspend_licence"], D(2026, 8, 11))["reason"] == "measure"  # 暂扣许可证件
