@@ -44,6 +44,9 @@ def upgrade():
                                    comment='处理决定 / 解除查封、扣押'))
         batch.create_foreign_key('fk_investigative_act_approved_by_id_user_account', 'user_account',
                                  ['approved_by_id'], ['id'])
+        batch.alter_column('kind', existing_type=sa.String(length=30), existing_nullable=False,
+                           comment='inquiry | on_site | sampling | survey | preservation | seizure',
+                           existing_comment='inquiry | on_site | sampling | survey | preservation')
     op.execute("UPDATE penalty_case SET hearing_waived = statement_waived")
     op.execute("UPDATE penalty_case SET crime_checked_facts = crime_facts WHERE id IN "
                "(SELECT case_id FROM case_event WHERE action = 'crime_check')")
@@ -52,6 +55,9 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table('investigative_act') as batch:
         batch.drop_constraint('fk_investigative_act_approved_by_id_user_account', type_='foreignkey')
+        batch.alter_column('kind', existing_type=sa.String(length=30), existing_nullable=False,
+                           comment='inquiry | on_site | sampling | survey | preservation',
+                           existing_comment='inquiry | on_site | sampling | survey | preservation | seizure')
         for column in ('items_decision', 'items_decided_on', 'document_number', 'approved_by_id'):
             batch.drop_column(column)
     with op.batch_alter_table('penalty_case') as batch:
