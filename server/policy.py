@@ -162,6 +162,7 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "transfers.PackageVolume": {"GET": TRANSFER_PARTIES},
     # system
     "system.Deadline": {"GET": STAFF | DEVICES},
+    "system.UnconfirmedRules": {"GET": ADMIN},
     # web pages (server/web): the public portal, then the staff console; scope is checked by the operations
     "portal.static": {"GET": ANYONE},
     "portal.home": {"GET": ANYONE},

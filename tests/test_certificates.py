@@ -73,7 +73,7 @@ def test_eligibility_endpoint(client, db_session):
     expired = client.get(f"/api/v1/users/{user.id}/eligibility?on=2027-01-01", headers=headers).json
     assert expired["eligible"] is False and expired["certificate_number"] is None
     assert expired["reason"]["code"] == "certificate.invalid_on_date"
-    assert expired["reason"]["context"] == {"user": user.username, "date": "2027-01-01"}
+    assert expired["reason"]["context"] == {"user": user.username, "date": "2027-01-01", "rule": "行政处罚法 第42条"}
 
     auxiliary = factories.UserFactory(role=Role.AUXILIARY, unit=supervisor.unit)
     aux = client.get(f"/api/v1/users/{auxiliary.id}/eligibility?on=2026-07-01", headers=headers).json

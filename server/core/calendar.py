@@ -39,6 +39,13 @@ def local_today() -> dt.date:
     return dt.datetime.now(CHINA).date()
 
 
+def to_local_date(moment: dt.datetime) -> dt.date:
+    """The Beijing date of an instant: the one way a stored (UTC) time becomes a legal date."""
+    if moment.tzinfo is None:
+        raise ValueError("a naive datetime has no legal date")
+    return moment.astimezone(CHINA).date()
+
+
 class DayKind(str, enum.Enum):
     WORKING = "working"
     NATURAL = "natural"

@@ -71,12 +71,14 @@ KILN_W = {"exceedance": {"value": 60, "evidence": "ev-monitoring"}, "location": 
 def investigated(db_session: Any, w: World, *, filed_on: dt.date = D(2026, 8, 3), inputs: Any = None,
                  **lead: Any) -> Any:
     """A case filed on ``filed_on`` with one on-site act and the §2 kiln calculation (209,000)."""
+    lead.setdefault("act_ended_on", filed_on - dt.timedelta(days=10))
+    ground = lead.pop("limitation_ground", None)
     case = cases.create_lead(db_session, by=w.head, title="超标排放氮氧化物", target_id=w.target.id,
-                             violation_code="air_99_2", facts="砖窑氮氧化物小时均值超标60%",
-                             act_ended_on=filed_on - dt.timedelta(days=10), **lead)
-    cases.file(db_session, case, by=w.head, on=filed_on, handler_ids=[w.a.id, w.b.id])
+                             violation_code="air_99_2", facts="砖窑氮氧化物小时均值超标60%", **lead)
+    cases.file(db_session, case, by=w.head, on=filed_on, handler_ids=[w.a.id, w.b.id], limitation_ground=ground)
     cases.start_investigation(db_session, case, by=w.a, on=filed_on)
     cases.record_act(db_session, case, by=w.a, kind="on_site", act_date=filed_on + dt.timedelta(days=1),
                      inspector_ids=[w.a.id, w.b.id], summary="现场检查，调取在线监测数据")
     cases.propose(db_session, case, by=w.a, on=filed_on + dt.timedelta(days=7), inputs=inputs or KILN)
+    cases.crime_check(db_session, case, by=w.a)
     return case

@@ -8,6 +8,7 @@ import pypdf
 import sqlalchemy as sa
 
 from server.core.access import Role
+from server.core.calendar import local_today
 from server.modules.audit.models import AuditEntry
 from server.modules.cases import operations as cases
 from server.modules.cases.models import AgencyRole, CaseDocument
@@ -23,7 +24,7 @@ from tests.helpers import assert_contract, staff_headers
 def _notified(db_session, w):
     case = investigated(db_session, w)
     cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11))
-    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="当事人书面放弃")
+    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="当事人书面放弃", hearing_too=True)
     return case
 
 
@@ -157,7 +158,9 @@ def test_deadline_dashboard_events_and_daily_scan(app, client, db_session, world
     case = investigated(db_session, w)
     cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11))
     board = client.get("/api/v1/deadlines/dashboard?horizon_days=0", headers=staff_headers(w.head)).json
-    assert board["totals"]["overdue"] >= 2  # statement and hearing-request windows of August are long past
+    # the decision clock of August is long past; the party's statement and hearing windows are listed
+    # apart, never as the bureau overdue (行政处罚法 第45、64条)
+    assert board["totals"]["overdue"] >= 1 and board["totals"]["party_windows"] == 2
     mine = client.get("/api/v1/deadlines/dashboard", headers=staff_headers(w.a)).json
     assert set(mine["by_person"]) == {str(w.a.id)}
     clocks = client.get(f"/api/v1/cases/{case.id}/deadlines", headers=staff_headers(w.a)).json
@@ -180,7 +183,9 @@ def test_deadline_dashboard_events_and_daily_scan(app, client, db_session, world
     assert extended.json["due_on"] == "2026-12-11"
     scan = app.extensions["celery"].tasks[deadline_tasks.scan.name]  # this app's Celery, not the last one made
     summary = scan.delay().get()
-    assert summary["overdue"] >= 2 and str(w.unit.id) in {str(k) for k in summary["overdue_per_unit"]}
+    # only the extended decision clock can be overdue: the party's windows never count (第45、64条)
+    late = int(local_today() > D(2026, 12, 11))
+    assert summary["overdue"] == late and (str(w.unit.id) in {str(k) for k in summary["overdue_per_unit"]}) == bool(late)
     assert scan.delay().get()["newly_overdue"] == 0  # idempotent
     assert "deadlines-daily-scan" in app.config["BEAT_SCHEDULE"]
 
@@ -268,7 +273,7 @@ def test_review_screen_shows_linked_evidence_with_custody_and_flags(client, db_s
                          json={"evidence_ids": [item.id], "purpose": "排放口照片"}, headers=staff_headers(w.a))
     assert linked.status_code == 200, linked.json
     cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11))
-    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="放弃")
+    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="放弃", hearing_too=True)
     review = reviews.submit(db_session, case, by=w.a, on=D(2026, 8, 12))
     evidence = client.get(f"/api/v1/legal-reviews/{review.id}/screen", headers=staff_headers(w.reviewer)).json["evidence"]
     (shown,) = evidence["items"]

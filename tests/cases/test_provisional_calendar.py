@@ -55,7 +55,7 @@ def reviewed_case(session: Any, w: World) -> tuple[Any, Any]:
     """A case filed on 1 Apr 2031 and submitted for legal review on Monday 28 Apr 2031."""
     case = investigated(session, w, filed_on=D(2031, 4, 1))
     cases.serve_notice(session, case, by=w.a, on=D(2031, 4, 22), fine=100_000)
-    cases.waive_statement(session, case, by=w.a, on=D(2031, 4, 23), note="放弃")
+    cases.waive_statement(session, case, by=w.a, on=D(2031, 4, 23), note="放弃", hearing_too=True)
     return case, reviews.submit(session, case, by=w.a, on=D(2031, 4, 28))
 
 
@@ -166,10 +166,10 @@ def test_a_hearing_date_is_never_checked_by_the_provisional_rule(app, db_session
         cases.schedule_hearing(db_session, case, by=w.head, notice_on=D(2031, 4, 10), hearing_date=D(2031, 4, 28),
                                presider_id=w.reviewer.id)
     monkeypatch.setitem(app.config, "HOLIDAYS_FILE", holidays_file)
-    with pytest.raises(GuardFailed) as caught:  # now checked on the official schedule: 5 May is a holiday
-        cases.schedule_hearing(db_session, case, by=w.head, notice_on=D(2031, 4, 10), hearing_date=D(2031, 5, 5),
+    with pytest.raises(GuardFailed) as caught:  # now counted on the official schedule: too short a notice
+        cases.schedule_hearing(db_session, case, by=w.head, notice_on=D(2031, 4, 10), hearing_date=D(2031, 4, 15),
                                presider_id=w.reviewer.id)
-    assert caught.value.context["guard"] == "hearing_on_working_day"
+    assert caught.value.context["guard"] == "hearing_notice_7_days"
     cases.schedule_hearing(db_session, case, by=w.head, notice_on=D(2031, 4, 10), hearing_date=D(2031, 4, 28),
                            presider_id=w.reviewer.id)
     assert case.hearing_date == D(2031, 4, 28)

@@ -54,12 +54,24 @@ def test_auxiliary_does_not_count_toward_two_inspectors(client, db_session, team
     assert db_session.scalar(sa.select(sa.func.count(InspectionMember.id))) == 0
 
 
+def test_an_auxiliary_cannot_lead_the_team_xzcff_article_42(client, db_session, team):
+    """行政处罚法 第42条: an auxiliary (协管员) named as lead_id was accepted with the team saved
+    without a lead; it is refused, citing the article, and nothing is written."""
+    supervisor, a, b, _, target = team
+    auxiliary = factories.UserFactory(role=Role.AUXILIARY, unit=supervisor.unit)
+    body = assert_contract(_create(client, supervisor, auxiliary, [a, b], target), 422, "inspection.auxiliary_lead")
+    assert body["context"]["rule"] == "行政处罚法 第42条" and "第42条" in body["message_zh"]
+    assert db_session.scalar(sa.select(sa.func.count(InspectionMember.id))) == 0
+
+
 def test_certificate_expiring_inside_the_window_is_refused(db_session, team):
+    """行政处罚法 第42条: the refusal cites the article."""
     supervisor, a, b, _, target = team
     b.certificates[0].valid_until = TODAY + dt.timedelta(days=2)
-    with pytest.raises(CertificateInvalid):
+    with pytest.raises(CertificateInvalid) as exc:
         ops.create(db_session, target_id=target.id, lead_id=a.id, member_ids=[b.id], window_start=TODAY,
                    window_end=TODAY + dt.timedelta(days=7), kind=InspectionKind.ROUTINE, created_by=supervisor)
+    assert exc.value.context["rule"] == "行政处罚法 第42条" and "第42条" in exc.value.message_zh
 
 
 def test_only_team_members_and_their_supervisors_see_an_inspection(client, db_session, team):

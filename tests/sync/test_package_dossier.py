@@ -24,7 +24,7 @@ def decided(db_session, w, *, fine=100_000, **lead):
     """A case decided on 13 August 2026 after notice, waiver and legal review."""
     case = investigated(db_session, w, **lead)
     cases.serve_notice(db_session, case, by=w.a, on=D(2026, 8, 11), fine=fine)
-    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="放弃")
+    cases.waive_statement(db_session, case, by=w.a, on=D(2026, 8, 12), note="放弃", hearing_too=True)
     review = reviews.submit(db_session, case, by=w.a, on=D(2026, 8, 12))
     reviews.decide(db_session, review, reviewer=w.reviewer, outcome=ReviewOutcome.PASS, opinion="同意",
                    today=D(2026, 8, 13))

@@ -88,6 +88,9 @@ def scene(db_session: Any, world: World) -> Scene:  # noqa: F811
     prosecutor = factories.UserFactory(role=Role.PROSECUTOR, unit=proc_unit)
     case = investigated(db_session, w)
     cases.crime_check(db_session, case, by=w.a, facts={"hazardous_waste_t": 4.5})
+    cases.record_act(db_session, case, by=w.a, kind="seizure", act_date=D(2026, 8, 5), inspector_ids=[w.a.id, w.b.id],
+                     summary="查封危险废物贮存库，扣押危险废物4.5吨", approved_by_id=w.head.id,
+                     document_number="商环查封〔2026〕1号")
     team = make_team()
     items = []
     for n, (lat, lon) in enumerate(((33.87, 109.94), (33.871, 109.941), (33.872, 109.942))):

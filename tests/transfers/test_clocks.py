@@ -130,7 +130,7 @@ def test_supplementary_investigation_runs_one_calendar_month(db_session, scene):
                    outline="补充危险废物去向的证据")
     with pytest.raises(GuardFailed) as short:
         scene.step(db_session, t, "return_for_supplementary_investigation", scene.prosecutor,
-                   at=at_10(D(2026, 9, 1)), outline="补充")
+                   at=at_10(D(2026, 9, 1)), outline=" ")
     assert short.value.context["guard"] == "outline_required"
     scene.step(db_session, t, "return_for_supplementary_investigation", scene.prosecutor, at=at_10(D(2026, 9, 1)),
                outline="补充侦查方向：危险废物最终去向及非法获利数额；要求：调取运输台账与银行流水")
@@ -191,3 +191,23 @@ def test_written_consultations_are_answered_within_7_days_by_the_consulted_offic
     db_session.commit()
     tags = [e["tag"] for e in audit_entries(transfer=t.id)]
     assert tags.count("web:transfer:consult") == 2 and tags.count("web:transfer:answer_consultation") == 2
+
+
+def test_an_hours_clock_runs_from_the_steps_legal_time_not_its_entry_xianjie_article_6(db_session, scene):
+    """衔接办法 (2017) 第6条: materials go to the police within 24 hours of the approval. An approval
+    dated 8 October but entered two months later could not start its clock at the entry: a step on
+    another day that starts or meets an hours clock must say when it happened, and a hand-over
+    then recorded two months after that approval is shown late."""
+    w = scene.w
+    t = scene.create(db_session, on=D(2026, 10, 8))
+    scene.step(db_session, t, "form_team", w.a, at=at_10(D(2026, 10, 8)), member_ids=[w.a.id, w.b.id])
+    scene.step(db_session, t, "submit_report", w.a, at=at_10(D(2026, 10, 8)))
+    with pytest.raises(ops.TimeNeeded) as exc:  # only a past date: the 24-hour clock cannot start from it
+        ops.step(db_session, t, "approve", by=w.head, principal=principal(w.head), on=D(2026, 10, 8))
+    assert exc.value.context["clocks"] == ["transfer_handover"] and t.state.value == "report_submitted"
+    scene.step(db_session, t, "approve", w.head, at=at_10(D(2026, 10, 8)))
+    (handover,) = clocks(db_session, t, "transfer_handover")
+    assert handover.due_at == at_10(D(2026, 10, 9))
+    scene.add_required(db_session, t, at=at_10(D(2026, 10, 8)))
+    scene.step(db_session, t, "hand_over", w.a, at=at_10(D(2026, 12, 8)))
+    assert handover.late is True

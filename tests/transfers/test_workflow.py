@@ -159,15 +159,17 @@ def test_refusal_is_legally_reviewed_before_the_penalty_procedure_resumes(db_ses
     t = scene.create(db_session)
     scene.step(db_session, t, "form_team", w.a, at=H(0), member_ids=[w.a.id, w.b.id])
     scene.step(db_session, t, "submit_report", w.a, at=H(1))
-    with pytest.raises(GuardFailed):
-        scene.step(db_session, t, "refuse", w.head, at=H(2), reason="短")
-    scene.step(db_session, t, "refuse", w.head, at=H(2), reason="复检称重为2.1吨，未达三吨标准，鉴定报告附后")
+    with pytest.raises(GuardFailed) as exc:  # a reason is required ...
+        scene.step(db_session, t, "refuse", w.head, at=H(2), reason=" ")
+    assert guard(exc)[0] == "reason_required"
+    # ... of no set length: 证据不足 is a complete reason (国务院令第310号 第5条 asks for reasons, not a length)
+    scene.step(db_session, t, "refuse", w.head, at=H(2), reason="证据不足")
     assert t.state is S.REFUSED and scene.case.transfer_refusal_reason
     with pytest.raises(GuardFailed) as exc:
         scene.step(db_session, t, "resume_admin_penalty", w.head, at=H(3), reason="不移送理由已记录，恢复处罚程序")
     assert guard(exc)[0] == "refusal_reviewed"
     cases.serve_notice(db_session, scene.case, by=w.a, on=D(2026, 8, 21), fine=100_000)
-    cases.waive_statement(db_session, scene.case, by=w.a, on=D(2026, 8, 22), note="放弃")
+    cases.waive_statement(db_session, scene.case, by=w.a, on=D(2026, 8, 22), note="放弃", hearing_too=True)
     review = reviews.submit(db_session, scene.case, by=w.a, on=D(2026, 8, 24))
     assert review.subject == "transfer_refusal"
     reviews.decide(db_session, review, reviewer=w.reviewer, outcome=ReviewOutcome.PASS, opinion="同意不移送",
@@ -218,3 +220,26 @@ def test_dashboard_shows_police_overdue_and_paused_clocks(db_session, scene):
                                                                                        "paused": 0}
     bureau = ops.dashboard(db_session, principal(scene.w.head), later)
     assert {d["type"] for d in bureau["overdue"]} >= {"transfer_filing_decision"}
+
+
+def test_items_list_and_photo_index_only_where_items_were_seized_xianjie_article_6(db_session, scene):
+    """衔接办法 (2017) 第6条第(四)、(五)项: the list of items (and the photo index with it) describes items
+    sealed or seized by an administrative compulsory measure; a transfer of a case where nothing was
+    seized does not need them (they were required 'always')."""
+    w = scene.w
+    case = cases.create_lead(db_session, by=w.head, title="暗管排放含铬废水", target_id=w.target.id,
+                             violation_code="air_99_2", act_ended_on=D(2026, 7, 20))
+    cases.file(db_session, case, by=w.head, on=D(2026, 8, 3), handler_ids=[w.a.id, w.b.id])
+    cases.start_investigation(db_session, case, by=w.a, on=D(2026, 8, 3))
+    cases.record_act(db_session, case, by=w.a, kind="sampling", act_date=D(2026, 8, 4), inspector_ids=[w.a.id, w.b.id],
+                     summary="采样")
+    cases.crime_check(db_session, case, by=w.a, facts={"exceedance_multiples": {"Cr": 5}})
+    plain = ops.create(db_session, case, by=w.a, kind=TransferKind.CRIMINAL, police_unit_id=scene.police_unit.id,
+                       procuratorate_unit_id=scene.procuratorate_unit.id, suspected_offence="污染环境罪",
+                       legal_basis="刑法 第338条", reason="铬超标五倍", on=D(2026, 8, 20))
+    generated = {"transfer_letter", "investigation_report", "materials_list"}  # made at the head's approval
+    assert {m["code"] for m in ops.missing_documents(db_session, plain)} == generated | {"inspection_records"}
+    cases.record_act(db_session, case, by=w.a, kind="preservation", act_date=D(2026, 8, 6),
+                     inspector_ids=[w.a.id, w.b.id], summary="先行登记保存暗管及阀门", approved_by_id=w.head.id)
+    assert {m["code"] for m in ops.missing_documents(db_session, plain)} == generated | {
+        "inspection_records", "items_list", "photo_index"}

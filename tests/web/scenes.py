@@ -23,7 +23,7 @@ def second_case_in_review() -> None:
     case = db.session.scalars(sa.select(Case).where(Case.state == CaseState.NOTIFIED)).first()
     a = user("inspector01")
     on = case.notice_served_on + dt.timedelta(days=1)
-    cases.waive_statement(db.session, case, by=a, on=on, note="当事人书面放弃陈述申辩和听证")
+    cases.waive_statement(db.session, case, by=a, on=on, note="当事人书面放弃陈述申辩和听证", hearing_too=True)
     reviews.submit(db.session, case, by=a, on=on + dt.timedelta(days=1))
     db.session.commit()
 

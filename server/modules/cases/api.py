@@ -34,19 +34,20 @@ def _step(fn: Callable[..., Any], *required: str, optional: tuple[str, ...] = ()
 
 # action -> (operation, required fields, optional fields, heads only, takes "on")
 STEPS: dict[str, tuple[Callable[..., Any], tuple[str, ...], tuple[str, ...], bool, bool]] = {
-    "file": _step(ops.file, "handler_ids"),
+    "file": _step(ops.file, "handler_ids", optional=("limitation_ground",)),
     "start_investigation": _step(ops.start_investigation),
     "record_act": _step(ops.record_act, "kind", "act_date", "inspector_ids", "summary",
-                        optional=("inspection_id", "agency_id"), on=False),
+                        optional=("inspection_id", "agency_id", "approved_by_id", "document_number"), on=False),
+    "decide_on_items": _step(ops.decide_on_items, "act_id", "decision", heads=True),
     "link_evidence": _step(ops.link_evidence, "evidence_ids", optional=("purpose", "agency_id"), on=False),
     "propose": _step(ops.propose, "inputs", optional=("corrections", "circumstance", "measures", "reduction",
                                                       "violation_code", "version")),
     "crime_check": _step(ops.crime_check, optional=("facts",), on=False),
     "start_transfer": _step(ops.start_transfer, "reason"),
     "refuse_transfer": _step(ops.refuse_transfer, "reason", on=False),
-    "serve_notice": _step(ops.serve_notice, optional=("fine", "measures")),
+    "serve_notice": _step(ops.serve_notice, optional=("fine", "measures", "reduction_basis")),
     "record_statement": _step(ops.record_statement, "summary", optional=("adopted",)),
-    "waive_statement": _step(ops.waive_statement, "note"),
+    "waive_statement": _step(ops.waive_statement, "note", optional=("hearing_too",)),
     "request_hearing": _step(ops.request_hearing),
     "schedule_hearing": _step(ops.schedule_hearing, "notice_on", "hearing_date", "presider_id", on=False),
     "hold_hearing": _step(ops.hold_hearing, "record_summary"),
@@ -182,11 +183,13 @@ class DeadlineEvents(MethodView):
             deadline_ops.resume(db.session, row, on=on, reason=data["reason"], by_user_id=by)
         else:
             require(current_principal().role in HEADS, "extensions are approved by the head")
-            deadline_ops.extend(db.session, row, amount=data.get("amount", 0), reason=data["reason"], by_user_id=by, on=on)
+            deadline_ops.extend(db.session, row, amount=data.get("amount", 0), reason=data["reason"], by_user_id=by, on=on,
+                                approval=data.get("approval", "head"))
         from server.modules.audit import operations as audit
 
         audit.record(db.session, f"web:deadline:{data['action']}", subjects={"case": row.case_id, "deadline": row.id},
-                     payload={"reason": data["reason"], "amount": data.get("amount"), "on": on.isoformat()})
+                     payload={"reason": data["reason"], "amount": data.get("amount"), "on": on.isoformat(),
+                              "approval": data.get("approval") if data["action"] == "extend" else None})
         db.session.commit()
         return deadline_ops.view(row, local_today())
 

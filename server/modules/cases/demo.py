@@ -40,12 +40,13 @@ def load(session: Session, today: dt.date) -> int:
         cases.record_act(session, case, by=a, kind="on_site", act_date=base + dt.timedelta(days=1),
                          inspector_ids=[a.id, b.id], summary="现场检查，调取在线监测数据，制作现场检查笔录")
         cases.propose(session, case, by=a, on=base + dt.timedelta(days=5), inputs=KILN)
+        cases.crime_check(session, case, by=a)  # no suspected crime on these facts (法释〔2023〕7号 第1条)
         if n == 1:
             continue
         cases.serve_notice(session, case, by=a, on=base + dt.timedelta(days=10))
         if n == 2:
             continue
-        cases.waive_statement(session, case, by=a, on=base + dt.timedelta(days=11), note="当事人书面放弃陈述申辩和听证")
+        cases.waive_statement(session, case, by=a, on=base + dt.timedelta(days=11), note="当事人书面放弃陈述申辩和听证", hearing_too=True)
         review = reviews.submit(session, case, by=a, on=base + dt.timedelta(days=12))
         if n == 3:
             continue

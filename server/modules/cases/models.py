@@ -65,6 +65,8 @@ class Case(TimestampMixin, Base):
     discovered_on: Mapped[dt.date | None]
     filed_on: Mapped[dt.date | None]
     limitation_warning: Mapped[bool] = mapped_column(default=False, comment="discovered > 2 years after the act (第36条)")
+    limitation_ground: Mapped[str | None] = mapped_column(
+        sa.String(30), comment="第36条 five-year ground: life_health or financial safety, with harmful consequences")
     special_case: Mapped[bool] = mapped_column(default=False, comment="专案查办")
     supervised_level: Mapped[str | None] = mapped_column(sa.String(20), comment="挂牌督办 level: province, city…")
     supervised_on: Mapped[dt.date | None]
@@ -79,6 +81,8 @@ class Case(TimestampMixin, Base):
     statement_made: Mapped[bool] = mapped_column(default=False, comment="party made a statement or defence")
     statement_reviewed: Mapped[bool] = mapped_column(default=False)
     statement_waived: Mapped[bool] = mapped_column(default=False)
+    hearing_waived: Mapped[bool] = mapped_column(
+        default=False, server_default=sa.false(), comment="hearing waived expressly or by conduct (行政处罚法 第64条第(六)项)")
     # hearing (听证)
     hearing_requested_on: Mapped[dt.date | None]
     hearing_notice_on: Mapped[dt.date | None]
@@ -88,6 +92,8 @@ class Case(TimestampMixin, Base):
     # crime check (DOMAIN-RULES rule 45)
     suspected_crime: Mapped[bool] = mapped_column(default=False)
     crime_hits: Mapped[list[Any]] = mapped_column(default=list)
+    crime_checked_facts: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="the crime_facts the last crime check ran on (None: never run)")
     transfer_started_at: Mapped[dt.datetime | None] = mapped_column(comment="hook for the transfer issue")
     transfer_refusal_reason: Mapped[str | None] = mapped_column(sa.Text, comment="reasoned non-transfer, legally reviewed")
     # collective discussion (集体讨论)
@@ -187,13 +193,18 @@ class InvestigativeAct(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[str] = mapped_column(sa.ForeignKey("penalty_case.id"), index=True)
-    kind: Mapped[str] = mapped_column(sa.String(30), comment="inquiry | on_site | sampling | survey | preservation")
+    kind: Mapped[str] = mapped_column(sa.String(30), comment="inquiry | on_site | sampling | survey | preservation | seizure")
     act_date: Mapped[dt.date]
     inspectors: Mapped[list[Any]] = mapped_column(comment="[{user_id, certificate_number}] valid on act_date")
     summary: Mapped[str] = mapped_column(sa.Text)
     inspection_id: Mapped[str | None] = mapped_column(sa.ForeignKey("inspection.id"))
     agency_id: Mapped[int | None] = mapped_column(sa.ForeignKey("agency.id"), comment="agency that did it (joint)")
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    approved_by_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user_account.id"), comment="the head who approved taking items (行政处罚法 第56条; 行政强制法 第18条)")
+    document_number: Mapped[str | None] = mapped_column(sa.String(80), comment="查封、扣押决定书 number (行政强制法 第24条)")
+    items_decided_on: Mapped[dt.date | None] = mapped_column(comment="day the taken items were dealt with or released")
+    items_decision: Mapped[str | None] = mapped_column(sa.String(400), comment="处理决定 / 解除查封、扣押")
 
 
 class CaseEvidence(Base):

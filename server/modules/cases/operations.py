@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from server.core import errors
 from server.core.access import Principal, Role
-from server.core.calendar import get_calendar
+from server.core.calendar import get_calendar, local_today, to_local_date
 from server.core.db import utcnow
 from server.modules.audit import operations as audit
 from server.modules.cases import predicates
@@ -21,6 +21,7 @@ from server.modules.cases.models import (AgencyRole, Case, CaseAgency, CaseCorre
 from server.modules.cases.workflow import STEPS, apply, check, fail
 from server.modules.deadlines import clock
 from server.modules.deadlines import operations as deadlines
+from server.modules.deadlines.models import Deadline, DeadlineStatus
 from server.modules.directory.models import Target
 from server.modules.discretion import calculator as calc
 from server.modules.discretion import operations as discretion
@@ -32,6 +33,7 @@ OutOfScope = errors.error_code("case.out_of_scope", 403, "无权办理或查看�
                                "The case is outside your unit, your handling or your agency's part in a joint case")
 
 MIN_HANDLERS = 2  # 行政处罚法 第42条、第55条: at least two enforcement officers
+HEADS = frozenset({Role.SUPERVISOR, Role.ADMIN})  # the agency's head (负责人): 第56、57条
 _HERE = Path(__file__).parent
 SERVICE_METHODS = ("in_person", "post", "left_at_address", "public_notice", "electronic")
 
@@ -136,9 +138,23 @@ def create_lead(session: Session, *, by: User, title: str, party_name: str | Non
                 discovered_on=discovered_on, crime_facts=crime_facts or {}, measures=[], crime_hits=[])
     session.add(case)
     session.flush()
+    if case.crime_facts:  # facts known at the lead are checked at once (法释〔2023〕7号 第1条)
+        _evaluate_crime_facts(case)
+    # 立案审查: decide whether to file within the period the rules set from the lead's discovery
+    deadlines.start(session, case_id=case.id, type_code="filing", on=discovered_on or local_today(),
+                    unit_id=case.unit_id, assignee_id=by.id)
     audit.record(session, "web:case:lead_created", subjects={"case": case.id, "unit": case.unit_id},
-                 payload={"title": title, "party": case.party_name, "inspection": source_inspection_id})
+                 payload={"title": title, "party": case.party_name, "inspection": source_inspection_id,
+                          "crime_hits": [h["code"] for h in case.crime_hits]})
     return case
+
+
+def _evaluate_crime_facts(case: Case) -> list[dict[str, Any]]:
+    hits = predicates.evaluate(crime_rules()["rules"], case.crime_facts or {})
+    case.crime_hits = hits
+    case.suspected_crime = bool(hits)
+    case.crime_checked_facts = dict(case.crime_facts or {})
+    return hits
 
 
 def limitation(case: Case, on: dt.date) -> tuple[bool, bool]:
@@ -174,11 +190,19 @@ def _certified(session: Session, user_ids: Iterable[int], day: dt.date, rule: st
     return team
 
 
-def file(session: Session, case: Case, *, by: User, on: dt.date, handler_ids: list[int]) -> Case:
+LIMITATION_GROUNDS = {"life_health": "涉及公民生命健康安全且有危害后果",
+                      "financial": "涉及金融安全且有危害后果"}
+
+
+def file(session: Session, case: Case, *, by: User, on: dt.date, handler_ids: list[int],
+         limitation_ground: str | None = None) -> Case:
     """立案 (行政处罚法 第54条) with at least two certified handlers (第42、55条). Limitation
-    (第36条): more than 2 years between act and discovery is warned (the 5-year period applies
-    where life, health or financial safety was harmed); more than 5 years is refused."""
+    (第36条): more than 2 years between act and discovery is warned and a decision then needs a
+    recorded five-year ground (``limitation_ground``: life, health or financial safety harmed);
+    more than 5 years is refused."""
     check(case, "file")
+    if limitation_ground is not None and limitation_ground not in LIMITATION_GROUNDS:
+        raise errors.ValidationFailed(fields={"limitation_ground": [f"one of {', '.join(LIMITATION_GROUNDS)}"]})
     warn, barred = limitation(case, on)
     if barred:
         raise fail("limitation_period", "行政处罚法 第36条", "the act was discovered more than 5 years after it ended",
@@ -189,11 +213,14 @@ def file(session: Session, case: Case, *, by: User, on: dt.date, handler_ids: li
     case.filed_on = on
     case.discovered_on = case.discovered_on or on
     case.limitation_warning = warn
+    case.limitation_ground = limitation_ground
     from server.modules.cases import documents
 
     case.number = documents.allocate(session, unit_id=case.unit_id, year=on.year, doc_type="case")
+    deadlines.meet(session, deadlines.open_deadline(session, case.id, "filing"), on)
     apply(session, case, "file", by_user_id=by.id, on=on,
-          payload={"number": case.number, "handlers": [u.id for u, _ in team], "limitation_warning": warn})
+          payload={"number": case.number, "handlers": [u.id for u, _ in team], "limitation_warning": warn,
+                   "limitation_ground": limitation_ground})
     deadlines.start(session, case_id=case.id, type_code="decision", on=on, unit_id=case.unit_id,
                     assignee_id=team[0][0].id)
     session.refresh(case, ["handlers"])
@@ -205,19 +232,66 @@ def start_investigation(session: Session, case: Case, *, by: User, on: dt.date) 
     return case
 
 
+# Acts that take items, with the clock each starts and the rule that governs it.
+TAKING_ACTS = {
+    "preservation": ("preservation", "行政处罚法 第56条"),  # 先行登记保存: decide within 7 (working) days
+    "seizure": ("seizure", "行政强制法 第18、24、25条"),  # 查封、扣押: decision document, 30 days (+30)
+}
+
+
 def record_act(session: Session, case: Case, *, by: User, kind: str, act_date: dt.date, inspector_ids: list[int],
-               summary: str, inspection_id: str | None = None, agency_id: int | None = None) -> InvestigativeAct:
+               summary: str, inspection_id: str | None = None, agency_id: int | None = None,
+               approved_by_id: int | None = None, document_number: str | None = None) -> InvestigativeAct:
     """行政处罚法 第42、55条: every investigative act by at least two inspectors whose certificates
-    are valid on the act's date."""
+    are valid on the act's date. Taking items needs the head's approval: 先行登记保存 (第56条) and
+    查封、扣押 (行政强制法 第18条), the latter with its decision document (第24条); each starts its
+    clock (7 working days to deal with preserved items; 30 days of seizure, extendable once by 30)."""
     check(case, "record_act")
     team = _certified(session, inspector_ids, act_date, "行政处罚法 第42、55条")
+    taking = TAKING_ACTS.get(kind)
+    if taking:
+        clock_code, rule = taking
+        approver = session.get(User, approved_by_id) if approved_by_id else None
+        if approver is None or approver.role not in HEADS:
+            raise fail("head_approval", rule, "taking items needs the approval of the agency's head",
+                       approved_by_id=approved_by_id)
+        if kind == "seizure" and not (document_number or "").strip():
+            raise fail("seizure_decision", "行政强制法 第24条", "a seizure needs its decision document (查封、扣押决定书)")
     act = InvestigativeAct(case_id=case.id, kind=kind, act_date=act_date, summary=summary,
                            inspectors=[{"user_id": u.id, "certificate_number": c} for u, c in team],
-                           inspection_id=inspection_id, agency_id=agency_id)
+                           inspection_id=inspection_id, agency_id=agency_id,
+                           approved_by_id=approved_by_id if taking else None,
+                           document_number=document_number if taking else None)
     session.add(act)
     session.flush()
     apply(session, case, "record_act", by_user_id=by.id, on=act_date,
-          payload={"act": act.id, "kind": kind, "inspectors": [u.id for u, _ in team]})
+          payload={"act": act.id, "kind": kind, "inspectors": [u.id for u, _ in team],
+                   **({"approved_by": approved_by_id, "document_number": document_number} if taking else {})})
+    if taking:
+        deadlines.start(session, case_id=case.id, type_code=taking[0], on=act_date, unit_id=case.unit_id,
+                        assignee_id=by.id)
+    return act
+
+
+def decide_on_items(session: Session, case: Case, *, by: User, act_id: int, on: dt.date, decision: str) -> InvestigativeAct:
+    """Deal with preserved or seized items: a 处理决定 for preserved items (行政处罚法 第56条), or lifting
+    the seizure or deciding on the items (行政强制法 第27、28条). It meets the act's clock; done after
+    the period it is recorded late. Only the head decides (第56条: 负责人批准)."""
+    check(case, "decide_on_items")
+    act = session.get(InvestigativeAct, act_id)
+    if act is None or act.case_id != case.id or act.kind not in TAKING_ACTS:
+        raise errors.ValidationFailed(fields={"act_id": ["本案先行登记保存或查封、扣押的行为 / a preservation or seizure act of this case"]})
+    if act.items_decided_on is not None:
+        raise fail("items_open", TAKING_ACTS[act.kind][1], "these items were already dealt with")
+    if on < act.act_date:
+        raise fail("items_after_act", TAKING_ACTS[act.kind][1], "the decision cannot precede taking the items")
+    act.items_decided_on, act.items_decision = on, decision
+    row = session.scalars(sa.select(Deadline).where(
+        Deadline.case_id == case.id, Deadline.type_code == TAKING_ACTS[act.kind][0],
+        Deadline.started_on == act.act_date, Deadline.status == DeadlineStatus.OPEN).order_by(Deadline.id)).first()
+    deadlines.meet(session, row, on)
+    apply(session, case, "decide_on_items", by_user_id=by.id, on=on,
+          payload={"act": act.id, "kind": act.kind, "decision": decision, "late": bool(row and row.late)})
     return act
 
 
@@ -248,7 +322,7 @@ def propose(session: Session, case: Case, *, by: User, on: dt.date, inputs: dict
             corrections: Iterable[str] = (), circumstance: str = "ordinary", measures: list[str] | None = None,
             reduction: dict[str, Any] | None = None, violation_code: str | None = None,
             version: str | None = None) -> Any:
-    """Discretion calculation with the benchmark in force on ``on`` (行政处罚法 第34条; rule 38)."""
+    """Discretion calculation with the benchmark in force on ``on`` (行政处罚法 第34条)."""
     check(case, "propose")
     if violation_code:
         case.violation_code = violation_code
@@ -275,9 +349,7 @@ def crime_check(session: Session, case: Case, *, by: User | None, facts: dict[st
     check(case, "crime_check")
     if facts is not None:
         case.crime_facts = {**(case.crime_facts or {}), **facts}
-    hits = predicates.evaluate(crime_rules()["rules"], case.crime_facts or {})
-    case.crime_hits = hits
-    case.suspected_crime = bool(hits)
+    hits = _evaluate_crime_facts(case)
     apply(session, case, "crime_check", by_user_id=by.id if by else None,
           payload={"hits": [h["code"] for h in hits], "rules_version": crime_rules()["version"]})
     return hits
@@ -304,8 +376,8 @@ def refuse_transfer(session: Session, case: Case, *, by: User, reason: str) -> C
     check(case, "refuse_transfer")
     if not case.suspected_crime:
         raise fail("no_crime_flag", "法释〔2023〕7号 第1条", "there is no suspected-crime flag to refuse")
-    if len(reason.strip()) < 10:
-        raise fail("reason_required", "国务院令第310号 第5条", "the refusal needs a substantive reason")
+    if len(reason.strip()) < 2:  # the law asks for a reason, not a length (证据不足 is complete)
+        raise fail("reason_required", "国务院令第310号 第5条", "the refusal needs a stated reason")
     case.transfer_refusal_reason = reason
     apply(session, case, "refuse_transfer", by_user_id=by.id, payload={"reason": reason})
     return case
@@ -328,18 +400,22 @@ def hearing_triggered(case: Case, fine: int | None, measures: list[str], on: dt.
 
 
 def serve_notice(session: Session, case: Case, *, by: User, on: dt.date, fine: int | None = None,
-                 measures: list[str] | None = None) -> Case:
+                 measures: list[str] | None = None, reduction_basis: str | None = None) -> Case:
     """行政处罚事先告知 (行政处罚法 第44条): the intended penalty, facts, reasons, basis and the
-    rights to statement, defence and (when triggered, 第63条) a hearing."""
+    rights to statement, defence and (when triggered, 第63条) a hearing. The notified fine lies in
+    the statutory range, or below it with the 减轻 ground (第32条) recorded here or at the proposal."""
     check(case, "serve_notice")
+    if reduction_basis:
+        case.reduction_basis = reduction_basis
     acts = session.scalar(sa.select(sa.func.count(InvestigativeAct.id)).where(InvestigativeAct.case_id == case.id))
     if not acts:
         raise fail("investigated", "行政处罚法 第54、55条", "no investigative act is recorded")
     record = discretion.latest(session, case.id)
     amount = fine if fine is not None else (record.amount if record else None)
-    if amount is not None and amount > 0 and record is None:
-        raise fail("discretion_recorded", "行政处罚法 第34条; DOMAIN-RULES rule 38",
-                   "a fine needs a recorded discretion calculation")
+    if amount is not None and amount > 0:
+        if record is None:
+            raise fail("discretion_recorded", "行政处罚法 第34条", "a fine needs a recorded discretion calculation")
+        _statutory_range(session, case, record, amount, "notified")
     measures = list(measures if measures is not None else case.measures or [])
     case.notified_fine, case.notified_measures, case.notice_served_on = amount, measures, on
     case.statement_made = case.statement_reviewed = case.statement_waived = False
@@ -356,6 +432,24 @@ def serve_notice(session: Session, case: Case, *, by: User, on: dt.date, fine: i
     return case
 
 
+def _statutory_range(session: Session, case: Case, record: Any, amount: int, what: str,
+                     reduction_basis: str | None = None) -> Any:
+    """The fine lies within the range of the provision the benchmark applies (its 法律责任 article):
+    never above the maximum; below the minimum only with a recorded 减轻 ground (行政处罚法 第32条).
+    Checked when the amount is notified (第44条) as well as when it is decided, so a case cannot
+    notify an amount that no lawful decision could then match."""
+    bench = discretion.parsed(discretion.benchmark_of(session, record))
+    article = bench.legal_basis.split(":", 1)[0].strip()  # "大气污染防治法 第99条第(二)项: …"
+    if bench.stat_max is not None and amount > bench.stat_max:
+        raise fail("statutory_maximum", article, f"the {what} fine exceeds the statutory maximum",
+                   stat_max=bench.stat_max, amount=amount)
+    if bench.stat_min is not None and amount < bench.stat_min and not (reduction_basis or case.reduction_basis):
+        raise fail("statutory_minimum", f"{article}; 行政处罚法 第32条",
+                   f"a {what} fine below the statutory minimum needs a recorded ground for reduction (减轻处罚)",
+                   stat_min=bench.stat_min, amount=amount)
+    return bench
+
+
 def _lead(case: Case) -> int | None:
     return next((h.user_id for h in case.handlers if h.lead), None)
 
@@ -367,17 +461,26 @@ def record_statement(session: Session, case: Case, *, by: User, on: dt.date, sum
     case.statement_made = True
     case.statement_reviewed = True
     apply(session, case, "record_statement", by_user_id=by.id, on=on, payload={"summary": summary, "adopted": adopted})
-    deadlines.meet(session, deadlines.open_deadline(session, case.id, "statement"), on)
+    # a statement made at a hearing requested in time is in time (第64条: the party states and defends there)
+    deadlines.meet(session, deadlines.open_deadline(session, case.id, "statement"), on,
+                   in_time=case.hearing_requested_on is not None)
     return case
 
 
-def waive_statement(session: Session, case: Case, *, by: User, on: dt.date, note: str) -> Case:
-    """行政处罚法 第44、62条: the party may expressly waive statement and defence (and hearing)."""
+def waive_statement(session: Session, case: Case, *, by: User, on: dt.date, note: str,
+                    hearing_too: bool = False) -> Case:
+    """行政处罚法 第44、62条: the party may expressly waive statement and defence. That is not a
+    waiver of the hearing (第63、64条): the hearing right ends only when the party waives it
+    expressly (``hearing_too``, recorded in the same written statement) or by conduct (第64条第(六)项),
+    or its 5-working-day window passes."""
     check(case, "waive_statement")
     case.statement_waived = True
-    apply(session, case, "waive_statement", by_user_id=by.id, on=on, payload={"note": note})
+    hearing_too = hearing_too and case.hearing_rights
+    apply(session, case, "waive_statement", by_user_id=by.id, on=on, payload={"note": note, "hearing_too": hearing_too})
     deadlines.meet(session, deadlines.open_deadline(session, case.id, "statement"), on)
-    deadlines.meet(session, deadlines.open_deadline(session, case.id, "hearing_request"), on)
+    if hearing_too:
+        case.hearing_waived = True
+        deadlines.meet(session, deadlines.open_deadline(session, case.id, "hearing_request"), on)
     return case
 
 
@@ -403,15 +506,13 @@ def request_hearing(session: Session, case: Case, *, by: User, on: dt.date) -> C
 
 def schedule_hearing(session: Session, case: Case, *, by: User, notice_on: dt.date, hearing_date: dt.date,
                      presider_id: int) -> Case:
-    """行政处罚法 第64条: notice at least 7 working days before the hearing (第85条), on a working
-    day, presided by someone who did not investigate the case. The hearing date is served on the
-    party and cannot be recounted later, so it is never checked by the provisional calendar rule: a
-    year without its official holiday schedule is refused (calendar.unknown_year)."""
+    """行政处罚法 第64条: notice at least 7 working days before the hearing (第85条), presided by
+    someone who did not investigate the case. Neither article forbids a hearing on a rest day, so
+    none is refused for its weekday. The notice period is served on the party and cannot be
+    recounted later, so it is never counted by the provisional calendar rule: a year without its
+    official holiday schedule is refused (calendar.unknown_year)."""
     check(case, "schedule_hearing")
     calendar = get_calendar(provisional=False)
-    if not calendar.is_working_day(hearing_date):
-        raise fail("hearing_on_working_day", "行政处罚法 第64条; 第85条",
-                   "the hearing date is not a working day", hearing_date=hearing_date.isoformat())
     dtype = clock.deadline_type("hearing_notice")
     earliest = clock.compute(dtype, notice_on, calendar).due
     if earliest > hearing_date:  # type: ignore[operator]
@@ -443,8 +544,9 @@ def hold_hearing(session: Session, case: Case, *, by: User, on: dt.date, record_
 
 
 def waive_hearing(session: Session, case: Case, *, by: User, on: dt.date, reason: str) -> Case:
-    """行政处罚法 第64条第(八)项: withdrawal or absence without reason is a waiver of the hearing."""
+    """行政处罚法 第64条第(六)项: withdrawal, or absence without good reason, waives the hearing."""
     check(case, "waive_hearing")
+    case.hearing_waived = True
     apply(session, case, "waive_hearing", by_user_id=by.id, on=on, payload={"reason": reason})
     _resume_decision_clock(session, case, on, by.id, "放弃听证")
     return case
@@ -469,7 +571,7 @@ def statement_gate(session: Session, case: Case, on: dt.date) -> None:
         if period is not None and period.due_on is not None and on <= period.due_on:
             raise fail("statement_period", "行政处罚法 第62条; 第45条",
                        "the statement and defence period has not passed", due_on=period.due_on.isoformat())
-    if case.hearing_rights and not case.statement_waived and not case.hearing_requested_on:
+    if case.hearing_rights and not case.hearing_waived and not case.hearing_requested_on:
         window = deadlines.open_deadline(session, case.id, "hearing_request")
         if window is not None and window.due_on is not None and on <= window.due_on:
             raise fail("hearing_request_window", "行政处罚法 第64条第(一)项",
@@ -482,7 +584,8 @@ def review_facts(case: Case, fine: int | None = None) -> dict[str, Any]:
     return {"fine": amount, "measures": list(case.notified_measures or case.measures or []),
             "hearing_held": case.hearing_held, "major_public_interest": case.major_public_interest,
             "complex_case": case.complex_case, "transfer_refused": bool(case.transfer_refusal_reason),
-            "reduced": bool(case.reduction_basis), "party_kind": case.party_kind.value}
+            "reduced": bool(case.reduction_basis), "party_kind": case.party_kind.value,
+            "five_year_limitation": bool(case.limitation_warning)}
 
 
 def collective_required(case: Case, fine: int | None = None) -> list[dict[str, Any]]:
@@ -507,13 +610,19 @@ def decide(session: Session, case: Case, *, by: User, on: dt.date, fine: int, me
     when in scope (第58条); collective discussion held when required (第57条第2款); the fine is
     not heavier than notified (第45条, or a new notice under 第44条); within the statutory range
     unless a reasoned reduction (第32条); the benchmark used is the version in force on the decision
-    date (第34条; rule 38); a suspected crime is transferred or its refusal reviewed (第27条)."""
+    date (第34条); past two years a five-year ground is recorded and reviewed (第36条); the crime
+    check ran on the final facts and a suspected crime is transferred or its refusal reviewed (第27条)."""
     check(case, "decide")
     from server.modules.reviews import operations as reviews
 
     statement_gate(session, case, on)
     if case.hearing_requested_on and not case.hearing_held and case.state is not S.NOTIFIED:
         raise fail("hearing_held", "行政处罚法 第65条", "the requested hearing was not held")
+    if case.limitation_warning and case.limitation_ground is None:  # with one, review is in scope below
+        raise fail("limitation_period", "行政处罚法 第36条第1款",
+                   "the act was discovered more than 2 years after it ended: no penalty unless a five-year "
+                   "ground (life, health or financial safety, with harmful consequences) is recorded",
+                   act_ended_on=case.act_ended_on.isoformat() if case.act_ended_on else None)
     measures = list(measures if measures is not None else case.notified_measures or [])
     if case.notified_fine is not None and fine > case.notified_fine or set(measures) - set(case.notified_measures or []):
         if case.statement_made:
@@ -530,17 +639,11 @@ def decide(session: Session, case: Case, *, by: User, on: dt.date, fine: int, me
         current = discretion.in_force(session, row.violation_code, on)
         if current.id != row.id:
             raise calc.NotInForce(version=row.version, date=on.isoformat(), in_force=current.version,
-                                  rule="行政处罚法 第34条; DOMAIN-RULES rule 38")
-        bench = discretion.parsed(row)
+                                  rule="行政处罚法 第34条")
         reduction_basis = reduction_basis or case.reduction_basis
-        if bench.stat_max is not None and fine > bench.stat_max:
-            raise fail("statutory_maximum", bench.legal_basis, "the fine exceeds the statutory maximum",
-                       stat_max=bench.stat_max)
-        if bench.stat_min is not None and fine < bench.stat_min and not reduction_basis:
-            raise fail("statutory_minimum", "行政处罚法 第32条; DOMAIN-RULES rule 38",
-                       "a fine below the statutory minimum needs a recorded legal basis for reduction",
-                       stat_min=bench.stat_min)
-        case.reduction_basis = reduction_basis if (bench.stat_min is not None and fine < bench.stat_min) else case.reduction_basis
+        bench = _statutory_range(session, case, record, fine, "decided", reduction_basis)
+        if bench.stat_min is not None and fine < bench.stat_min:
+            case.reduction_basis = reduction_basis
     facts = review_facts(case, fine)
     scope = reviews.scope_hits(facts)
     if scope:
@@ -551,6 +654,10 @@ def decide(session: Session, case: Case, *, by: User, on: dt.date, fine: int, me
         if passed.proposal.get("fine") is not None and fine > passed.proposal["fine"]:
             raise fail("reviewed_amount", "行政处罚法 第58条", "the fine exceeds what the legal review passed",
                        reviewed=passed.proposal["fine"], decided=fine)
+    if case.crime_checked_facts is None or case.crime_checked_facts != (case.crime_facts or {}):
+        raise fail("crime_check_run", "行政处罚法 第27条; 国务院令第310号 第3条",
+                   "the suspected-crime check must be run on the final facts before the decision",
+                   checked=case.crime_checked_facts is not None)
     if case.suspected_crime and case.transfer_started_at is None and not case.transfer_refusal_reason:
         raise fail("crime_transfer", "行政处罚法 第27条; 国务院令第310号 第11条",
                    "a suspected crime must be transferred or its refusal recorded and reviewed",
@@ -683,12 +790,12 @@ def archive(session: Session, case: Case, *, by: User) -> Case:
     check(case, "archive")
     case.archived_at = utcnow()
     deadlines.cancel_open(session, case.id)
-    apply(session, case, "archive", by_user_id=by.id, on=case.archived_at.date())
+    apply(session, case, "archive", by_user_id=by.id, on=to_local_date(case.archived_at))
     return case
 
 
 def drop(session: Session, case: Case, *, by: User, on: dt.date, reason: str) -> Case:
-    """不予处罚 / 撤销立案 (行政处罚法 第57条第1款第(二)–(四)项), with the reason."""
+    """不予处罚 / 撤销立案 (行政处罚法 第57条第1款第(二)、(三)项), with the reason."""
     check(case, "drop")
     if case.suspected_crime and not case.transfer_started_at and not case.transfer_refusal_reason:
         raise fail("crime_transfer", "行政处罚法 第27条; 国务院令第310号 第11条",
@@ -723,7 +830,7 @@ def add_agency(session: Session, case: Case, *, by: User, agency_id: int, role: 
     """Joint case (DOMAIN-RULES rule 47): one lead agency, participants with per-agency access."""
     check(case, "add_agency")
     if role is AgencyRole.LEAD and any(a.role is AgencyRole.LEAD for a in case.agencies):
-        raise fail("one_lead_agency", "DOMAIN-RULES rule 47; 环境行政处罚办法 2010 第17–21条",
+        raise fail("one_lead_agency", "生态环境行政处罚办法 (2023) 管辖; 行政处罚法 第25条",
                    "a joint case has exactly one lead agency")
     link = CaseAgency(case_id=case.id, agency_id=agency_id, role=role, access=access, tasks=tasks)
     session.add(link)

@@ -93,7 +93,7 @@ class StepSchema(ma.Schema):
 
     on = ma.fields.Date()
     handler_ids = ma.fields.List(ma.fields.Integer())
-    kind = ma.fields.String(validate=validate.OneOf(["inquiry", "on_site", "sampling", "survey", "preservation"]))
+    kind = ma.fields.String(validate=validate.OneOf(["inquiry", "on_site", "sampling", "survey", "preservation", "seizure"]))
     act_date = ma.fields.Date()
     inspector_ids = ma.fields.List(ma.fields.Integer())
     summary = ma.fields.String(validate=validate.Length(1, 4000))
@@ -111,6 +111,7 @@ class StepSchema(ma.Schema):
     facts = ma.fields.Dict()
     reason = ma.fields.String(validate=validate.Length(1, 2000))
     note = ma.fields.String()
+    hearing_too = ma.fields.Boolean(metadata={"description": "the party waives the hearing too, expressly (第64条)"})
     adopted = ma.fields.String()
     notice_on = ma.fields.Date()
     hearing_date = ma.fields.Date()
@@ -136,6 +137,11 @@ class StepSchema(ma.Schema):
     continuing = ma.fields.Boolean()
     field = ma.fields.String()
     value = ma.fields.Raw()
+    approved_by_id = ma.fields.Integer(metadata={"description": "the head approving 先行登记保存 or 查封、扣押"})
+    document_number = ma.fields.String(validate=validate.Length(1, 80))
+    act_id = ma.fields.Integer()
+    decision = ma.fields.String(validate=validate.Length(1, 400))
+    limitation_ground = ma.fields.String(validate=validate.OneOf(["life_health", "financial"]))
 
 
 class DocumentSchema(ma.Schema):
@@ -160,6 +166,8 @@ class DeadlineActionSchema(ma.Schema):
     reason_code = ma.fields.String(validate=validate.OneOf(
         ["hearing", "monitoring", "appraisal", "service", "criminal_transfer", "public_notice"]))
     amount = ma.fields.Integer(validate=validate.Range(min=1))
+    approval = ma.fields.String(validate=validate.OneOf(["head", "collective_discussion"]), metadata={
+        "description": "for an extension: approved by the head, or decided by the heads' collective discussion"})
 
 
 class DashboardQuerySchema(ma.Schema):

@@ -50,6 +50,10 @@ class DeadlineType:
     tag: str
     direction: str = "after"
     extension_max: int = 0
+    owed_by: str = "agency"  # "party": the party's own window (陈述申辩, 听证申请), never the agency's duty
+    # each extension in turn: (most units, approval it needs: head | collective_discussion); empty: any
+    # extensions up to extension_max with the head's approval
+    extensions: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,8 @@ def types() -> dict[str, DeadlineType]:
     return {code: DeadlineType(code=code, name_zh=spec["name_zh"], amount=spec["amount"],
                                calendar=CalendarKind(spec["calendar"]), holiday_rollover=spec["holiday_rollover"],
                                source=spec["source"], tag=spec["tag"], direction=spec.get("direction", "after"),
-                               extension_max=spec.get("extension_max", 0))
+                               extension_max=spec.get("extension_max", 0), owed_by=spec.get("owed_by", "agency"),
+                               extensions=tuple((e["amount"], e["approval"]) for e in spec.get("extensions", ())))
             for code, spec in raw.items() if not code.startswith("_")}
 
 

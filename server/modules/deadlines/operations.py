@@ -15,7 +15,7 @@ from blinker import signal
 from sqlalchemy.orm import Session
 
 from server.core import errors
-from server.core.calendar import Calendar, get_calendar
+from server.core.calendar import Calendar, get_calendar, to_local_date
 from server.modules.deadlines import clock
 from server.modules.deadlines.models import Deadline, DeadlineEvent, DeadlineEventKind, DeadlineStatus
 
@@ -24,6 +24,9 @@ DeadlineClosed = errors.error_code("deadline.closed", 409, "该期限已完成�
 ExtensionRefused = errors.error_code(
     "deadline.extension_refused", 422, "延长期限超过规定上限或缺少理由",
     "The extension exceeds the permitted maximum or has no reason")
+ExtensionNeedsDiscussion = errors.error_code(
+    "deadline.extension_needs_collective_discussion", 422, "再次延长办案期限须经负责人集体讨论决定",
+    "A further extension of the case period needs the heads' collective discussion")
 PauseInvalid = errors.error_code("deadline.pause_invalid", 409, "期限已暂停或未暂停", "The clock is already paused, or is not paused")
 
 
@@ -52,7 +55,7 @@ def _refresh(session: Session, deadline: Deadline, calendar: Calendar | None = N
     session.refresh(deadline, ["events"])
     result = state(deadline, calendar)
     if isinstance(result.due, dt.datetime):
-        deadline.due_at, deadline.due_on = result.due, result.due.date()
+        deadline.due_at, deadline.due_on = result.due, to_local_date(result.due)
     else:
         deadline.due_on, deadline.due_at = result.due, None
     deadline.provisional = bool(result.assumed_years)
@@ -106,25 +109,41 @@ def resume(session: Session, deadline: Deadline, *, on: dt.date, reason: str, by
     return _refresh(session, deadline)
 
 
+APPROVALS = ("head", "collective_discussion")
+
+
 def extend(session: Session, deadline: Deadline, *, amount: int, reason: str, by_user_id: int | None,
-           on: dt.date) -> Deadline:
-    """A reasoned extension within the type's maximum (e.g. 90 days +30 +30, review 5 + 3 working days)."""
+           on: dt.date, approval: str = "head") -> Deadline:
+    """A reasoned extension within the type's maximum (e.g. 90 days +30 +30, review 5 + 3 working days).
+    Where the type lists its extensions in turn, each needs the approval it names: the case clock's
+    first with the head's approval, any further one only by the heads' collective discussion
+    (configured, its article to be confirmed). The approval is kept on the event (``reason_code``)."""
     _require_open(deadline)
     dtype = clock.deadline_type(deadline.type_code)
-    used = sum(e.amount or 0 for e in deadline.events if e.kind is DeadlineEventKind.EXTEND)
-    if not reason.strip() or amount <= 0 or used + amount > dtype.extension_max:
+    done = [e for e in deadline.events if e.kind is DeadlineEventKind.EXTEND]
+    used = sum(e.amount or 0 for e in done)
+    if not reason.strip() or amount <= 0 or used + amount > dtype.extension_max or approval not in APPROVALS:
         raise ExtensionRefused(type=dtype.code, maximum=dtype.extension_max, used=used, source=dtype.source)
+    if dtype.extensions:
+        if len(done) >= len(dtype.extensions) or amount > dtype.extensions[len(done)][0]:
+            raise ExtensionRefused(type=dtype.code, maximum=dtype.extension_max, used=used, source=dtype.source,
+                                   extensions=len(done))
+        needed = dtype.extensions[len(done)][1]
+        if needed == "collective_discussion" and approval != needed:
+            raise ExtensionNeedsDiscussion(type=dtype.code, extension=len(done) + 1, source=dtype.source)
     session.add(DeadlineEvent(deadline_id=deadline.id, kind=DeadlineEventKind.EXTEND, on=on, amount=amount,
-                              reason=reason, by_user_id=by_user_id))
+                              reason=reason, by_user_id=by_user_id, reason_code=approval))
     return _refresh(session, deadline)
 
 
-def meet(session: Session, deadline: Deadline | None, on: dt.date) -> None:
+def meet(session: Session, deadline: Deadline | None, on: dt.date, *, in_time: bool = False) -> None:
+    """Close a clock on ``on``; ``in_time`` when the law lets the act fall after the period (a
+    statement made at a hearing requested in time: 行政处罚法 第45、64条)."""
     if deadline is None or deadline.status is not DeadlineStatus.OPEN:
         return
     deadline.status = DeadlineStatus.MET
     deadline.met_on = on
-    deadline.late = deadline.due_on is not None and on > deadline.due_on
+    deadline.late = not in_time and deadline.due_on is not None and on > deadline.due_on
     session.flush()
 
 
@@ -136,15 +155,19 @@ def cancel_open(session: Session, case_id: str, type_codes: tuple[str, ...] | No
 
 
 def view(deadline: Deadline, today: dt.date) -> dict[str, Any]:
+    """A clock as the boards show it. A party's window (陈述申辩, 听证申请) is never overdue: once it
+    has passed, it is ``closed`` and the agency may go on (the party did not use it)."""
     dtype = clock.deadline_type(deadline.type_code)
     due = deadline.due_on
-    return {"id": deadline.id, "case_id": deadline.case_id, "type": dtype.code, "name_zh": dtype.name_zh,
+    party = dtype.owed_by == "party"
+    passed = deadline.status is DeadlineStatus.OPEN and due is not None and due < today
+    return {"owed_by": dtype.owed_by, "window_closed": party and passed,"id": deadline.id, "case_id": deadline.case_id, "type": dtype.code, "name_zh": dtype.name_zh,
             "calendar": dtype.calendar.value, "holiday_rollover": dtype.holiday_rollover, "source": dtype.source,
             "started_on": deadline.started_on.isoformat(), "due_on": due.isoformat() if due else None,
             "due_at": deadline.due_at.isoformat() if deadline.due_at else None,
             "paused": due is None and deadline.status is DeadlineStatus.OPEN, "status": deadline.status.value,
             "met_on": deadline.met_on.isoformat() if deadline.met_on else None, "late": deadline.late,
-            "overdue": deadline.status is DeadlineStatus.OPEN and due is not None and due < today,
+            "overdue": passed and not party,
             "days_left": (due - today).days if due else None, "assignee_id": deadline.assignee_id,
             "unit_id": deadline.unit_id, "provisional": deadline.provisional,
             "provisional_years": deadline.provisional_years or []}
@@ -180,7 +203,8 @@ def urgency(item: dict[str, Any] | None) -> tuple[bool, bool, str, str, int]:
 def dashboard(session: Session, *, unit_id: int | None, today: dt.date, horizon_days: int = 7,
               assignee_id: int | None = None) -> dict[str, Any]:
     """Open deadlines of a unit (or person) that are overdue or due within ``horizon_days``,
-    grouped by person; paused clocks are listed separately so nothing is invisible."""
+    grouped by person; paused clocks are listed separately so nothing is invisible, and so are the
+    party's own windows, which the agency waits for but never owes."""
     query = sa.select(Deadline).where(Deadline.status == DeadlineStatus.OPEN).where(
         sa.or_(Deadline.due_on.is_(None), Deadline.due_on <= today + dt.timedelta(days=horizon_days)))
     if unit_id is not None:
@@ -188,11 +212,13 @@ def dashboard(session: Session, *, unit_id: int | None, today: dt.date, horizon_
     if assignee_id is not None:
         query = query.where(Deadline.assignee_id == assignee_id)
     rows = session.scalars(query.order_by(Deadline.due_on, Deadline.id)).all()
-    by_person: dict[str, dict[str, list[Any]]] = defaultdict(lambda: {"overdue": [], "due": [], "paused": []})
-    totals = {"overdue": 0, "due": 0, "paused": 0}
+    by_person: dict[str, dict[str, list[Any]]] = defaultdict(
+        lambda: {"overdue": [], "due": [], "paused": [], "party_windows": []})
+    totals = {"overdue": 0, "due": 0, "paused": 0, "party_windows": 0}
     for row in rows:
         item = view(row, today)
-        bucket = "paused" if item["paused"] else "overdue" if item["overdue"] else "due"
+        bucket = ("party_windows" if item["owed_by"] == "party" else "paused" if item["paused"]
+                  else "overdue" if item["overdue"] else "due")
         by_person[str(row.assignee_id or "unassigned")][bucket].append(item)
         totals[bucket] += 1
     return {"today": today.isoformat(), "horizon_days": horizon_days, "totals": totals, "by_person": dict(by_person)}
@@ -201,8 +227,9 @@ def dashboard(session: Session, *, unit_id: int | None, today: dt.date, horizon_
 def scan(session: Session, today: dt.date) -> dict[str, Any]:
     """Daily scan: mark clocks newly found overdue (stored once) and count per unit and person;
     overdue and open clocks counted with the provisional calendar rule are counted apart too."""
+    party = [code for code, dtype in clock.types().items() if dtype.owed_by == "party"]
     overdue = session.scalars(sa.select(Deadline).where(
-        Deadline.status == DeadlineStatus.OPEN, Deadline.due_on < today)).all()
+        Deadline.status == DeadlineStatus.OPEN, Deadline.due_on < today, Deadline.type_code.not_in(party))).all()
     per_unit: dict[int, int] = defaultdict(int)
     per_person: dict[int, int] = defaultdict(int)
     newly = 0

@@ -35,6 +35,9 @@ TargetNotFound = errors.error_code("target.not_found", 404, "检查对象不存�
 Conflicted = errors.error_code(
     "inspection.conflicted", 422, "检查组成员与检查对象存在利益冲突，应当回避（行政处罚法第43条）",
     "A team member has a conflict of interest with the target and must be recused (Administrative Penalty Law art. 43)")
+AuxiliaryLead = errors.error_code(
+    "inspection.auxiliary_lead", 422, "协管员不是执法人员，不能担任检查组组长（行政处罚法第42条）",
+    "An auxiliary is not an enforcement officer and cannot lead the team (Administrative Penalty Law art. 42)")
 RandomNeedsDraw = errors.error_code(
     "inspection.random_needs_draw", 422, "双随机抽查任务只能由抽取产生，须关联一次已登记的抽取",
     "A random (double-random) inspection can only come from a recorded draw")
@@ -72,6 +75,8 @@ def _team(session: Session, lead_id: int, member_ids: Iterable[int], window: tup
     for position, user_id in enumerate(ids):
         user = lookup(user_id) if lookup is not None else users.get_user(session, user_id)
         if user.role is Role.AUXILIARY:
+            if position == 0:  # the lead acts for the agency: 行政处罚法 第42条
+                raise AuxiliaryLead(user=user.username, rule="行政处罚法 第42条")
             team.append((user, TeamRole.AUXILIARY, None))
             continue
         key = (user_id, window)

@@ -9,8 +9,9 @@ from flask_smorest import Blueprint
 from marshmallow import validate
 
 from server.core.calendar import DayKind, get_calendar
+from server.modules.system import rules
 
-blp = Blueprint("system", __name__, description="工作日历 / Working-day calendar")
+blp = Blueprint("system", __name__, description="工作日历与待确认规则 / Working-day calendar and rules to confirm")
 
 
 class DeadlineQuery(ma.Schema):
@@ -38,3 +39,19 @@ class Deadline(MethodView):
         calendar = get_calendar()
         due = calendar.add(args["start"], args["days"], args["kind"])
         return {**args, "due": due, "provisional": bool(calendar.assumed), "provisional_years": sorted(calendar.assumed)}
+
+
+class UnconfirmedRuleSchema(ma.Schema):
+    area = ma.fields.String(metadata={"description": "deadlines | procedure | legal_review_scope"})
+    key = ma.fields.String(metadata={"description": "where the entry lives in its data file"})
+    name_zh = ma.fields.String()
+    source = ma.fields.String(metadata={"description": "the source it rests on, as far as known"})
+    question = ma.fields.String(metadata={"description": "what to confirm with the bureau"})
+
+
+@blp.route("/system/unconfirmed-rules")
+class UnconfirmedRules(MethodView):
+    @blp.response(200, UnconfirmedRuleSchema(many=True))
+    def get(self) -> Any:
+        """待确认的规则配置（依据未核实或须本局确认）/ Rules whose source or figure is still to be confirmed"""
+        return rules.unconfirmed()

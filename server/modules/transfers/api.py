@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 
 from server.core import downloads, errors
 from server.core.access import current_principal, require
+from server.core.calendar import local_today
 from server.core.db import utcnow
 from server.core.pagination import SelectPage
 from server.core.storage import get_store
@@ -60,7 +61,7 @@ class Transfers(MethodView):
         principal = current_principal()
         case = cases.get(db.session, data.pop("case_id"))
         cases.require_access(db.session, principal, case, act=True)
-        on = data.pop("on", None) or utcnow().date()
+        on = data.pop("on", None) or local_today()
         transfer = ops.create(db.session, case, by=users.get_user(db.session, principal.user_id), on=on, **data)
         db.session.commit()
         return transfer
@@ -114,9 +115,9 @@ class TransferStep(MethodView):
         """办理移送步骤（逐步校验法定条件与办理机关）/ Take one step; every guard names its rule"""
         transfer, _ = _transfer(transfer_id)
         principal = current_principal()
-        on = data.pop("on", None)
+        on, at = data.pop("on", None), data.pop("at", None)
         ops.step(db.session, transfer, action, by=users.get_user(db.session, principal.user_id), principal=principal,
-                 on=on, data=data)
+                 on=on, at=at, data=data)
         db.session.commit()
         db.session.refresh(transfer)
         return transfer

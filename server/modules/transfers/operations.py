@@ -25,7 +25,7 @@ from server.core.storage import put_bytes
 from server.modules.audit import operations as audit
 from server.modules.audit import verifier
 from server.modules.cases import operations as cases
-from server.modules.cases.models import Case, CaseEvidence
+from server.modules.cases.models import Case, CaseEvidence, InvestigativeAct
 from server.modules.deadlines import clock
 from server.modules.deadlines import operations as deadlines
 from server.modules.deadlines.models import Deadline, DeadlineStatus
@@ -135,7 +135,7 @@ def create(session: Session, case: Case, *, by: User, kind: TransferKind, police
     if kind is TransferKind.CRIMINAL and procuratorate_unit_id is None:
         raise fail("procuratorate_copy", "衔接办法 (2017) 第6条", "a criminal transfer is copied to the procuratorate")
     _unit_of_kind(session, procuratorate_unit_id, AgencyKind.PROCURATORATE)
-    if kind is TransferKind.CRIMINAL and not case.suspected_crime and len(reason.strip()) < 10:
+    if kind is TransferKind.CRIMINAL and not case.suspected_crime and not stated(reason):
         raise fail("crime_suspected", "法释〔2023〕7号 第1条",
                    "without a crime-check hit the transfer needs a substantive reason")
     open_one = session.scalar(sa.select(Transfer.id).where(Transfer.case_id == case.id, Transfer.state.in_(_OPEN)))
@@ -188,8 +188,7 @@ def step(session: Session, transfer: Transfer, action: str, *, by: User, princip
     side = next((s for s in ("head", "bureau", "police", "prosecutor") if s in spec.sides & mine), None)
     if side is None:
         raise WrongSide(f"{action} is taken by the {spec.side}", action=action, side=spec.side, rule=spec.rule)
-    at = at or utcnow()
-    on = on or at.astimezone(CHINA).date()
+    at, on = _legal_time(spec, at, on)
     before = transfer.state
     payload = GUARDS[action](session, transfer, by, on, at, dict(data or {})) if action in GUARDS else {}
     if spec.target is not None:
@@ -203,6 +202,25 @@ def step(session: Session, transfer: Transfer, action: str, *, by: User, princip
         payload["platform_entry_due_on"] = _start_clock(session, transfer, "transfer_platform_entry", on, at,
                                                         side=spec.enters).due_on.isoformat()  # type: ignore[union-attr]
     return _event(session, transfer, action, before, transfer.state, spec.rule, side, on, by.id, payload)
+
+
+TimeNeeded = errors.error_code(
+    "transfer.time_needed", 422, "该步骤起算或结束按小时计算的期限，补录其他日期的步骤须注明发生时间",
+    "This step starts or meets a clock counted in hours: a step entered on another day needs the time it happened")
+
+
+def _legal_time(spec: Any, at: dt.datetime | None, on: dt.date | None) -> tuple[dt.datetime, dt.date]:
+    """Every clock runs from the legal time of its event, not from when it was entered. A step given
+    only a past date cannot start or meet an hours clock (衔接办法 第6、8条: 24 hours), whose time of
+    day matters: it must give ``at``, so that a step entered late is shown late."""
+    now = utcnow()
+    if at is None and on is not None and on != now.astimezone(CHINA).date():
+        hours = [c for c in (*spec.starts, *spec.meets)
+                 if clock.deadline_type(c).calendar is clock.CalendarKind.HOURS]
+        if hours:
+            raise TimeNeeded(action=spec.action, clocks=hours, on=on.isoformat(), rule="衔接办法 (2017) 第38条")
+    at = at or now
+    return at, on or at.astimezone(CHINA).date()
 
 
 def party_side(transfer: Transfer, user: User) -> str:
@@ -262,10 +280,16 @@ def _meet(session: Session, transfer: Transfer, code: str, on: dt.date, at: dt.d
         session.flush()
 
 
+def stated(text: str | None) -> bool:
+    """A written reason is required; the law sets no length, and 证据不足 (four characters) is a
+    complete reason. Two characters is the least that states anything in Chinese."""
+    return len((text or "").strip()) >= 2
+
+
 def _reason(data: dict[str, Any], rule: str, guard_name: str = "reason_required") -> str:
     reason = str(data.get("reason") or "").strip()
-    if len(reason) < 10:
-        raise fail(guard_name, rule, "a substantive written reason (at least 10 characters) is required")
+    if not stated(reason):
+        raise fail(guard_name, rule, "a written reason is required")
     return reason
 
 
@@ -505,9 +529,9 @@ def _return_for_investigation(session: Session, t: Transfer, by: User, on: dt.da
     if deadlines.open_deadline(session, t.case_id, "transfer_supplementary_investigation") is not None:
         raise fail("investigation_open", "衔接办法 (2017) 第19条", "a supplementary investigation is already running")
     outline = str(data.get("outline") or "").strip()
-    if len(outline) < 10:
+    if not stated(outline):
         raise fail("outline_required", "衔接办法 (2017) 第19条",
-                   "the outline (补充侦查提纲) states the direction and requirements, at least 10 characters")
+                   "the outline (补充侦查提纲) states the direction and requirements")
     return {"outline": outline, "bureau_assistance": bool(data.get("bureau_assistance"))}
 
 
@@ -536,8 +560,8 @@ def _consult(session: Session, t: Transfer, by: User, on: dt.date, at: dt.dateti
         raise fail("consultation_parties", "衔接办法 (2017) 第24条",
                    "consultations go between the bureau and the police or the procuratorate", asker=asker, to=to)
     question = str(data.get("question") or "").strip()
-    if len(question) < 10:
-        raise errors.ValidationFailed(fields={"question": ["书面咨询的问题，不少于10字 / the question, at least 10 characters"]})
+    if not stated(question):
+        raise errors.ValidationFailed(fields={"question": ["书面咨询的问题必填 / the question is required"]})
     row = _start_clock(session, t, "transfer_consultation_reply", on, at, side=to)
     return {"consultation": row.id, "from": asker, "to": to, "question": question, "due_on": _iso(row.due_on)}
 
@@ -556,8 +580,8 @@ def _answer(session: Session, t: Transfer, by: User, on: dt.date, at: dt.datetim
     if row.status is not DeadlineStatus.OPEN:
         raise deadlines.DeadlineClosed(deadline=row.id, status=row.status.value)
     answer = str(data.get("answer") or "").strip()
-    if len(answer) < 10:
-        raise errors.ValidationFailed(fields={"answer": ["书面答复，不少于10字 / the written answer, at least 10 characters"]})
+    if not stated(answer):
+        raise errors.ValidationFailed(fields={"answer": ["书面答复必填 / the written answer is required"]})
     deadlines.meet(session, row, on)
     return {"consultation": row.id, "answer": answer, "late": row.late}
 
@@ -585,6 +609,11 @@ def _iso(value: dt.date | None) -> str | None:
 
 
 # ---- materials and documents ------------------------------------------------------------------
+
+# 先行登记保存 (行政处罚法 第56条) and 查封、扣押 (行政强制法 第24、25条): acts that take items, after
+# which 衔接办法 第6条第(四)、(五)项 ask for the list of items and the photo index
+SEIZING_ACTS = ("preservation", "seizure")
+
 
 def _codes(kind: TransferKind) -> dict[str, dict[str, Any]]:
     return {d["code"]: d for d in required_documents()[kind.value]}
@@ -637,8 +666,11 @@ def missing_documents(session: Session, t: Transfer) -> list[dict[str, str]]:
     have = {m.code for m in materials(session, t)}
     case = cases.get(session, t.case_id)
     missing = []
+    seized = session.scalar(sa.select(sa.func.count(InvestigativeAct.id)).where(
+        InvestigativeAct.case_id == case.id, InvestigativeAct.kind.in_(SEIZING_ACTS))) > 0
+    applies = {"always": True, "if_decided": case.decision_date is not None, "if_seized": seized, "optional": False}
     for doc in required_documents()[t.kind.value]:
-        needed = doc["when"] == "always" or (doc["when"] == "if_decided" and case.decision_date is not None)
+        needed = applies[doc["when"]]
         present = has_evidence(session, t.case_id) if doc.get("evidence_index") else doc["code"] in have
         if needed and not present:
             missing.append({"code": doc["code"], "name_zh": doc["name_zh"], "source": doc["source"]})

@@ -53,7 +53,10 @@ class TransferStepSchema(ma.Schema):
     class Meta:
         unknown = ma.INCLUDE
 
-    on = ma.fields.Date()
+    on = ma.fields.Date(metadata={"description": "legal date of the step (Beijing); today if absent"})
+    at = ma.fields.AwareDateTime(metadata={"description": "when the step happened, with its zone; needed for a "
+                                                          "step entered on another day that starts or meets a "
+                                                          "clock counted in hours"})
 
 
 class ReceiverKeySchema(ma.Schema):

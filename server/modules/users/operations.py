@@ -31,11 +31,13 @@ CertificateNumberTaken = errors.error_code("certificate.number_taken", 409, "执
                                            "The certificate number is already registered")
 CertificateNotFound = errors.error_code("certificate.not_found", 404, "执法证不存在", "No such certificate")
 CertificateInvalid = errors.error_code(
-    "certificate.invalid_on_date", 403, "该人员在该日期没有有效执法证，不能作为执法人员",
-    "The person holds no valid enforcement certificate on that date and cannot act as an inspector",
+    "certificate.invalid_on_date", 403, "该人员在该日期没有有效执法证，不能作为执法人员（行政处罚法第42条）",
+    "The person holds no valid enforcement certificate on that date and cannot act as an inspector "
+    "(Administrative Penalty Law art. 42)",
 )
-NotAnInspector = errors.error_code("user.not_inspector", 403, "该人员不是执法人员（协管员不能签名或作出决定）",
-                                   "The person is not an inspector (auxiliaries cannot sign or decide)")
+NotAnInspector = errors.error_code("user.not_inspector", 403, "该人员不是执法人员（协管员不能签名或作出决定，行政处罚法第42条）",
+                                   "The person is not an inspector: auxiliaries cannot sign or decide "
+                                   "(Administrative Penalty Law art. 42)")
 CertificateHolderRole = errors.error_code("certificate.wrong_role", 422, "只有执法人员可以持有执法证",
                                           "Only inspectors and supervisors hold enforcement certificates")
 
@@ -214,14 +216,15 @@ def valid_certificate(user: User, day: dt.date) -> Certificate | None:
     return next((c for c in user.certificates if c.is_valid_on(day)), None)
 
 
-def require_inspector(user: User, day: dt.date) -> Certificate:
+def require_inspector(user: User, day: dt.date, *, rule: str = "行政处罚法 第42条") -> Certificate:
     """行政处罚法 第42条: enforcement only by officers holding a certificate valid on that day.
-    Auxiliaries (协管员) assist but never count as inspectors."""
+    Auxiliaries (协管员) assist but never count as inspectors. ``rule`` names the article the
+    refusal cites (第42条, or 第42、55条 for an investigative act)."""
     if user.role not in CERTIFIED_ROLES or not user.active:
-        raise NotAnInspector(user=user.username)
+        raise NotAnInspector(user=user.username, rule=rule)
     cert = valid_certificate(user, day)
     if cert is None:
-        raise CertificateInvalid(user=user.username, date=day.isoformat())
+        raise CertificateInvalid(user=user.username, date=day.isoformat(), rule=rule)
     return cert
 
 

@@ -1,0 +1,66 @@
+"""case gates: hearing waiver, five-year limitation ground, crime-check facts, approved taking of items
+
+
+- ``hearing_waived``: 行政处罚法 第64条 — a hearing is waived expressly or by the party's conduct,
+  never by waiving 陈述申辩. Existing rows keep what they meant: a statement waiver used to close
+  the hearing window too, so cases with ``statement_waived`` get ``hearing_waived``.
+- ``limitation_ground``: 第36条 — past two years, a decision needs a recorded five-year ground.
+- ``crime_checked_facts``: the crime facts the last check ran on; a decision needs a check on the
+  final facts. Existing cases whose check ran are given their current facts (the check ran on them).
+- ``investigative_act``: the head's approval of 先行登记保存 / 查封、扣押, the decision's number and
+  how and when the items were dealt with (行政处罚法 第56条; 行政强制法 第24、25条).
+
+Revision ID: a19c0f3e7d21
+Revises: 642199579eb8
+Create Date: 2026-12-08 01:00:00.000000
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = 'a19c0f3e7d21'
+down_revision = '642199579eb8'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('penalty_case') as batch:
+        batch.add_column(sa.Column('limitation_ground', sa.String(length=30), nullable=True,
+                                   comment='第36条 five-year ground: life_health or financial safety, with harmful consequences'))
+        batch.add_column(sa.Column('hearing_waived', sa.Boolean(), nullable=False, server_default=sa.false(),
+                                   comment='hearing waived expressly or by conduct (行政处罚法 第64条第(六)项)'))
+        batch.add_column(sa.Column('crime_checked_facts', sa.JSON(), nullable=True,
+                                   comment='the crime_facts the last crime check ran on (None: never run)'))
+    with op.batch_alter_table('investigative_act') as batch:
+        batch.add_column(sa.Column('approved_by_id', sa.Integer(), nullable=True,
+                                   comment='the head who approved taking items (行政处罚法 第56条; 行政强制法 第18条)'))
+        batch.add_column(sa.Column('document_number', sa.String(length=80), nullable=True,
+                                   comment='查封、扣押决定书 number (行政强制法 第24条)'))
+        batch.add_column(sa.Column('items_decided_on', sa.Date(), nullable=True,
+                                   comment='day the taken items were dealt with or released'))
+        batch.add_column(sa.Column('items_decision', sa.String(length=400), nullable=True,
+                                   comment='处理决定 / 解除查封、扣押'))
+        batch.create_foreign_key('fk_investigative_act_approved_by_id_user_account', 'user_account',
+                                 ['approved_by_id'], ['id'])
+        batch.alter_column('kind', existing_type=sa.String(length=30), existing_nullable=False,
+                           comment='inquiry | on_site | sampling | survey | preservation | seizure',
+                           existing_comment='inquiry | on_site | sampling | survey | preservation')
+    op.execute("UPDATE penalty_case SET hearing_waived = statement_waived")
+    op.execute("UPDATE penalty_case SET crime_checked_facts = crime_facts WHERE id IN "
+               "(SELECT case_id FROM case_event WHERE action = 'crime_check')")
+
+
+def downgrade():
+    with op.batch_alter_table('investigative_act') as batch:
+        batch.drop_constraint('fk_investigative_act_approved_by_id_user_account', type_='foreignkey')
+        batch.alter_column('kind', existing_type=sa.String(length=30), existing_nullable=False,
+                           comment='inquiry | on_site | sampling | survey | preservation',
+                           existing_comment='inquiry | on_site | sampling | survey | preservation | seizure')
+        for column in ('items_decision', 'items_decided_on', 'document_number', 'approved_by_id'):
+            batch.drop_column(column)
+    with op.batch_alter_table('penalty_case') as batch:
+        batch.drop_column('crime_checked_facts')
+        batch.drop_column('hearing_waived')
+        batch.drop_column('limitation_ground')
