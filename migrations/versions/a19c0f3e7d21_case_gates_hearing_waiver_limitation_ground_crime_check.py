@@ -11,7 +11,7 @@
   how and when the items were dealt with (行政处罚法 第56条; 行政强制法 第24、25条).
 
 Revision ID: a19c0f3e7d21
-Revises: 642199579eb8
+Revises: a7c3e91f5d20
 Create Date: 2026-12-08 01:00:00.000000
 
 """
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 
 revision = 'a19c0f3e7d21'
-down_revision = '642199579eb8'
+down_revision = 'a7c3e91f5d20'
 branch_labels = None
 depends_on = None
 
