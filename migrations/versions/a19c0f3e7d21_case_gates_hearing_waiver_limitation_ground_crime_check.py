@@ -26,41 +26,44 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('penalty_case') as batch:
-        batch.add_column(sa.Column('limitation_ground', sa.String(length=30), nullable=True,
-                                   comment='第36条 five-year ground: life_health or financial safety, with harmful consequences'))
-        batch.add_column(sa.Column('hearing_waived', sa.Boolean(), nullable=False, server_default=sa.false(),
-                                   comment='hearing waived expressly or by conduct (行政处罚法 第64条第(六)项)'))
-        batch.add_column(sa.Column('crime_checked_facts', sa.JSON(), nullable=True,
-                                   comment='the crime_facts the last crime check ran on (None: never run)'))
-    with op.batch_alter_table('investigative_act') as batch:
-        batch.add_column(sa.Column('approved_by_id', sa.Integer(), nullable=True,
-                                   comment='the head who approved taking items (行政处罚法 第56条; 行政强制法 第18条)'))
-        batch.add_column(sa.Column('document_number', sa.String(length=80), nullable=True,
-                                   comment='查封、扣押决定书 number (行政强制法 第24条)'))
-        batch.add_column(sa.Column('items_decided_on', sa.Date(), nullable=True,
-                                   comment='day the taken items were dealt with or released'))
-        batch.add_column(sa.Column('items_decision', sa.String(length=400), nullable=True,
-                                   comment='处理决定 / 解除查封、扣押'))
-        batch.create_foreign_key('fk_investigative_act_approved_by_id_user_account', 'user_account',
-                                 ['approved_by_id'], ['id'])
-        batch.alter_column('kind', existing_type=sa.String(length=30), existing_nullable=False,
-                           comment='inquiry | on_site | sampling | survey | preservation | seizure',
-                           existing_comment='inquiry | on_site | sampling | survey | preservation')
+    # No batch mode on SQLite: it reflects the tables, and user_account's expression index
+    # (lower(username)) is one SQLAlchemy cannot reflect. Plain ADD COLUMN does all that is needed.
+    op.add_column('penalty_case', sa.Column('limitation_ground', sa.String(length=30), nullable=True,
+                                            comment='第36条 five-year ground: life_health or financial safety, with harmful consequences'))
+    op.add_column('penalty_case', sa.Column('hearing_waived', sa.Boolean(), nullable=False, server_default=sa.false(),
+                                            comment='hearing waived expressly or by conduct (行政处罚法 第64条第(六)项)'))
+    op.add_column('penalty_case', sa.Column('crime_checked_facts', sa.JSON(), nullable=True,
+                                            comment='the crime_facts the last crime check ran on (None: never run)'))
+    approval_comment = 'the head who approved taking items (行政处罚法 第56条; 行政强制法 第18条)'
+    if op.get_bind().dialect.name == 'sqlite':
+        op.execute("ALTER TABLE investigative_act ADD COLUMN approved_by_id INTEGER CONSTRAINT "
+                   "fk_investigative_act_approved_by_id_user_account REFERENCES user_account (id)")
+    else:
+        op.add_column('investigative_act', sa.Column('approved_by_id', sa.Integer(), nullable=True,
+                                                     comment=approval_comment))
+        op.create_foreign_key('fk_investigative_act_approved_by_id_user_account', 'investigative_act',
+                              'user_account', ['approved_by_id'], ['id'])
+        op.alter_column('investigative_act', 'kind', existing_type=sa.String(length=30), existing_nullable=False,
+                        comment='inquiry | on_site | sampling | survey | preservation | seizure',
+                        existing_comment='inquiry | on_site | sampling | survey | preservation')
+    op.add_column('investigative_act', sa.Column('document_number', sa.String(length=80), nullable=True,
+                                                 comment='查封、扣押决定书 number (行政强制法 第24条)'))
+    op.add_column('investigative_act', sa.Column('items_decided_on', sa.Date(), nullable=True,
+                                                 comment='day the taken items were dealt with or released'))
+    op.add_column('investigative_act', sa.Column('items_decision', sa.String(length=400), nullable=True,
+                                                 comment='处理决定 / 解除查封、扣押'))
     op.execute("UPDATE penalty_case SET hearing_waived = statement_waived")
     op.execute("UPDATE penalty_case SET crime_checked_facts = crime_facts WHERE id IN "
                "(SELECT case_id FROM case_event WHERE action = 'crime_check')")
 
 
 def downgrade():
-    with op.batch_alter_table('investigative_act') as batch:
-        batch.drop_constraint('fk_investigative_act_approved_by_id_user_account', type_='foreignkey')
-        batch.alter_column('kind', existing_type=sa.String(length=30), existing_nullable=False,
-                           comment='inquiry | on_site | sampling | survey | preservation',
-                           existing_comment='inquiry | on_site | sampling | survey | preservation | seizure')
-        for column in ('items_decision', 'items_decided_on', 'document_number', 'approved_by_id'):
-            batch.drop_column(column)
-    with op.batch_alter_table('penalty_case') as batch:
-        batch.drop_column('crime_checked_facts')
-        batch.drop_column('hearing_waived')
-        batch.drop_column('limitation_ground')
+    if op.get_bind().dialect.name != 'sqlite':
+        op.drop_constraint('fk_investigative_act_approved_by_id_user_account', 'investigative_act', type_='foreignkey')
+        op.alter_column('investigative_act', 'kind', existing_type=sa.String(length=30), existing_nullable=False,
+                        comment='inquiry | on_site | sampling | survey | preservation',
+                        existing_comment='inquiry | on_site | sampling | survey | preservation | seizure')
+    for column in ('items_decision', 'items_decided_on', 'document_number', 'approved_by_id'):
+        op.drop_column('investigative_act', column)
+    for column in ('crime_checked_facts', 'hearing_waived', 'limitation_ground'):
+        op.drop_column('penalty_case', column)
