@@ -571,6 +571,16 @@ def redraws_of(session: Session, draw: Draw) -> list[RedrawRequest]:
 # not see a secret inspection's entries until its visit starts, unless on its team, nor a draw's
 # revealed secrets and seed (which with the frozen pools foretell the result) until publication.
 
+def discloses_seed(reader: Principal, draw: Draw) -> bool:
+    """The seed (with the frozen pools it foretells the result) is disclosed with publication, or
+    earlier to the drawing unit's managers: its supervisors and the administrators (rule 6)."""
+    if draw.published_at is not None:
+        return True
+    if reader.role == Role.ADMIN.value:
+        return True
+    return reader.role in MANAGERS and reader.unit_id == draw.unit_id
+
+
 def _sealed_inspections(reader: Principal) -> Any:
     if reader.role in MANAGERS:
         return None
@@ -581,9 +591,12 @@ def _sealed_inspections(reader: Principal) -> Any:
 
 
 def _sealed_draws(reader: Principal) -> Any:
-    if reader.role in MANAGERS:
+    if reader.role == Role.ADMIN.value:
         return None
-    return sa.select(Draw.id).where(Draw.status.in_([DrawStatus.FROZEN, DrawStatus.EXECUTED]))
+    unpublished = sa.select(Draw.id).where(Draw.status.in_([DrawStatus.FROZEN, DrawStatus.EXECUTED]))
+    if reader.role in MANAGERS:  # the drawing unit's supervisors, as for the seed itself
+        return unpublished.where(Draw.unit_id != reader.unit_id)
+    return unpublished
 
 
 audit.seal("inspection", _sealed_inspections)
