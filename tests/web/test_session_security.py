@@ -118,6 +118,10 @@ def test_a_forged_cross_site_write_with_the_cookie_is_refused(web_app):
     for path in ("/api/v1/auth/logout", "/api/v1/draws/nope/publish"):
         assert_contract(client.post(path, headers={"Origin": "http://evil.example"}), 403, "auth.csrf_refused")
     assert client.get("/api/v1/auth/me").status_code == 200  # reads stay open to the cookie (downloads)
+    # a public endpoint answers as to anyone: the cookie just does not count
+    login = client.post("/api/v1/auth/login", json={"username": "supervisor", "password": "wrong-password-0"},
+                        headers={"Origin": "http://evil.example"})
+    assert_contract(login, 401, "auth.invalid_credentials")
 
 
 def test_the_same_origin_write_with_the_token_and_a_bearer_write_go_through(web_app):

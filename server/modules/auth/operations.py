@@ -97,7 +97,12 @@ def load_session_principal() -> Principal | None:
     if user is None or not user.active or web_session.get("g") != user.token_generation:
         web_session.clear()
         return None
-    _check_cookie_write()
+    refusal = _cookie_write_refusal()
+    if refusal is not None:
+        # Not signed in for this request: a public endpoint (an API login) still answers, as to
+        # anyone; any other is refused with this error rather than a bare "sign in".
+        g.auth_refusal = refusal
+        return None
     if not (request.method == "GET" and request.headers.get("HX-Request")):
         web_session["seen"] = int(now)
     return _user_principal(user)
@@ -110,16 +115,17 @@ def _same_origin() -> bool:
     return bool(parts.scheme) and (parts.scheme, parts.netloc) == (request.scheme, request.host)
 
 
-def _check_cookie_write() -> None:
+def _cookie_write_refusal() -> errors.DomainError | None:
     """The session cookie rides along on any request a browser sends, a forged one from another
     site included: an API write authenticated by it must also carry the page's CSRF token
     (``X-CSRFToken``, as the console's htmx sends it) and come from this origin. Bearer tokens are
     never sent by a browser on its own, so they need neither."""
     if request.method in SAFE_METHODS or request.blueprint in PAGE_BLUEPRINTS:
-        return
+        return None
     if not _same_origin():
-        raise CsrfRefused("cross-origin or origin-less write with the session cookie")
+        return CsrfRefused("cross-origin or origin-less write with the session cookie")
     try:
         validate_csrf(request.headers.get("X-CSRFToken"))
     except ValidationError as exc:
-        raise CsrfRefused(str(exc)) from None
+        return CsrfRefused(str(exc))
+    return None
