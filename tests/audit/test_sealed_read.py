@@ -23,7 +23,9 @@ from server.modules.inspections.models import Inspection
 from server.modules.users.models import AgencyKind
 from tests import factories
 from tests.draws.test_draws import SECRETS, World, _ceremony
+from tests.cases.conftest import world  # noqa: F401  (fixtures of the transfer scene)
 from tests.helpers import device_headers, staff_headers
+from tests.transfers.conftest import scene  # noqa: F401
 
 AUDIT_BLUEPRINTS = ("audit", "audit_public")
 B64 = re.compile(rb"[A-Za-z0-9+/=_-]{16,}")
@@ -137,3 +139,44 @@ def test_entry_content_is_read_only_through_the_sealed_read():
                 if reads.search(line) and "read_entries(" not in line:
                     offenders.append(f"{relative}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_a_transfer_package_carries_no_sealed_entry(app, db_session, scene, tmp_path):
+    """What a package exports is read as by no one in particular: an entry about the case that also
+    names a secret inspection not yet visited stays out, and the package still verifies."""
+    import datetime as dt
+    import json
+    import zipfile
+
+    from server.modules.audit import operations as audit
+    from server.modules.inspections import operations as inspections
+    from server.modules.inspections.models import InspectionKind, OutsidePlanReason
+    from server.modules.transfers import verify as package_verify
+    from tests.transfers.test_package import _build
+
+    supervisor = factories.UserFactory(role=Role.SUPERVISOR)
+    lead, member = factories.inspector(unit=supervisor.unit), factories.inspector(unit=supervisor.unit)
+    today = dt.date.today()
+    secret = inspections.create(db_session, target_id=factories.TargetFactory().id, lead_id=lead.id,
+                                member_ids=[member.id], window_start=today, window_end=today + dt.timedelta(days=7),
+                                kind=InspectionKind.ROUTINE, created_by=supervisor, secret=True,
+                                outside_plan_reason=OutsidePlanReason.SUPERIOR_ASSIGNMENT)
+    marker = "sealed-marker-5f0c2e"
+    audit.record(db_session, "inspection:inspection:linked", subjects={"case": scene.case.id, "inspection": secret.id},
+                 payload={"note": marker})
+    audit.record(db_session, "web:case:noted", subjects={"case": scene.case.id}, payload={"note": "open-marker-77a1"})
+    db_session.commit()
+
+    package, volumes = _build(app, db_session, scene)
+    raw = b""
+    for volume in volumes:
+        with zipfile.ZipFile(volume) as zf:
+            raw += b"".join(_decoded(zf.read(name)) for name in zf.namelist())
+    assert b"open-marker-77a1" in raw  # the case's entries are there, read the same way
+    assert marker.encode() not in raw and secret.id.encode() not in raw
+    folder = tmp_path / "package"
+    with zipfile.ZipFile(volumes[0]) as zf:
+        zf.extractall(folder)
+    report = package_verify.verify(package_verify.open_source([str(folder)]))
+    assert not report.failures, report.failures
+    assert json.loads((folder / "seal.json").read_text())["seal_idx"] == package.seal_idx
