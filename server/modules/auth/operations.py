@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import time
 from typing import Any
-
 from urllib.parse import urlsplit
 
 from flask import current_app, g, request, session as web_session
