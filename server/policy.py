@@ -38,6 +38,7 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "users.Units": {"GET": STAFF},
     "users.Users": {"GET": STAFF, "POST": ADMIN},
     "users.UserDetail": {"GET": STAFF, "PATCH": ADMIN},
+    "users.UserSessionsEnd": {"POST": ADMIN},
     "users.UserCertificates": {"POST": MANAGERS},
     "users.CertificateStatus": {"POST": MANAGERS},
     "users.LegalQualifications": {"POST": ADMIN},

@@ -85,6 +85,23 @@ def test_refresh_rotates_and_the_old_refresh_token_is_refused(client, registered
                     401, "device.refresh_invalid")
 
 
+def test_reusing_a_refresh_token_ends_the_access_tokens_already_issued(client, registered):
+    """Issue 14 item 9: whoever holds a copy of a spent refresh token may also hold the access tokens
+    issued with it; reuse ends those at their next request, not an hour later."""
+    first = registered["refresh_token"]
+    rotated = client.post("/mobile/v1/auth/refresh", json={"refresh_token": first}).json
+    tokens = [registered["access_token"], rotated["access_token"]]
+    for token in tokens:
+        assert client.get("/mobile/v1/me", headers=bearer(token)).status_code == 200
+    assert_contract(client.post("/mobile/v1/auth/refresh", json={"refresh_token": first}),
+                    401, "device.refresh_invalid")
+    for token in tokens:
+        assert_contract(client.get("/mobile/v1/me", headers=bearer(token)), 401, "auth.token_invalid")
+    device = db.session.get(Device, registered["device_id"])
+    assert device.revoked_at is None and device.token_generation == 2  # the device itself is not revoked
+    assert audit_entries("mobile:device:refresh_reused", device=device.id)
+
+
 def test_reusing_a_refresh_token_revokes_the_whole_family(client, registered):
     """A used refresh token presented again may have been stolen: its successor stops working too."""
     first = registered["refresh_token"]

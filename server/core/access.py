@@ -106,8 +106,8 @@ def init_app(app: Flask, loader: PrincipalLoader, session_loader: Callable[[], P
         roles = allowed_roles(request.endpoint, request.method)
         if PUBLIC in roles or principal.policy_role in roles:
             return
-        if not principal.is_authenticated:
-            raise errors.AuthRequired()
+        if not principal.is_authenticated:  # the session loader may say why it was not used
+            raise g.pop("auth_refusal", None) or errors.AuthRequired()
         raise errors.Forbidden(f"role {principal.policy_role} may not call {request.endpoint}")
 
 

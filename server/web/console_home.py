@@ -11,7 +11,6 @@ from server.core.access import Principal, current_principal
 from server.core.calendar import get_calendar, local_today, schedule_warnings
 from server.core.db import utcnow
 from server.extensions import db
-from server.modules.audit import operations as audit
 from server.modules.auth import operations as auth
 from server.modules.cases import operations as cases
 from server.modules.deadlines import operations as deadlines
@@ -60,8 +59,8 @@ def login() -> Any:
 @console.post("/logout")
 def logout() -> Any:
     """退出 / Sign out"""
-    audit.record(db.session, "web:login:logged_out", subjects={"user": current_principal().user_id},
-                 payload={"via": "console"})
+    # On the server, not only in this browser: a copy of the cookie stops working too.
+    users.end_sessions(db.session, users.current_user(db.session), "web:login:logged_out", via="console")
     db.session.commit()
     session.clear()
     flash(i18n.t("sign_out") + " ✓")

@@ -285,6 +285,7 @@ def _draw_context(found: Draw) -> dict[str, Any]:
     superseded_by = next((r for r in requests if r.draw_id == found.id and r.approved_at is not None), None)
     redrawn_from = next((r for r in requests if r.new_draw_id == found.id), None)
     return {"draw": found, "manager": manager, "mine": mine, "party": f"user:{principal.user_id}",
+            "seed": found.seed if draws.discloses_seed(principal, found) else None,
             "assignments": assignments, "redraw": pending, "superseded_by": superseded_by,
             "redrawn_from": redrawn_from, "redraw_reasons": [r.value for r in RedrawReason],
             "people": _names({r.requested_by for r in requests} | {r.approved_by for r in requests})}

@@ -31,6 +31,7 @@ STEP_FIELDS = {
     "resume_admin_penalty": ("reason",), "hand_over_items": ("items", "note"), "close": ("note",),
     "return_for_supplementary_investigation": ("outline",), "complete_supplementary_investigation": ("note",),
     "consult": ("to", "question"), "answer_consultation": ("consultation", "answer"),
+    "request_early_involvement": ("reason",),
     "record_platform_entry": ("reference",),
 }
 API_ONLY_STEPS = frozenset({"form_team", "add_material"})

@@ -234,6 +234,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "step_complete_supplementary_investigation": ("公安补充侦查完毕", "Police complete the supplementary investigation"),
     "step_consult": ("书面咨询", "Written consultation"),
     "step_answer_consultation": ("书面答复咨询", "Answer a consultation in writing"),
+    "step_request_early_involvement": ("商请检察院提前介入", "Ask the procuratorate for early involvement"),
     "step_record_platform_entry": ("已录入信息共享平台", "Entered on the information-sharing platform"),
     "field_typed_confirmation": ("签收确认（输入“已签收”及姓名）", "Confirmation (type “received” and your name)"),
     "field_items": ("需补正的材料（每行一项）", "Materials to supply (one per line)"),

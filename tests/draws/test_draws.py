@@ -441,6 +441,38 @@ def test_a_plan_asking_for_more_inspections_than_the_directory_allows_is_refused
                        json={**body, "planned": {"general": 80}}).status_code == 201
 
 
+def test_the_seed_is_disclosed_with_publication_or_to_the_drawing_units_managers(client, db_session, world):
+    """Issue 14 item 2: a legal reviewer (here a party to the draw, and one who is not) reads no seed
+    of an unpublished draw, on the API or the console page; the drawing unit's supervisors and
+    administrators do; everyone allowed to read the draw does once it is published."""
+    result = _ceremony(client, world)
+    seed = db_session.get(Draw, result["id"]).seed
+    assert seed and result["seed"] == seed  # the run answers the managers who ran it
+    bystander = factories.UserFactory(role=Role.LEGAL_REVIEWER, unit=world.detachment)
+    admin = factories.UserFactory(role=Role.ADMIN, unit=world.brigades["611002"])
+
+    def seen(user):
+        response = client.get(f"/api/v1/draws/{result['id']}", headers=staff_headers(user))
+        assert response.status_code == 200, response.json
+        assert seed not in response.get_data(as_text=True) or response.json["seed"] == seed
+        return response.json["seed"]
+
+    assert seen(world.observer) is None and seen(bystander) is None
+    assert seen(world.chief) == seed and seen(world.deputy) == seed and seen(admin) == seed
+    with client.session_transaction() as session:
+        session.update({"user_id": world.observer.id, "g": world.observer.token_generation,
+                        "since": int(utcnow().timestamp()), "seen": int(utcnow().timestamp())})
+    page = client.get(f"/console/draws/{result['id']}", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and seed not in page.get_data(as_text=True)
+
+    for inspection in db_session.scalars(sa.select(Inspection).where(Inspection.draw_id == result["id"])):
+        inspection.status, inspection.completed_at = InspectionStatus.COMPLETED, utcnow()
+    db_session.flush()
+    assert client.post(f"/api/v1/draws/{result['id']}/publish", headers=staff_headers(world.chief)).status_code == 200
+    assert seen(world.observer) == seed and seen(bystander) == seed
+    assert seed in client.get(f"/console/draws/{result['id']}", headers={"Accept": "text/html"}).get_data(as_text=True)
+
+
 def test_the_audit_log_keeps_drawn_targets_secret_until_the_visit(client, db_session, world):
     """Rule 6 holds in the log too: other inspectors and the observer read neither the drawn
     inspections' entries nor the revealed secrets and seed until the visit or the publication."""

@@ -3,7 +3,7 @@ import pytest
 
 from server.modules.transfers import operations as ops
 from server.modules.transfers.models import TransferState as S
-from server.modules.transfers.workflow import GuardFailed, WrongSide
+from server.modules.transfers.workflow import WrongSide
 from tests.helpers import audit_entries
 from tests.transfers.conftest import principal
 from tests.transfers.test_workflow import H, handed_over
@@ -12,7 +12,8 @@ from tests.transfers.test_workflow import H, handed_over
 def test_prosecutor_acknowledges_the_copy_after_the_hand_over(db_session, scene):
     t = handed_over(db_session, scene)
     handed_over_at, t.handed_over_at = t.handed_over_at, None
-    with pytest.raises(GuardFailed):
+    # not yet copied: the procuratorate is not a party to the transfer (issue 14 item 3)
+    with pytest.raises(WrongSide):
         ops.acknowledge_copy(db_session, t, by=scene.prosecutor, principal=principal(scene.prosecutor),
                              data={"method": "typed", "typed_confirmation": "已收到抄送"})
     t.handed_over_at = handed_over_at

@@ -46,7 +46,7 @@ class EntryDetail(MethodView):
     @blp.response(200, schemas.AuditEntrySchema)
     def get(self, idx: int) -> Any:
         """单条记录 / One entry"""
-        entry = db.session.scalar(audit.entries_query(idx=idx, reader=current_principal())) if idx < 2 ** 63 else None
+        entry = audit.read_entry(db.session, idx, current_principal())
         if entry is None:  # sealed entries are not found either
             raise checkpoints.EntryNotFound(index=idx)
         return entry
@@ -67,11 +67,12 @@ class InclusionProof(MethodView):
     @blp.arguments(schemas.AuditProofQuerySchema, location="query")
     @blp.response(200, content_type="text/plain")
     def get(self, args: dict[str, Any], idx: int) -> Any:
-        """导出包含证明（c2sp.org/tlog-proof@v1 文本）/ Inclusion proof as a tlog-proof file"""
+        """导出包含证明（c2sp.org/tlog-proof@v1 文本，含条目内容；对本人封存的条目不存在）/ Inclusion proof as a tlog-proof file (it carries the entry: sealed entries are not found)"""
         checkpoint = None
         if "checkpoint_id" in args:
             checkpoint = checkpoints.get_checkpoint(db.session, args["checkpoint_id"])
-        return _text(checkpoints.proof_file(db.session, idx, checkpoint), f"audit-entry-{idx}.tlog-proof")
+        return _text(checkpoints.proof_file(db.session, idx, checkpoint, reader=current_principal()),
+                     f"audit-entry-{idx}.tlog-proof")
 
 
 @blp.route("/audit/checkpoints")

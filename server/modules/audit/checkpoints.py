@@ -23,9 +23,10 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from server.core import errors
+from server.core.access import Principal
 from server.modules.audit import operations as audit
 from server.modules.audit import verifier
-from server.modules.audit.models import AuditCheckpoint, AuditCosignature, AuditEntry, AuditWitness
+from server.modules.audit.models import AuditCheckpoint, AuditCosignature, AuditWitness
 
 if TYPE_CHECKING:  # cryptography is imported where a key is used (8 MiB a web worker rarely needs)
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -205,9 +206,11 @@ def add_cosignature(session: Session, checkpoint: AuditCheckpoint, line: str) ->
 
 # ---- tlog-proof export ------------------------------------------------------------------------
 
-def proof_file(session: Session, index: int, checkpoint: AuditCheckpoint | None = None) -> str:
-    """A c2sp.org/tlog-proof@v1 text for entry ``index`` under ``checkpoint`` (default: latest)."""
-    entry = session.get(AuditEntry, index) if 0 <= index < 2 ** 63 else None
+def proof_file(session: Session, index: int, checkpoint: AuditCheckpoint | None = None, *,
+               reader: Principal) -> str:
+    """A c2sp.org/tlog-proof@v1 text for entry ``index`` under ``checkpoint`` (default: latest). The
+    file carries the entry's body, so it is read through the seals: a sealed entry is not found."""
+    entry = audit.read_entry(session, index, reader)
     if entry is None:
         raise EntryNotFound(index=index)
     if checkpoint is None:

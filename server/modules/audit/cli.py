@@ -54,10 +54,13 @@ def checkpoint() -> None:
 @click.argument("index", type=int)
 @with_appcontext
 def proof(index: int) -> None:
-    """导出条目的 tlog-proof 文件 / Print the tlog-proof of one entry under the latest checkpoint."""
-    from server.modules.audit import checkpoints
+    """导出条目的 tlog-proof 文件 / Print the tlog-proof of one entry under the latest checkpoint.
 
-    click.echo(checkpoints.proof_file(db.session, index), nl=False)
+    A proof file is made to be handed on, so it is read as an export: a sealed entry is not found."""
+    from server.modules.audit import checkpoints
+    from server.modules.audit import operations as audit
+
+    click.echo(checkpoints.proof_file(db.session, index, reader=audit.EXPORT_READER), nl=False)
 
 
 @audit_cli.command("public-key")

@@ -19,7 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, scoped_session
 
 from server.core import errors
-from server.core.access import Principal, current_principal
+from server.core.access import ANONYMOUS, Principal, current_principal
 from server.core.canonical import canonical_json
 from server.core.db import drop_rolled_back, utcnow
 from server.core.http import request_id
@@ -390,8 +390,10 @@ def head(session: Session) -> tuple[int, bytes]:
 # ---- sealed entries ----------------------------------------------------------------------------
 # Some entries must not be read by everyone who may read the log until a later event: a drawn
 # target stays secret until the visit (DOMAIN-RULES rule 6). The module that owns the secret
-# registers a seal; readers' queries leave out the sealed entries. The tree and its proofs are
-# unchanged: a seal hides bodies from a reader, never an entry from the log.
+# registers a seal; ``read_entries`` leaves out the entries sealed for the reader. Every path that
+# returns entry content (list, detail, a subject's history, proof files, transfer packages) reads
+# through it; tests/audit/test_sealed_read.py fails if code elsewhere reads entry bodies itself.
+# The tree and its proofs are unchanged: a seal hides bodies from a reader, never an entry from the log.
 
 @dataclass(frozen=True)
 class Seal:
@@ -421,15 +423,29 @@ def _unsealed(reader: Principal) -> list[Any]:
     return conditions
 
 
-def entries_query(*, subject_type: str | None = None, subject_id: str | None = None, actor_kind: str | None = None,
-                  actor_id: str | None = None, tag: str | None = None, since: dt.datetime | None = None,
-                  until: dt.datetime | None = None, order: str = "desc", idx: int | None = None,
-                  reader: Principal | None = None) -> sa.Select[Any]:
-    """Entries filtered for reading; the tag filter is a prefix (``web:login`` finds every login).
-    With ``reader``, entries sealed for that reader are left out."""
-    query = sa.select(AuditEntry)
-    if reader is not None:
-        query = query.where(*_unsealed(reader))
+# What leaves the bureau in an export (a transfer package) is read as by no one in particular:
+# whatever is sealed for anybody stays out.
+EXPORT_READER = ANONYMOUS
+
+
+def read_entries(reader: Principal, *columns: Any) -> sa.Select[Any]:
+    """The one sealed read of the log: entries (or ``columns`` of them) that ``reader`` may read."""
+    return sa.select(*(columns or (AuditEntry,))).where(*_unsealed(reader))
+
+
+def read_entry(session: Session, idx: int, reader: Principal) -> AuditEntry | None:
+    """Entry ``idx`` if it exists and is not sealed for ``reader``; a sealed entry is not found either."""
+    if not 0 <= idx < 2 ** 63:
+        return None
+    return session.scalar(read_entries(reader).where(AuditEntry.idx == idx))
+
+
+def entries_query(*, reader: Principal, subject_type: str | None = None, subject_id: str | None = None,
+                  actor_kind: str | None = None, actor_id: str | None = None, tag: str | None = None,
+                  since: dt.datetime | None = None, until: dt.datetime | None = None, order: str = "desc",
+                  idx: int | None = None) -> sa.Select[Any]:
+    """Entries ``reader`` may read, filtered; the tag filter is a prefix (``web:login`` finds every login)."""
+    query = read_entries(reader)
     if idx is not None:
         query = query.where(AuditEntry.idx == idx)
     if subject_type is not None:

@@ -12,7 +12,6 @@ from server.core.access import current_principal
 from server.extensions import db
 from server.modules.auth import operations as ops
 from server.modules.auth import schemas
-from server.modules.audit import operations as audit
 from server.modules.users import operations as users
 from server.modules.users.models import User
 
@@ -41,9 +40,8 @@ class Logout(MethodView):
     @blp.response(204)
     def post(self) -> None:
         """注销本人全部令牌 / Invalidate every token of the caller"""
-        user = db.session.get(User, current_principal().user_id)
-        user.token_generation += 1
-        audit.record(db.session, "web:login:logged_out", subjects={"user": user.id})
+        users.end_sessions(db.session, db.session.get(User, current_principal().user_id), "web:login:logged_out",
+                           via="api")
         db.session.commit()
 
 

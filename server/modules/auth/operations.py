@@ -2,17 +2,30 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import current_app, g, request, session as web_session
+from flask_wtf.csrf import validate_csrf
 from sqlalchemy.orm import Session
+from wtforms import ValidationError
 
-from server.core import tokens
+from server.core import errors, tokens
 from server.core.access import Principal
 from server.extensions import db
 from server.modules.devices.models import Device
 from server.modules.devices.operations import DeviceRevoked
 from server.modules.users.models import User
 from server.modules.users.operations import AccountInactive
+
+
+CsrfRefused = errors.error_code(
+    "auth.csrf_refused", 403, "以浏览器会话调用接口的写操作须携带 CSRF 令牌并来自本站（Origin）",
+    "A write through the API with the browser session needs the CSRF token and a same-origin Origin header")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The pages' forms carry Flask-WTF's token, checked by CSRFProtect (server/web); any other
+# endpoint reached with the session cookie is an API, checked here.
+PAGE_BLUEPRINTS = frozenset({"console", "portal"})
 
 
 def staff_token(user: User) -> dict[str, Any]:
@@ -44,7 +57,8 @@ def load_principal(token: str) -> Principal:
         return _user_principal(user)
     if claims.get("k") == "d":
         device = session.get(Device, claims.get("d"))
-        if device is None:
+        # An access token from before generations were numbered is generation 1.
+        if device is None or device.token_generation != claims.get("g", 1):
             raise tokens.TokenInvalid()
         if device.revoked_at is not None:
             raise DeviceRevoked()
@@ -82,6 +96,35 @@ def load_session_principal() -> Principal | None:
     if user is None or not user.active or web_session.get("g") != user.token_generation:
         web_session.clear()
         return None
+    refusal = _cookie_write_refusal()
+    if refusal is not None:
+        # Not signed in for this request: a public endpoint (an API login) still answers, as to
+        # anyone; any other is refused with this error rather than a bare "sign in".
+        g.auth_refusal = refusal
+        return None
     if not (request.method == "GET" and request.headers.get("HX-Request")):
         web_session["seen"] = int(now)
     return _user_principal(user)
+
+
+def _same_origin() -> bool:
+    """The browser's ``Origin`` (or, where it sends none, the ``Referer``) names this site."""
+    source = request.headers.get("Origin") or request.headers.get("Referer") or ""
+    parts = urlsplit(source)
+    return bool(parts.scheme) and (parts.scheme, parts.netloc) == (request.scheme, request.host)
+
+
+def _cookie_write_refusal() -> errors.DomainError | None:
+    """The session cookie rides along on any request a browser sends, a forged one from another
+    site included: an API write authenticated by it must also carry the page's CSRF token
+    (``X-CSRFToken``, as the console's htmx sends it) and come from this origin. Bearer tokens are
+    never sent by a browser on its own, so they need neither."""
+    if request.method in SAFE_METHODS or request.blueprint in PAGE_BLUEPRINTS:
+        return None
+    if not _same_origin():
+        return CsrfRefused("cross-origin or origin-less write with the session cookie")
+    try:
+        validate_csrf(request.headers.get("X-CSRFToken"))
+    except ValidationError as exc:
+        return CsrfRefused(str(exc))
+    return None

@@ -25,6 +25,9 @@ class Device(Base):
     last_seen_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
     revoked_reason: Mapped[str | None] = mapped_column(sa.String(400))
+    token_generation: Mapped[int] = mapped_column(
+        default=1, server_default=sa.text("1"),
+        comment="bump to end every access token issued so far (a reused refresh token)")
 
     user: Mapped[User] = relationship(foreign_keys=[user_id])
 

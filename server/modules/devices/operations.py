@@ -106,7 +106,7 @@ def issue_tokens(session: Session, device: Device) -> dict[str, object]:
     session.add(DeviceRefreshToken(device_id=device.id, token_hash=digest, expires_at=expires))
     session.flush()
     return {
-        "access_token": tokens.sign({"k": "d", "d": device.id, "u": device.user_id}),
+        "access_token": tokens.sign({"k": "d", "d": device.id, "u": device.user_id, "g": device.token_generation}),
         "token_type": "Bearer",
         "expires_in": config["DEVICE_TOKEN_TTL_S"],
         "refresh_token": refresh,
@@ -116,8 +116,9 @@ def issue_tokens(session: Session, device: Device) -> dict[str, object]:
 
 
 def refresh(session: Session, refresh_token: str) -> dict[str, object]:
-    """Rotate a refresh token. Presenting an already-used token revokes its whole device's tokens
-    (it may have been stolen), but not the device itself."""
+    """Rotate a refresh token. Presenting an already-used token ends every token of its device,
+    refresh and access alike (it may have been stolen), but does not revoke the device itself:
+    its inspector signs in again to register a new token pair."""
     row = session.scalar(sa.select(DeviceRefreshToken).where(
         DeviceRefreshToken.token_hash == tokens.opaque_hash(refresh_token)))
     now = utcnow()
@@ -134,6 +135,7 @@ def refresh(session: Session, refresh_token: str) -> dict[str, object]:
         session.execute(sa.update(DeviceRefreshToken)
                         .where(DeviceRefreshToken.device_id == device.id, DeviceRefreshToken.used_at.is_(None))
                         .values(used_at=now))
+        device.token_generation += 1  # the access tokens issued so far stop working at their next request
         audit.record(session, "mobile:device:refresh_reused", subjects={"device": device.id, "user": device.user_id},
                      payload={"token_id": row.id})
         session.flush()

@@ -30,12 +30,13 @@ def _draw(draw_id: str) -> Draw:
 
 
 def _staff_view(draw: Draw) -> Draw:
-    """Managers see the drawn assignments; observers only what the public will see, until publication."""
+    """Managers see the drawn assignments and the seed; observers only what the public will see, until publication."""
     principal = current_principal()
     manager = principal.role in MANAGERS
     shown = manager and draw.result_hash is not None
     draw.assignments = ops.outcome(draw)["result"]["assignments"] if shown else None  # type: ignore[attr-defined]
     draw.redraws = ops.redraws_of(db.session, draw)  # type: ignore[attr-defined]
+    draw.disclosed_seed = draw.seed if ops.discloses_seed(principal, draw) else None  # type: ignore[attr-defined]
     draw.changes = ops.changes_after_run(db.session, draw) if shown else None  # type: ignore[attr-defined]
     return draw
 

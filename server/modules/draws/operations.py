@@ -567,23 +567,41 @@ def redraws_of(session: Session, draw: Draw) -> list[RedrawRequest]:
 
 
 # ---- secrecy in the audit log (rule 6) ---------------------------------------------------------
-# Managers see drawn targets; anyone else reading the log (an observer, another inspector) does
-# not see a secret inspection's entries until its visit starts, unless on its team, nor a draw's
-# revealed secrets and seed (which with the frozen pools foretell the result) until publication.
+# The unit's managers (its supervisors, and administrators) see drawn targets; anyone else
+# reading the log (an observer, another inspector, another unit's supervisor, police and
+# prosecutors) does not see a secret inspection's entries until its visit starts, unless on its
+# team, nor a draw's revealed secrets and seed (which with the frozen pools foretell the result)
+# until publication.
+
+def discloses_seed(reader: Principal, draw: Draw) -> bool:
+    """The seed (with the frozen pools it foretells the result) is disclosed with publication, or
+    earlier to the drawing unit's managers: its supervisors and the administrators (rule 6)."""
+    if draw.published_at is not None:
+        return True
+    if reader.role == Role.ADMIN.value:
+        return True
+    return reader.role in MANAGERS and reader.unit_id == draw.unit_id
+
 
 def _sealed_inspections(reader: Principal) -> Any:
-    if reader.role in MANAGERS:
+    if reader.role == Role.ADMIN.value:
         return None
     mine = sa.select(InspectionMember.inspection_id).where(InspectionMember.user_id == reader.user_id,
                                                           InspectionMember.removed_at.is_(None))
-    return sa.select(Inspection.id).where(Inspection.secret.is_(True), Inspection.status == InspectionStatus.ASSIGNED,
-                                          Inspection.id.not_in(mine))
+    sealed = sa.select(Inspection.id).where(Inspection.secret.is_(True), Inspection.status == InspectionStatus.ASSIGNED,
+                                            Inspection.id.not_in(mine))
+    if reader.role in MANAGERS:  # the unit that drew (and assigned) them knows its own secret inspections
+        return sealed.where(Inspection.unit_id != reader.unit_id)
+    return sealed
 
 
 def _sealed_draws(reader: Principal) -> Any:
-    if reader.role in MANAGERS:
+    if reader.role == Role.ADMIN.value:
         return None
-    return sa.select(Draw.id).where(Draw.status.in_([DrawStatus.FROZEN, DrawStatus.EXECUTED]))
+    unpublished = sa.select(Draw.id).where(Draw.status.in_([DrawStatus.FROZEN, DrawStatus.EXECUTED]))
+    if reader.role in MANAGERS:  # the drawing unit's supervisors, as for the seed itself
+        return unpublished.where(Draw.unit_id != reader.unit_id)
+    return unpublished
 
 
 audit.seal("inspection", _sealed_inspections)

@@ -143,7 +143,8 @@ class AsDrawn(ma.fields.Nested):
 
 
 class StaffDrawSchema(PublishedDrawSchema):
-    seed = ma.fields.String(allow_none=True)
+    seed = ma.fields.String(attribute="disclosed_seed", allow_none=True, metadata={
+        "description": "公开前仅抽取单位负责人可见 / before publication, only the drawing unit's managers see it"})
     result_hash = ma.fields.String(allow_none=True)
     drawn_count = ma.fields.Integer(allow_none=True)
     assignments = AsDrawn(DrawAssignmentSchema, many=True, allow_none=True)

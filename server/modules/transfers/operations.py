@@ -17,7 +17,7 @@ from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
 from server.core import errors
-from server.core.access import Principal, Role
+from server.core.access import Principal
 from server.core.calendar import CHINA
 from server.core.canonical import canonical_json
 from server.core.db import utcnow
@@ -35,12 +35,11 @@ from server.modules.reviews import operations as reviews
 from server.modules.transfers import documents
 from server.modules.transfers.models import (Acknowledgement, AckMethod, ReceiverKey, Transfer, TransferEvent,
                                              TransferKind, TransferMaterial, TransferState as S)
+from server.modules.transfers.scope import OutOfScope, receiving, require_visible, shown_to, sides, visible  # noqa: F401
 from server.modules.transfers.workflow import DEADLINE_KINDS, DEADLINE_OWNER, PARTIES, STEPS, WrongSide, check, fail
 from server.modules.users.models import Agency, AgencyKind, Unit, User
 
 TransferNotFound = errors.error_code("transfer.not_found", 404, "移送记录不存在", "No such transfer")
-OutOfScope = errors.error_code("transfer.out_of_scope", 403, "无权查看该移送案件（非移送或接收机关）",
-                               "The transfer is not to or from your office")
 AlreadyTransferring = errors.error_code("transfer.already_open", 409, "该案件已有进行中的移送",
                                         "The case already has an open transfer")
 MissingDocuments = errors.error_code("transfer.missing_documents", 409, "移送材料不全，不得移送（衔接办法 第6条）",
@@ -71,48 +70,6 @@ def get(session: Session, transfer_id: str) -> Transfer:
     if transfer is None:
         raise TransferNotFound(transfer=transfer_id)
     return transfer
-
-
-# ---- scope ------------------------------------------------------------------------------------
-
-def sides(session: Session, principal: Principal, transfer: Transfer) -> set[str]:
-    """What the caller is to this transfer: bureau, head (may also act as bureau), police, prosecutor."""
-    role = principal.role
-    if principal.kind != "user":
-        return set()
-    if role == Role.POLICE.value:
-        return {"police"} if principal.unit_id == transfer.police_unit_id else set()
-    if role == Role.PROSECUTOR.value:
-        return {"prosecutor"} if principal.unit_id == transfer.procuratorate_unit_id else set()
-    case = cases.get(session, transfer.case_id)
-    level = cases.access(session, principal, case)
-    if level == "full":
-        return {"bureau", "head"} if role in (Role.SUPERVISOR.value, Role.ADMIN.value) else {"bureau"}
-    if level in ("read", "evidence"):
-        return {"reader"}
-    return set()
-
-
-def require_visible(session: Session, principal: Principal, transfer: Transfer) -> set[str]:
-    found = sides(session, principal, transfer)
-    if not found:
-        raise OutOfScope(transfer=transfer.id)
-    return found
-
-
-def receiving(principal: Principal) -> bool:
-    return principal.role in (Role.POLICE.value, Role.PROSECUTOR.value)
-
-
-def visible(session: Session, principal: Principal) -> sa.Select[tuple[Transfer]]:
-    """Police see transfers to their office, prosecutors those copied to theirs, bureau staff their cases'."""
-    query = sa.select(Transfer).order_by(Transfer.created_at.desc(), Transfer.id)
-    if principal.role == Role.POLICE.value:
-        return query.where(Transfer.police_unit_id == principal.unit_id)
-    if principal.role == Role.PROSECUTOR.value:
-        return query.where(Transfer.procuratorate_unit_id == principal.unit_id)
-    return query.where(Transfer.case_id.in_(cases.visible(session, principal).with_only_columns(Case.id)
-                                            .order_by(None)))
 
 
 # ---- start ------------------------------------------------------------------------------------
@@ -564,6 +521,14 @@ def _consult(session: Session, t: Transfer, by: User, on: dt.date, at: dt.dateti
         raise errors.ValidationFailed(fields={"question": ["书面咨询的问题必填 / the question is required"]})
     row = _start_clock(session, t, "transfer_consultation_reply", on, at, side=to)
     return {"consultation": row.id, "from": asker, "to": to, "question": question, "due_on": _iso(row.due_on)}
+
+
+@guard("request_early_involvement")
+def _early_involvement(session: Session, t: Transfer, by: User, on: dt.date, at: dt.datetime,
+                       data: dict[str, Any]) -> dict[str, Any]:
+    """The bureau asks the procuratorate to look at the case before the hand-over (提前介入), which
+    opens the transfer to it from now on (衔接办法 第4、24条)."""
+    return {"reason": _reason(data, STEPS["request_early_involvement"].rule), "to": "prosecutor"}
 
 
 @guard("answer_consultation")

@@ -414,8 +414,8 @@ def _write_audit(session: Session, w: VolumeWriter, built: Built, latest: AuditC
 
     def lines() -> Iterator[bytes]:
         for batch in indices.partitions():
-            rows = session.execute(sa.select(AuditEntry.idx, AuditEntry.body).where(AuditEntry.idx.in_(batch))
-                                   .order_by(AuditEntry.idx)).all()
+            rows = session.execute(audit.read_entries(audit.EXPORT_READER, AuditEntry.idx, AuditEntry.body)
+                                   .where(AuditEntry.idx.in_(batch)).order_by(AuditEntry.idx)).all()
             by_size: dict[int, list[tuple[int, bytes]]] = {}
             for idx, body in rows:
                 size = sizes[bisect.bisect_right(sizes, idx)]
@@ -703,7 +703,7 @@ def record_seal(session: Session, package: EvidencePackage, built: Built, config
 def seal_document(session: Session, package: EvidencePackage, built: Built, seal_idx: int, config: Any) -> bytes:
     """After the seal entry is committed: a newer checkpoint C2, the seal's proof, and C1 → C2."""
     latest = cp.publish(session, config)
-    proof = cp.proof_file(session, seal_idx, latest)
+    proof = cp.proof_file(session, seal_idx, latest, reader=audit.EXPORT_READER)
     consistency = audit.consistency_proof_stored(session, built.checkpoint_size, latest.size)
     return _json({"format": FORMAT, "package": package.id, "index_sha256": package.manifest_sha256,
                   "seal_idx": seal_idx, "proof": proof,

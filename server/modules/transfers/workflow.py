@@ -126,6 +126,8 @@ STEPS: dict[str, Step] = {s.action: s for s in (
          "衔接办法 (2017) 第19条 (一个月内)", meets=("transfer_supplementary_investigation",)),
     Step("consult", "书面咨询（环保部门与公安机关、检察院双向咨询）", CRIMINAL, _ANY - {S.CLOSED}, None, "party",
          "衔接办法 (2017) 第24条"),
+    Step("request_early_involvement", "商请检察院提前介入（移送前）", CRIMINAL, _BEFORE_HANDOVER | {S.REFUSED}, None,
+         "bureau", "衔接办法 (2017) 第4、24条"),
     Step("answer_consultation", "书面答复咨询（7日内）", CRIMINAL, _ANY, None, "party", "衔接办法 (2017) 第24条"),
     Step("record_platform_entry", "录入行政执法与刑事司法衔接信息共享平台", CRIMINAL, _ANY, None, "party",
          "衔接办法 (2017) 第34条 (作出相关决定之日起7日内)"),

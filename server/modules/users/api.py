@@ -74,6 +74,15 @@ class UserDetail(MethodView):
         return user
 
 
+@blp.route("/users/<int:user_id>/sessions/end")
+class UserSessionsEnd(MethodView):
+    @blp.response(204)
+    def post(self, user_id: int) -> None:
+        """结束该账号的全部登录会话与令牌 / End every console session and bearer token of an account"""
+        ops.end_sessions(db.session, ops.get_user(db.session, user_id), "admin:user:sessions_ended")
+        db.session.commit()
+
+
 @blp.route("/users/<int:user_id>/certificates")
 class UserCertificates(MethodView):
     @blp.arguments(schemas.CertificateSchema)

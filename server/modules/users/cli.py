@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 import click
+from flask import g
 from flask.cli import with_appcontext
 
 from server.core.access import Role
@@ -41,3 +42,17 @@ def create(username: str, display_name: str, role: str, unit_id: int, password: 
         db.session.rollback()
         raise click.ClickException(f"{exc.code}: {exc.message_zh} / {exc.message_en} {exc.fields or ''}") from None
     click.echo(f"created user {user.id} {user.username} ({user.role.value})")
+
+
+@users_cli.command("end-sessions")
+@click.argument("username")
+@with_appcontext
+def end_sessions(username: str) -> None:
+    """End every console session and bearer token of an account (a lost laptop, a leaver)."""
+    g.audit_actor = "cli:users:end-sessions"
+    user = ops.user_by_name(db.session, username)
+    if user is None:
+        raise click.ClickException(f"user.not_found: 用户不存在 / No such user: {username}")
+    ops.end_sessions(db.session, user, "admin:user:sessions_ended", via="cli")
+    db.session.commit()
+    click.echo(f"ended every session of user {user.id} {user.username}")

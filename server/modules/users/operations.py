@@ -152,7 +152,7 @@ def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:
         if key == "password":
             passwords.check(value, user.username)
             user.password_hash = hash_password(value)
-            user.token_generation += 1  # a new password logs out every other session
+            user.token_generation += 1  # a new password ends every session and token of the account
             continue
         if key == "unit_id" and session.get(Unit, value) is None:
             raise UnitNotFound(fields={"unit_id": ["不存在 / does not exist"]})
@@ -160,10 +160,20 @@ def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:
             raise RegionUnknown(fields={"region_code": [value]})
         setattr(user, key, Role(value) if key == "role" else value)
         if key == "active" and not value:
-            user.token_generation += 1
+            user.token_generation += 1  # deactivation ends them too (load_principal also checks active)
     after = {key: ("***" if key == "password" else _plain(getattr(user, key))) for key in changes}
     session.flush()
     audit.record(session, "admin:user:updated", subjects={"user": user.id}, payload={"before": before, "after": after})
+    return user
+
+
+def end_sessions(session: Session, user: User, tag: str, **payload: Any) -> User:
+    """End every console session and staff bearer token of ``user`` at their next request: both
+    carry the account's token generation, which is checked on every request (logout, a new
+    password, deactivation and an administrator's "end all sessions" all come here)."""
+    user.token_generation += 1
+    session.flush()
+    audit.record(session, tag, subjects={"user": user.id}, payload=payload)
     return user
 
 
