@@ -6,7 +6,7 @@ request, as the refresh tokens already did. Existing devices start at generation
 access token without the claim is read as.
 
 Revision ID: 5c0d3e8a41f7
-Revises: 642199579eb8
+Revises: a19c0f3e7d21
 Create Date: 2026-12-08 00:45:00.000000
 
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5c0d3e8a41f7'
-down_revision = '642199579eb8'
+down_revision = 'a19c0f3e7d21'
 branch_labels = None
 depends_on = None
 
