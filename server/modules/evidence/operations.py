@@ -57,6 +57,11 @@ def custody(session: Session, item: EvidenceItem, action: CustodyAction, *, deta
     """Append one custody event to the item's chain and the matching audit entry (same transaction)."""
     actor = actor or _actor()
     session.flush()
+    # The item's row lock orders its appends: without it two transactions (a reviewer's view, the
+    # upload that verifies the item, the processing task) read the same max(seq) and one fails on
+    # the unique (item_id, seq). Held to COMMIT; taken before the audit head (locked at commit).
+    # SQLite ignores FOR UPDATE; its one writer at a time gives the same order.
+    session.execute(sa.select(EvidenceItem.id).where(EvidenceItem.id == item.id).with_for_update())
     last = session.scalar(sa.select(sa.func.max(CustodyEvent.seq)).where(CustodyEvent.item_id == item.id)) or 0
     event = CustodyEvent(item_id=item.id, seq=last + 1, action=action, at=at or utcnow(), actor_kind=actor.kind,
                          actor_id=actor.id, sha256=sha256 or item.sha256, detail=detail or {})
@@ -174,6 +179,8 @@ class Capture:
     inspection_id: str | None
     kind: EvidenceKind
     captured_at: dt.datetime | None
+    clock_flags: list[str] | None = None  # the sync push's device-clock findings (sync ``time_flags``)
+    clock_offset_ms: int | None = None  # the offset they were corrected by (sync hello)
 
     @property
     def sha256(self) -> str:
@@ -280,6 +287,11 @@ def announce(session: Session, *, device: Device, user: User, inspection_id: str
     return get(session, item_id)
 
 
+# The sync push's ``time_flags`` (``sync.operations.time_flags``) as the item's flags.
+CLOCK_FLAGS = {"before_window": "device_time_before_window", "future": "device_time_in_future",
+               "before_registration": "device_time_before_registration"}
+
+
 def record_captures(session: Session, *, device: Device, user: User, captures: list[Capture]) -> list[str]:
     """Announce validated, new captures: the items, their first two custody events (captured on the
     device, announced to the server), their flags and the audit entries, in a few statements for
@@ -357,6 +369,10 @@ def record_captures(session: Session, *, device: Device, user: User, captures: l
             found.append(("second_inspector_unknown", {"second_inspector": second}))
         elif second is not None and capture.inspection_id and not any(t.user_id == second for t in team):
             found.append(("second_inspector_not_on_team", {"second_inspector": second}))
+        for clock_flag in capture.clock_flags or ():
+            found.append((CLOCK_FLAGS.get(clock_flag, f"device_time_{clock_flag}"), {
+                "sync_flag": clock_flag, "device_time": m.get("captured_at"),
+                "clock_offset_ms": capture.clock_offset_ms}))
         for code, detail in found:
             flags.append({"item_id": item["id"], "code": code, "detail": detail, "raised_at": now})
             audit.record(session, "evidence:item:flagged", subjects={"evidence": item["id"]}, actor=device_actor,
@@ -394,6 +410,78 @@ def link_blob(session: Session, item: EvidenceItem, blob: Blob, *, upload_id: st
     from server.modules.evidence import tasks
 
     send_after_commit(session, tasks.process_blob, blob.sha256)
+
+
+# ---- refused bytes: the item says why, the device stops retrying ---------------------------------
+
+ManifestHashMismatch = errors.error_code(
+    "evidence.manifest_hash_mismatch", 422, "文件的 SHA-256 与该采集清单登记的哈希不符，未形成证据",
+    "The file's SHA-256 differs from the hash its capture manifest registered; it is not evidence")
+
+
+def manifest_for_upload(session: Session, metadata: dict[str, str], device_id: str) -> EvidenceItem | None:
+    """The announced item an upload names in ``Upload-Metadata`` (``capture_id``, the manifest's
+    ``id``), if it names one of this device's captures."""
+    capture_id = (metadata.get("capture_id") or "").strip()
+    if not capture_id:
+        return None
+    item = session.scalar(sa.select(EvidenceItem).where(EvidenceItem.client_id == capture_id))
+    return item if item is not None and item.device_id == device_id else None
+
+
+def reject_upload(session: Session, *, device_id: str, problem: errors.DomainError, sha256: str,
+                  upload_id: str | None = None, capture_id: str | None = None) -> list[EvidenceItem]:
+    """Bytes sent for this device's announced items (by hash, or named by ``capture_id``) were
+    refused: each item becomes ``rejected`` with the reason (custody event, flag, audit entry), so
+    ``media/missing`` stops asking for them and the team's devices pull the reason. Only the
+    capturing device's own items: another device cannot get someone's capture rejected."""
+    query = sa.select(EvidenceItem).where(EvidenceItem.status == EvidenceStatus.ANNOUNCED,
+                                          EvidenceItem.device_id == device_id)
+    named = EvidenceItem.client_id == capture_id if capture_id else sa.false()
+    items = list(session.scalars(query.where(sa.or_(EvidenceItem.sha256 == sha256, named))))
+    now = utcnow()
+    for item in items:
+        item.status = EvidenceStatus.REJECTED
+        item.rejection = _jsonable({"code": problem.code, "message_zh": problem.message_zh,
+                                    "message_en": problem.message_en, "detail": problem.context,
+                                    "upload": upload_id, "at": now})
+        session.flush()
+        custody(session, item, CustodyAction.REJECTED, detail={"code": problem.code, "upload": upload_id})
+        flag(session, item, "upload_rejected", **{"reason": problem.code, **problem.context})
+        _tell_team(session, item)
+    return items
+
+
+def _tell_team(session: Session, item: EvidenceItem) -> None:
+    """The team's devices pull the rejection as an upsert of the manifest they hold (PROTOCOL §4.1)."""
+    from server.modules.sync import changes
+    from server.modules.sync.models import MediaManifest
+
+    row = session.get(MediaManifest, item.client_id)
+    if row is None or not item.inspection_id:
+        return  # announced directly, not synced: the device learns it from media/missing
+    data = {c.key: _jsonable(getattr(row, c.key)) for c in MediaManifest.__table__.columns if c.key != "op_id"}
+    data.update(status=item.status.value, rejection=item.rejection)
+    changes.emit(session, inspection_id=item.inspection_id, entity="media_manifest", entity_id=row.id,
+                 op="upsert", data=data)
+
+
+def refused(session: Session, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The hashes whose bytes were refused, with the reason (those no announced item still awaits)."""
+    wanted = list(dict.fromkeys(hashes))
+    if not wanted:
+        return {}
+    rows = session.scalars(sa.select(EvidenceItem).where(
+        EvidenceItem.sha256.in_(wanted), EvidenceItem.status.in_([EvidenceStatus.REJECTED, EvidenceStatus.ANNOUNCED]))
+        .order_by(EvidenceItem.received_at))
+    result: dict[str, dict[str, Any]] = {}
+    awaited: set[str] = set()
+    for item in rows:
+        if item.status is EvidenceStatus.ANNOUNCED:
+            awaited.add(item.sha256)
+        elif item.rejection:
+            result[item.sha256] = {"sha256": item.sha256, "capture_id": item.client_id, **item.rejection}
+    return {digest: reason for digest, reason in result.items() if digest not in awaited}
 
 
 def _type_matches(kind: EvidenceKind, media_type: str) -> bool:
@@ -634,9 +722,11 @@ UPLOAD_ORDER_NOTE = ("Upload in this order: records and their hashes are synced 
 
 
 def missing(session: Session, hashes: list[str]) -> list[str]:
-    """The hashes whose bytes the server does not hold yet, in the order a device should upload them."""
+    """The hashes whose bytes the server does not hold yet, in the order a device should upload them.
+    Refused bytes are not asked for again (``refused`` says why)."""
     wanted = list(dict.fromkeys(hashes))
     have = set(session.scalars(sa.select(Blob.sha256).where(Blob.sha256.in_(wanted)))) if wanted else set()
+    have |= set(refused(session, [h for h in wanted if h not in have]))  # asking again would be refused again
     needed = [h for h in wanted if h not in have]
     known = {row.sha256: row for row in session.scalars(
         sa.select(EvidenceItem).where(EvidenceItem.sha256.in_(needed)))} if needed else {}

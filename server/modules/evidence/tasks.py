@@ -16,20 +16,30 @@ FIXITY = "server.modules.evidence.tasks.fixity_sweep"
 EXPIRE = "server.modules.evidence.tasks.expire_uploads"
 
 
-@shared_task(name="server.modules.evidence.tasks.process_blob", ignore_result=True)
+# Transient failures a retry cures: a lost or deadlocked database connection (psycopg's
+# TransactionRollback and OperationalError both arrive as SQLAlchemy's OperationalError), a store
+# that did not answer (OSError covers the local disk and socket errors; botocore retries itself).
+TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
+RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 2, "retry_backoff_max": 300, "retry_jitter": True,
+         "max_retries": 6}
+
+
+@shared_task(name="server.modules.evidence.tasks.process_blob", ignore_result=True, **RETRY)
 def process_blob(digest: str) -> None:
-    """Everything to do once new bytes are stored: EXIF, plausibility flags, thumbnail, chunk tree."""
+    """Everything to do once new bytes are stored: EXIF, plausibility flags, thumbnail, chunk tree.
+    The task is the boundary: it commits once, and rolls back before a retry."""
     from server.extensions import db
     from server.modules.evidence import pipeline
 
     try:
-        pipeline.process_blob(digest)
+        pipeline.process_blob(db.session, digest)
+        db.session.commit()
     except Exception:
         db.session.rollback()
         raise
 
 
-@shared_task(name=FIXITY, ignore_result=True)
+@shared_task(name=FIXITY, ignore_result=True, **RETRY)
 def fixity_sweep(batch: int = 500) -> int:
     """Re-hash the stored blobs checked longest ago (never-checked first); alerts on any mismatch."""
     from server.extensions import db

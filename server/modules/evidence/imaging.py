@@ -1,0 +1,105 @@
+"""Decoding evidence images with bounded memory, and their thumbnails the right way up.
+
+Pillow decodes JPEG and PNG; pillow-heif (libheif) adds HEIC/HEIF to ``Image.open``. Nothing here
+touches process-global state per call: tasks run on several threads, so the pixel limit is
+checked against the lazily opened header (``Image.open`` reads no pixels) instead of setting
+``Image.MAX_IMAGE_PIXELS``, and no warnings filter is changed. Pillow's own hard ceiling
+(``DecompressionBombError`` beyond twice its default limit, about 179 MP) still applies first.
+
+Memory: a decoded image costs width × height × bytes per pixel. JPEG is decoded at a reduced
+scale (``draft``: 1/2 … 1/8 in the decoder itself); a HEIF too large is replaced by the
+thumbnail stored in the file; any other image whose decoded size exceeds
+``EVIDENCE_MAX_DECODE_BYTES`` (64 MiB by default) is not decoded at all and is flagged
+``image_not_decoded`` (its metadata is still read). So one image adds at most about that much to
+a worker (``bench/evidence_decode_rss.py`` measures it).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, has_app_context
+from PIL import Image, ImageOps
+
+try:  # HEIC/HEIF (iPhones, many Android phones); registering the opener once is idempotent
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - a declared dependency; without it HEIF is undecodable
+    pillow_heif = None
+
+THUMBNAIL_SIZE = (320, 320)
+DEFAULT_MAX_DECODE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 120_000_000
+
+
+def _config(name: str, default: int) -> int:
+    return int(current_app.config.get(name, default)) if has_app_context() else default
+
+
+def bytes_per_pixel(mode: str) -> int:
+    """Bytes Pillow holds per pixel once decoded (its buffers store 1, 2 or 4 bytes per band)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4  # RGB is stored as RGBX; RGBA, CMYK, YCbCr, LA, I, F are 4 bytes too
+
+
+def inspect_image(path: Path) -> dict[str, Any]:
+    """Pixel size, format and a JPEG thumbnail (EXIF orientation applied), or the problem as a flag.
+
+    Returns ``width``, ``height``, ``format``, ``thumbnail`` (bytes) and, when something was
+    wrong, ``problem`` = (flag code, detail). Never raises for anything in the file.
+    """
+    limit = _config("EVIDENCE_MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS)
+    budget = _config("EVIDENCE_MAX_DECODE_BYTES", DEFAULT_MAX_DECODE_BYTES)
+    result: dict[str, Any] = {}
+    try:
+        with Image.open(path) as image:  # lazy: the header only
+            result.update(width=image.width, height=image.height, format=image.format)
+            pixels = image.width * image.height
+            if pixels > limit:
+                result["problem"] = ("image_too_large", {"pixels": pixels, "limit": limit})
+                return result
+            source = _reduced(image, budget)
+            if source is None:
+                result["problem"] = ("image_not_decoded", {
+                    "pixels": pixels, "mode": image.mode, "decoded_bytes": pixels * bytes_per_pixel(image.mode),
+                    "limit_bytes": budget})
+                return result
+            result["thumbnail"] = _thumbnail(source)
+    except Image.DecompressionBombError as exc:
+        result["problem"] = ("image_too_large", {"error": str(exc)[:200], "limit": limit})
+    except Image.UnidentifiedImageError:
+        result["problem"] = ("image_undecodable", {"size": path.stat().st_size})
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        code = "image_truncated" if "truncated" in str(exc) else "image_corrupt"
+        result["problem"] = (code, {"error": str(exc)[:200]})
+    except Exception as exc:  # noqa: BLE001 - nothing in a file may crash the pipeline
+        result["problem"] = ("image_corrupt", {"error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+    return result
+
+
+def _reduced(image: Image.Image, budget: int) -> Image.Image | None:
+    """The image to decode for a thumbnail within ``budget`` bytes, or None if there is none."""
+    if image.format == "JPEG":
+        image.draft("RGB", THUMBNAIL_SIZE)  # the decoder itself scales by 1/2, 1/4 or 1/8
+    if image.width * image.height * bytes_per_pixel(image.mode) <= budget:
+        return image
+    if image.format in ("HEIF", "AVIF") and pillow_heif is not None:
+        thumb = pillow_heif.thumbnail(image, min_box=max(THUMBNAIL_SIZE))  # stored in the file, if any
+        if thumb is not image and thumb.width * thumb.height * bytes_per_pixel(thumb.mode) <= budget:
+            return thumb
+    return None
+
+
+def _thumbnail(image: Image.Image) -> bytes:
+    """Scale first (cheap on the reduced decode), then turn it upright as its EXIF Orientation says."""
+    image.thumbnail(THUMBNAIL_SIZE)
+    upright = ImageOps.exif_transpose(image)
+    small = upright if upright.mode == "RGB" else upright.convert("RGB")
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=80)
+    return out.getvalue()
