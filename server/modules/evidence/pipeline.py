@@ -100,36 +100,33 @@ def _local_copy(digest: str) -> Iterator[tuple[Path, Iterator[bytes]]]:
 
 
 def image_facts(path: Path, media_type: str) -> dict[str, Any]:
-    """EXIF facts of an image, read from the whole file. HEIF: libheif (pillow-heif) finds the
-    EXIF item, exifread reads its tags (exifread's own HEIF box walk misses items placed by base
-    offset, as libheif writes them)."""
-    if media_type in HEIF_TYPES:
-        raw, orientation = _heif_exif(path)
-        if raw is None:
-            facts = metadata.exif_facts(io.BytesIO(b""))
-            facts.update(readable=True, tag_count=0)
-            facts.pop("error", None)
-        else:
-            facts = metadata.exif_facts(io.BytesIO(raw))
-        if orientation:  # libheif turned the pixels and reset the tag; the file's value is this
-            facts["orientation"] = orientation
+    """EXIF facts of an image, from the whole file. Pillow (pillow-heif for HEIF) finds the EXIF
+    block wherever the container puts it; exifread reads its tags. exifread alone misses EXIF
+    after 4 KB of other JPEG segments and the HEIF items libheif places by base offset; it
+    still reads the files Pillow cannot open."""
+    raw, orientation = _exif_block(path)
+    if raw is not None:
+        facts = metadata.exif_facts(io.BytesIO(raw))
     else:
         with open(path, "rb") as fh:
             facts = metadata.exif_facts(fh)
+    if orientation and media_type in HEIF_TYPES:  # libheif turned the pixels and reset the tag
+        facts["orientation"] = orientation
     facts["pillow_time"] = metadata.pillow_time(path)
     return facts
 
 
-def _heif_exif(path: Path) -> tuple[bytes | None, int | None]:
+def _exif_block(path: Path) -> tuple[bytes | None, int | None]:
+    """The EXIF block (TIFF bytes) as Pillow found it, and pillow-heif's original orientation."""
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with Image.open(path) as image:  # lazy: headers and metadata segments only
             raw = image.info.get("exif")
             orientation = image.info.get("original_orientation")
-    except Exception:  # noqa: BLE001 - undecodable files are flagged by imaging
+    except Exception:  # noqa: BLE001 - exifread tries the file itself; imaging flags the rest
         return None, None
-    if not raw:
+    if not raw or not isinstance(raw, bytes):
         return None, orientation
     return (raw[6:] if raw.startswith(b"Exif\x00\x00") else raw), orientation
 
