@@ -83,7 +83,7 @@ SETTINGS: dict[str, Setting] = {
                                                    "downloads the offline package again (keep ≥ DEVICE_OFFLINE_GRACE_DAYS)"),
     "RECONNECT_GAP_HOURS": Setting(8, int, "silence after which a device's next request counts as regained connectivity"),
     "EVIDENCE_MAX_IMAGE_PIXELS": Setting(120_000_000, int, "larger images are flagged, not decoded (decompression bombs)"),
-    "EVIDENCE_MAX_DECODE_BYTES": Setting(64 * 1024 * 1024, int,
+    "EVIDENCE_MAX_DECODE_BYTES": Setting(96 * 1024 * 1024, int,
                                          "an image whose decoded pixels would take more is not decoded (flagged)"),
     "EVIDENCE_RETENTION_YEARS": Setting(30, int, "evidence may not be deleted before this many years after capture"),
     "DOCUMENT_FONT_FILE": Setting(None, str, "optional TTF for case documents; default is the built-in STSong-Light"),

@@ -9,7 +9,7 @@ checked against the lazily opened header (``Image.open`` reads no pixels) instea
 Memory: a decoded image costs width × height × bytes per pixel. JPEG is decoded at a reduced
 scale (``draft``: 1/2 … 1/8 in the decoder itself); a HEIF too large is replaced by the
 thumbnail stored in the file; any other image whose decoded size exceeds
-``EVIDENCE_MAX_DECODE_BYTES`` (64 MiB by default) is not decoded at all and is flagged
+``EVIDENCE_MAX_DECODE_BYTES`` (96 MiB by default) is not decoded at all and is flagged
 ``image_not_decoded`` (its metadata is still read). So one image adds at most about that much to
 a worker (``bench/evidence_decode_rss.py`` measures it).
 """
@@ -30,7 +30,10 @@ except ImportError:  # pragma: no cover - a declared dependency; without it HEIF
     pillow_heif = None
 
 THUMBNAIL_SIZE = (320, 320)
-DEFAULT_MAX_DECODE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_DECODE_BYTES = 96 * 1024 * 1024
+# libheif holds the decoded YCbCr planes and its interleaved copy beside Pillow's buffer: a 12 MP
+# HEIC measured 7.2 bytes per pixel at peak (bench/evidence_decode_bench.py).
+HEIF_EXTRA_BYTES_PER_PIXEL = 3.5
 DEFAULT_MAX_PIXELS = 120_000_000
 
 
@@ -38,13 +41,14 @@ def _config(name: str, default: int) -> int:
     return int(current_app.config.get(name, default)) if has_app_context() else default
 
 
-def bytes_per_pixel(mode: str) -> int:
-    """Bytes Pillow holds per pixel once decoded (its buffers store 1, 2 or 4 bytes per band)."""
+def bytes_per_pixel(mode: str, image_format: str | None = None) -> float:
+    """Bytes a decode holds per pixel: Pillow's buffer (1, 2 or 4 bytes), plus libheif's for HEIF."""
+    extra = HEIF_EXTRA_BYTES_PER_PIXEL if image_format in ("HEIF", "AVIF") else 0
     if mode in ("1", "L", "P"):
-        return 1
+        return 1 + extra
     if mode.startswith("I;16"):
-        return 2
-    return 4  # RGB is stored as RGBX; RGBA, CMYK, YCbCr, LA, I, F are 4 bytes too
+        return 2 + extra
+    return 4 + extra  # RGB is stored as RGBX; RGBA, CMYK, YCbCr, LA, I, F are 4 bytes too
 
 
 def inspect_image(path: Path) -> dict[str, Any]:
@@ -66,7 +70,8 @@ def inspect_image(path: Path) -> dict[str, Any]:
             source = _reduced(image, budget)
             if source is None:
                 result["problem"] = ("image_not_decoded", {
-                    "pixels": pixels, "mode": image.mode, "decoded_bytes": pixels * bytes_per_pixel(image.mode),
+                    "pixels": pixels, "mode": image.mode,
+                    "decoded_bytes": int(pixels * bytes_per_pixel(image.mode, image.format)),
                     "limit_bytes": budget})
                 return result
             result["thumbnail"] = _thumbnail(source)
@@ -86,11 +91,11 @@ def _reduced(image: Image.Image, budget: int) -> Image.Image | None:
     """The image to decode for a thumbnail within ``budget`` bytes, or None if there is none."""
     if image.format == "JPEG":
         image.draft("RGB", THUMBNAIL_SIZE)  # the decoder itself scales by 1/2, 1/4 or 1/8
-    if image.width * image.height * bytes_per_pixel(image.mode) <= budget:
+    if image.width * image.height * bytes_per_pixel(image.mode, image.format) <= budget:
         return image
     if image.format in ("HEIF", "AVIF") and pillow_heif is not None:
         thumb = pillow_heif.thumbnail(image, min_box=max(THUMBNAIL_SIZE))  # stored in the file, if any
-        if thumb is not image and thumb.width * thumb.height * bytes_per_pixel(thumb.mode) <= budget:
+        if thumb is not image and thumb.width * thumb.height * bytes_per_pixel(thumb.mode, "HEIF") <= budget:
             return thumb
     return None
 
