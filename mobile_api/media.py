@@ -10,7 +10,7 @@ from server.core.access import current_principal
 from server.extensions import db
 from server.modules.devices import operations as devices
 from server.modules.evidence import operations as evidence
-from server.modules.evidence import schemas
+from server.modules.evidence import refusals, schemas
 
 blp = Blueprint("mobile_media", __name__, description="证据文件补传 / Media the server still needs")
 
@@ -24,7 +24,7 @@ class Missing(MethodView):
         device = devices.get_device(db.session, current_principal().device_id)
         evidence.note_contact(db.session, device)
         needed = evidence.missing(db.session, data["hashes"])
-        rejected = list(evidence.refused(db.session, data["hashes"]).values())
+        rejected = list(refusals.refused(db.session, data["hashes"]).values())
         db.session.commit()
         return {"missing": needed, "rejected": rejected, "order": list(evidence.UPLOAD_ORDER),
                 "note": evidence.UPLOAD_ORDER_NOTE}

@@ -18,6 +18,7 @@ from server.modules.evidence.models import Derivation
 from tests.evidence.helpers import staff_auth
 from tests.evidence.media import exif_block, heif_bytes, jpeg_bytes, jpeg_with_late_exif, mp4_bytes
 from tests.evidence.test_pipeline import _codes, _process, _store, team  # noqa: F401 - the fixture
+from tests.evidence.test_tus_clients import s3_endpoint  # noqa: F401 - the fixture (moto server)
 
 NOW_CN = dt.datetime.now(dt.timezone(dt.timedelta(hours=8)))
 
@@ -252,3 +253,25 @@ def test_offset_time_original_is_used_and_its_absence_marked_as_assumed(db_sessi
     assumed = _process(db_session, team, jpeg_bytes((54, 40), exif=plain))
     assert assumed.media_metadata["capture_time_source"] == "exif_zone_assumed"
     assert assumed.media_metadata["zone_assumed"] == "Asia/Shanghai"
+
+
+def test_video_duration_is_read_from_s3_where_the_body_does_not_seek(app, s3_endpoint, monkeypatch):
+    """moov at the end of the file, as phones write it, on a store whose bodies only stream."""
+    import hashlib
+    import tempfile
+
+    import boto3
+
+    from server.core.storage import S3Store
+    from server.modules.evidence import pipeline
+
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="videos")
+    store = S3Store("videos", "q/", endpoint_url=s3_endpoint, region_name="us-east-1")
+    monkeypatch.setitem(app.extensions, "blob_store", store)
+    data = mp4_bytes(61.25, moov_last=True)
+    digest = hashlib.sha256(data).hexdigest()
+    with app.app_context(), tempfile.NamedTemporaryFile() as tmp:
+        tmp.write(data)
+        tmp.flush()
+        store.put_file(digest, Path(tmp.name))
+        assert pipeline._video_facts(digest, len(data))["duration_s"] == 61.25

@@ -412,78 +412,6 @@ def link_blob(session: Session, item: EvidenceItem, blob: Blob, *, upload_id: st
     send_after_commit(session, tasks.process_blob, blob.sha256)
 
 
-# ---- refused bytes: the item says why, the device stops retrying ---------------------------------
-
-ManifestHashMismatch = errors.error_code(
-    "evidence.manifest_hash_mismatch", 422, "文件的 SHA-256 与该采集清单登记的哈希不符，未形成证据",
-    "The file's SHA-256 differs from the hash its capture manifest registered; it is not evidence")
-
-
-def manifest_for_upload(session: Session, metadata: dict[str, str], device_id: str) -> EvidenceItem | None:
-    """The announced item an upload names in ``Upload-Metadata`` (``capture_id``, the manifest's
-    ``id``), if it names one of this device's captures."""
-    capture_id = (metadata.get("capture_id") or "").strip()
-    if not capture_id:
-        return None
-    item = session.scalar(sa.select(EvidenceItem).where(EvidenceItem.client_id == capture_id))
-    return item if item is not None and item.device_id == device_id else None
-
-
-def reject_upload(session: Session, *, device_id: str, problem: errors.DomainError, sha256: str,
-                  upload_id: str | None = None, capture_id: str | None = None) -> list[EvidenceItem]:
-    """Bytes sent for this device's announced items (by hash, or named by ``capture_id``) were
-    refused: each item becomes ``rejected`` with the reason (custody event, flag, audit entry), so
-    ``media/missing`` stops asking for them and the team's devices pull the reason. Only the
-    capturing device's own items: another device cannot get someone's capture rejected."""
-    query = sa.select(EvidenceItem).where(EvidenceItem.status == EvidenceStatus.ANNOUNCED,
-                                          EvidenceItem.device_id == device_id)
-    named = EvidenceItem.client_id == capture_id if capture_id else sa.false()
-    items = list(session.scalars(query.where(sa.or_(EvidenceItem.sha256 == sha256, named))))
-    now = utcnow()
-    for item in items:
-        item.status = EvidenceStatus.REJECTED
-        item.rejection = _jsonable({"code": problem.code, "message_zh": problem.message_zh,
-                                    "message_en": problem.message_en, "detail": problem.context,
-                                    "upload": upload_id, "at": now})
-        session.flush()
-        custody(session, item, CustodyAction.REJECTED, detail={"code": problem.code, "upload": upload_id})
-        flag(session, item, "upload_rejected", **{"reason": problem.code, **problem.context})
-        _tell_team(session, item)
-    return items
-
-
-def _tell_team(session: Session, item: EvidenceItem) -> None:
-    """The team's devices pull the rejection as an upsert of the manifest they hold (PROTOCOL §4.1)."""
-    from server.modules.sync import changes
-    from server.modules.sync.models import MediaManifest
-
-    row = session.get(MediaManifest, item.client_id)
-    if row is None or not item.inspection_id:
-        return  # announced directly, not synced: the device learns it from media/missing
-    data = {c.key: _jsonable(getattr(row, c.key)) for c in MediaManifest.__table__.columns if c.key != "op_id"}
-    data.update(status=item.status.value, rejection=item.rejection)
-    changes.emit(session, inspection_id=item.inspection_id, entity="media_manifest", entity_id=row.id,
-                 op="upsert", data=data)
-
-
-def refused(session: Session, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The hashes whose bytes were refused, with the reason (those no announced item still awaits)."""
-    wanted = list(dict.fromkeys(hashes))
-    if not wanted:
-        return {}
-    rows = session.scalars(sa.select(EvidenceItem).where(
-        EvidenceItem.sha256.in_(wanted), EvidenceItem.status.in_([EvidenceStatus.REJECTED, EvidenceStatus.ANNOUNCED]))
-        .order_by(EvidenceItem.received_at))
-    result: dict[str, dict[str, Any]] = {}
-    awaited: set[str] = set()
-    for item in rows:
-        if item.status is EvidenceStatus.ANNOUNCED:
-            awaited.add(item.sha256)
-        elif item.rejection:
-            result[item.sha256] = {"sha256": item.sha256, "capture_id": item.client_id, **item.rejection}
-    return {digest: reason for digest, reason in result.items() if digest not in awaited}
-
-
 def _type_matches(kind: EvidenceKind, media_type: str) -> bool:
     family = media_type.split("/")[0]
     return {
@@ -726,6 +654,8 @@ def missing(session: Session, hashes: list[str]) -> list[str]:
     Refused bytes are not asked for again (``refused`` says why)."""
     wanted = list(dict.fromkeys(hashes))
     have = set(session.scalars(sa.select(Blob.sha256).where(Blob.sha256.in_(wanted)))) if wanted else set()
+    from server.modules.evidence.refusals import refused
+
     have |= set(refused(session, [h for h in wanted if h not in have]))  # asking again would be refused again
     needed = [h for h in wanted if h not in have]
     known = {row.sha256: row for row in session.scalars(

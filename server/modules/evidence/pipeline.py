@@ -52,27 +52,22 @@ def process_blob(session: Session, digest: str) -> None:
     needs_tree = is_video and blob.merkle_root is None
     if not needs_tree and not (items and (is_image or is_video)):
         return
-    with _local_copy(digest) as (path, blocks):
-        if needs_tree:  # one pass over the store: the chunk tree is hashed while the copy is written
+    facts: dict[str, Any] = {}
+    image: dict[str, Any] = {}
+    video: dict[str, Any] = {}
+    if is_video:
+        if needs_tree:
             from server.modules.audit import merkle
 
             blob.merkle_chunk_size = chunks.CHUNK_SIZE
-            blob.merkle_root = merkle.root(chunks.leaves(blocks, chunks.CHUNK_SIZE)).hex()
-        else:
-            for _ in blocks:
-                pass
-        if not items:
-            session.flush()
-            return
-        facts: dict[str, Any] = {}
-        image: dict[str, Any] = {}
-        video: dict[str, Any] = {}
-        if is_image:
+            blob.merkle_root = merkle.root(chunks.leaves(get_store().iter_chunks(digest, chunks.CHUNK_SIZE),
+                                                         chunks.CHUNK_SIZE)).hex()
+        if items:
+            video = _video_facts(digest, blob.size)
+    elif is_image:
+        with _local_copy(digest) as path:  # Pillow and libheif want a seekable file
             facts = image_facts(path, blob.media_type)
             image = imaging.inspect_image(path)
-        else:
-            with open(path, "rb") as fh:
-                video = metadata.video_facts(fh, blob.size)
     for item in items:
         item.media_metadata = metadata.summary(item, facts, image, video)
         if is_image:
@@ -84,19 +79,24 @@ def process_blob(session: Session, digest: str) -> None:
 
 
 @contextlib.contextmanager
-def _local_copy(digest: str) -> Iterator[tuple[Path, Iterator[bytes]]]:
-    """A temporary local file of the blob, written as the yielded blocks are consumed (consume
-    them all before using the path): the store is read once, whatever it is (disk or S3)."""
+def _local_copy(digest: str) -> Iterator[Path]:
+    """A temporary local file of the blob (the store may be S3, whose bodies do not seek)."""
     with tempfile.TemporaryDirectory(prefix="evidence-") as tmp:
         path = Path(tmp) / "original"
+        with open(path, "wb") as out:
+            for block in get_store().iter_chunks(digest):
+                out.write(block)
+        yield path
 
-        def blocks() -> Iterator[bytes]:
-            with open(path, "wb") as out:
-                for block in get_store().iter_chunks(digest):
-                    out.write(block)
-                    yield block
 
-        yield path, blocks()
+def _video_facts(digest: str, size: int) -> dict[str, Any]:
+    """The movie header, read in place from a local store; from S3 the video is copied first
+    (its ``moov`` box is often at the end)."""
+    with contextlib.closing(get_store().open(digest)) as fh:
+        if getattr(fh, "seekable", lambda: False)():
+            return metadata.video_facts(fh, size)
+    with _local_copy(digest) as path, open(path, "rb") as fh:
+        return metadata.video_facts(fh, size)
 
 
 def image_facts(path: Path, media_type: str) -> dict[str, Any]:

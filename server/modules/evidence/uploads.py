@@ -37,8 +37,8 @@ from server.modules.audit import operations as audit
 from server.modules.devices.models import Device
 from server.modules.evidence import hashstate, sniff
 from server.modules.evidence.models import Blob, EvidenceItem, EvidenceStatus, Upload, UploadStatus
-from server.modules.evidence.operations import (SHA256_HEX, ManifestHashMismatch, link_blob, manifest_for_upload,
-                                                reject_upload)
+from server.modules.evidence.operations import SHA256_HEX, link_blob
+from server.modules.evidence.refusals import ManifestHashMismatch, manifest_for_upload, reject_upload
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
