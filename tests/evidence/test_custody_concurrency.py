@@ -30,8 +30,7 @@ VIEWS_EACH = 4
 
 @pytest.fixture()
 def served(app, tmp_path):
-    if testdb.postgres_url() is None:
-        pytest.skip("PostgreSQL only: SQLite has one writer at a time")
+    """An app on its own committed database (PostgreSQL or SQLite, as the suite runs) and a team."""
     own = testdb.fresh_app(tmp_path, "custody")
     app.extensions["celery"].set_current()
     app.extensions["celery"].set_default()
@@ -68,6 +67,8 @@ def _announce(own, values, data: bytes, *, stored: bool) -> str:
 
 
 def test_sixteen_viewers_and_an_upload_never_collide_on_postgres(served):
+    if testdb.postgres_url() is None:
+        pytest.skip("PostgreSQL only: SQLite has one writer at a time")
     own, values = served
     stored = _announce(own, values, photo_with_exif("2026:12:01 10:00:00", 33.87, 109.94, size=(90, 60)), stored=True)
     data = photo_with_exif("2026:12:01 10:05:00", 33.87, 109.94, size=(800, 600))
@@ -148,3 +149,41 @@ def test_the_processing_task_retries_a_transient_failure(db_session, monkeypatch
     assert len(runs) == 2
     assert [d.derivation for d in item.derivatives] == [Derivation.THUMBNAIL]
     assert item.media_metadata is not None
+
+
+def test_a_refused_file_over_a_real_server_stops_the_device_retrying(served):
+    """Items 11 and 18 through gunicorn and the official tus client: tuspy gets the refusal,
+    ``media/missing`` stops asking and says why."""
+    import io
+
+    from tusclient import client as tus_client
+    from tusclient.exceptions import TusCommunicationError
+
+    own, values = served
+    page = b"<!doctype html><html><body>not a photo</body></html>" * 20
+    original, edited = photo_with_exif("2026:12:01 10:00:00", size=(40, 30)), photo_with_exif(
+        "2026:12:01 10:00:01", size=(40, 30))
+    html_id, edited_id = _announce(own, values, page, stored=False), _announce(own, values, original, stored=False)
+    with own.app_context():
+        capture_id = db.session.get(EvidenceItem, edited_id).client_id
+        db.session.remove()
+    with gunicorn(own, workers=1, threads=4) as base:
+        def send(data: bytes, **metadata: str) -> int:
+            uploader = tus_client.TusClient(f"{base}/mobile/v1/uploads/", headers=dict(values["auth"])).uploader(
+                file_stream=io.BytesIO(data), chunk_size=len(data), retries=0,
+                metadata={"sha256": hashlib.sha256(data).hexdigest(), "filename": "photo.jpg", **metadata})
+            with pytest.raises(TusCommunicationError) as refused:
+                uploader.upload()
+            return refused.value.status_code
+
+        assert send(page) == 415
+        assert send(edited, capture_id=capture_id) == 422
+        answer = requests.post(f"{base}/mobile/v1/media/missing", timeout=30, headers=values["auth"], json={
+            "hashes": [hashlib.sha256(page).hexdigest(), hashlib.sha256(original).hexdigest()]}).json()
+    assert answer["missing"] == []
+    assert sorted(r["code"] for r in answer["rejected"]) == ["evidence.manifest_hash_mismatch",
+                                                             "evidence.unsupported_type"]
+    with own.app_context():
+        assert {db.session.get(EvidenceItem, i).status.value for i in (html_id, edited_id)} == {"rejected"}
+        assert db.session.get(Blob, hashlib.sha256(edited).hexdigest()) is None
+        db.session.remove()
