@@ -71,7 +71,8 @@ def exif_block(*, when: str | None = None, offset: str | None = None, lat: float
     return exif
 
 
-def heif_bytes(size: tuple[int, int] = (64, 48), exif: Image.Exif | None = None, noise: bool = False) -> bytes:
+def heif_bytes(size: tuple[int, int] = (64, 48), exif: Image.Exif | None = None, noise: bool = False,
+               thumbnail_box: int | None = None) -> bytes:
     """A HEIC written by libheif (pillow-heif); with ``noise`` the pixels do not compress, so the
     EXIF item (written after the image data) lies far into the file, as in phone photos."""
     import os
@@ -81,6 +82,8 @@ def heif_bytes(size: tuple[int, int] = (64, 48), exif: Image.Exif | None = None,
     pillow_heif.register_heif_opener()
     image = (Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3)) if noise
              else Image.new("RGB", size, "green"))
+    if thumbnail_box:
+        image.info["thumbnails"] = [thumbnail_box]  # stored in the file, as phones do
     out = io.BytesIO()
     image.save(out, "HEIF", exif=(exif or Image.Exif()).tobytes(), quality=90)
     return out.getvalue()

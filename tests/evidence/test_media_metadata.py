@@ -140,6 +140,18 @@ def test_heic_is_decoded_and_its_far_exif_read(db_session, team):
     assert thumb.format == "JPEG" and max(thumb.size) == 320
 
 
+def test_a_heif_over_the_decode_budget_uses_its_stored_thumbnail(app, db_session, team, monkeypatch):
+    monkeypatch.setitem(app.config, "EVIDENCE_MAX_DECODE_BYTES", 1_000_000)  # 1200 x 900 needs ≈ 8 MB
+    exif = exif_block(when=_exif_now(), offset="+08:00", lat=33.87, lon=109.94)
+    item = _process(db_session, team, heif_bytes((1200, 900), exif=exif, thumbnail_box=320), media_type="image/heic")
+    assert "image_not_decoded" not in _codes(item)
+    thumbs = [d for d in item.derivatives if d.derivation is Derivation.THUMBNAIL]
+    assert thumbs[0].manifest["source"] == "embedded" and _thumbnail(item).size == (320, 240)
+    bare = _process(db_session, team, heif_bytes((1201, 900), exif=exif), media_type="image/heic")
+    assert "image_not_decoded" in _codes(bare)
+    assert (bare.media_metadata["width"], bare.media_metadata["height"]) == (1201, 900)
+
+
 # ---- 15: thumbnails follow the EXIF orientation ----------------------------------------------------
 
 # What a camera stores for an upright scene, per Orientation: the inverse of the turn that

@@ -8,7 +8,7 @@ checked against the lazily opened header (``Image.open`` reads no pixels) instea
 
 Memory: a decoded image costs width × height × bytes per pixel. JPEG is decoded at a reduced
 scale (``draft``: 1/2 … 1/8 in the decoder itself); a HEIF too large is replaced by the
-thumbnail stored in the file; any other image whose decoded size exceeds
+thumbnail stored in the file (pillow-heif's ``draft``; noted on the derivative); any other image whose decoded size exceeds
 ``EVIDENCE_MAX_DECODE_BYTES`` (96 MiB by default) is not decoded at all and is flagged
 ``image_not_decoded`` (its metadata is still read). So one image adds at most about that much to
 a worker (``bench/evidence_decode_rss.py`` measures it).
@@ -27,7 +27,7 @@ try:  # HEIC/HEIF (iPhones, many Android phones); registering the opener once is
 
     pillow_heif.register_heif_opener()
 except ImportError:  # pragma: no cover - a declared dependency; without it HEIF is undecodable
-    pillow_heif = None
+    pass
 
 THUMBNAIL_SIZE = (320, 320)
 DEFAULT_MAX_DECODE_BYTES = 96 * 1024 * 1024
@@ -74,6 +74,8 @@ def inspect_image(path: Path) -> dict[str, Any]:
                     "decoded_bytes": int(pixels * bytes_per_pixel(image.mode, image.format)),
                     "limit_bytes": budget})
                 return result
+            if source.info.get("thumbnail_source"):
+                result["thumbnail_source"] = source.info["thumbnail_source"]
             result["thumbnail"] = _thumbnail(source)
     except Image.DecompressionBombError as exc:
         result["problem"] = ("image_too_large", {"error": str(exc)[:200], "limit": limit})
@@ -93,11 +95,21 @@ def _reduced(image: Image.Image, budget: int) -> Image.Image | None:
         image.draft("RGB", THUMBNAIL_SIZE)  # the decoder itself scales by 1/2, 1/4 or 1/8
     if image.width * image.height * bytes_per_pixel(image.mode, image.format) <= budget:
         return image
-    if image.format in ("HEIF", "AVIF") and pillow_heif is not None:
-        thumb = pillow_heif.thumbnail(image, min_box=max(THUMBNAIL_SIZE))  # stored in the file, if any
-        if thumb is not image and thumb.width * thumb.height * bytes_per_pixel(thumb.mode, "HEIF") <= budget:
-            return thumb
+    if image.format in ("HEIF", "AVIF"):
+        # pillow-heif's draft selects a thumbnail stored in the file, if one is a scaled copy of the
+        # image at least as large as the thumbnail we make (phones store one). Only when the image
+        # itself is over budget: a stored thumbnail is not proven to show the same pixels.
+        if image.draft(image.mode, fitted(image.size, THUMBNAIL_SIZE)) is not None and (
+                image.width * image.height * bytes_per_pixel(image.mode, image.format) <= budget):
+            image.info["thumbnail_source"] = "embedded"
+            return image
     return None
+
+
+def fitted(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """``size`` scaled down to fit in ``box``, as ``Image.thumbnail`` would make it."""
+    scale = min(box[0] / size[0], box[1] / size[1], 1.0)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 def _thumbnail(image: Image.Image) -> bytes:

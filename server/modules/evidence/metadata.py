@@ -26,6 +26,8 @@ from server.core import geo
 from server.core.calendar import CHINA
 
 MP4_EPOCH = dt.datetime(1904, 1, 1, tzinfo=dt.UTC)
+# exifread logs every oddity of a hostile file at WARNING; the facts and flags say what matters.
+logging.getLogger("exifread").setLevel(logging.CRITICAL)
 
 
 def _ratio(value: Any) -> float:
@@ -89,7 +91,6 @@ def exif_facts(fh: IO[bytes]) -> dict[str, Any]:
 
     facts: dict[str, Any] = {"readable": True}
     try:
-        logging.getLogger("exifread").setLevel(logging.CRITICAL)
         tags = exifread.process_file(fh, details=False, strict=False)
     except Exception as exc:  # noqa: BLE001 - hostile EXIF must not crash anything
         facts.update(readable=False, error=type(exc).__name__)

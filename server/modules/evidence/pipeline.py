@@ -74,7 +74,7 @@ def process_blob(session: Session, digest: str) -> None:
             for code, detail in plausibility(item, facts, image):
                 ops.flag(session, item, code, **detail)
             if image.get("thumbnail") is not None:
-                _make_thumbnail(session, item, image["thumbnail"])
+                _make_thumbnail(session, item, image["thumbnail"], source=image.get("thumbnail_source", "decoded"))
     session.flush()
 
 
@@ -131,7 +131,7 @@ def _exif_block(path: Path) -> tuple[bytes | None, int | None]:
     return (raw[6:] if raw.startswith(b"Exif\x00\x00") else raw), orientation
 
 
-def _make_thumbnail(session: Session, item: EvidenceItem, data: bytes) -> None:
+def _make_thumbnail(session: Session, item: EvidenceItem, data: bytes, *, source: str = "decoded") -> None:
     from PIL import __version__ as pillow_version
 
     digest = hashlib.sha256(data).hexdigest()
@@ -143,7 +143,7 @@ def _make_thumbnail(session: Session, item: EvidenceItem, data: bytes) -> None:
         session.add(Blob(sha256=digest, size=len(data), media_type="image/jpeg"))
         session.flush()
     ops.derive(session, item, session.get(Blob, digest), Derivation.THUMBNAIL, tool=f"Pillow {pillow_version}",
-               detail={"max_size": list(THUMBNAIL_SIZE)})
+               detail={"max_size": list(THUMBNAIL_SIZE), "source": source})
 
 
 # ---- plausibility -------------------------------------------------------------------------------
