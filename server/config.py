@@ -104,6 +104,8 @@ SETTINGS: dict[str, Setting] = {
                                                    "downloads the offline package again (keep ≥ DEVICE_OFFLINE_GRACE_DAYS)"),
     "RECONNECT_GAP_HOURS": Setting(8, int, "silence after which a device's next request counts as regained connectivity"),
     "EVIDENCE_MAX_IMAGE_PIXELS": Setting(120_000_000, int, "larger images are flagged, not decoded (decompression bombs)"),
+    "EVIDENCE_MAX_DECODE_BYTES": Setting(96 * 1024 * 1024, int,
+                                         "an image whose decoded pixels would take more is not decoded (flagged)"),
     "EVIDENCE_RETENTION_YEARS": Setting(30, int, "evidence may not be deleted before this many years after capture"),
     "DOCUMENT_FONT_FILE": Setting(None, str, "optional TTF for case documents; default is the built-in STSong-Light"),
     "TRANSFER_PLATFORM_SIDES": Setting(TRANSFER_SIDES, _transfer_sides,
@@ -183,7 +185,7 @@ def load(instance_path: str, test_config: dict[str, Any] | None = None,
     for name in ("MAX_CONTENT_LENGTH", "STAFF_TOKEN_TTL_S", "DEVICE_TOKEN_TTL_S",
                  "DEVICE_OFFLINE_GRACE_DAYS", "LOGIN_MAX_FAILURES", "DB_CONNECT_TIMEOUT_S",
                  "UPLOAD_MAX_BYTES", "UPLOAD_EXPIRY_DAYS", "RECONNECT_GAP_HOURS", "EVIDENCE_MAX_IMAGE_PIXELS",
-                 "SYNC_CHANGE_RETENTION_DAYS",
+                 "EVIDENCE_MAX_DECODE_BYTES", "SYNC_CHANGE_RETENTION_DAYS",
                  "SESSION_IDLE_MINUTES", "SESSION_MAX_HOURS"):
         if values[name] <= 0:
             raise ConfigError(f"{ENV_PREFIX}{name} must be positive")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Response, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -16,6 +17,7 @@ from server.modules.evidence import schemas
 from server.modules.users import operations as users
 
 blp = Blueprint("evidence", __name__, description="证据与保管链 / Evidence and chain of custody")
+VIEW_ATTEMPTS = 3
 
 
 def _item(item_id: str) -> Any:
@@ -39,10 +41,17 @@ class EvidenceDetail(MethodView):
     @blp.response(200, schemas.EvidenceDetailSchema)
     def get(self, args: dict[str, Any], item_id: str) -> Any:
         """证据详情、保管链与标记（查看即留痕）/ One item with custody history and flags (the view is recorded)"""
-        item = _item(item_id)
-        ops.record_view(db.session, item, purpose=args.get("purpose"))
-        db.session.commit()
-        return item
+        for attempt in range(VIEW_ATTEMPTS):
+            item = _item(item_id)
+            try:
+                ops.record_view(db.session, item, purpose=args.get("purpose"))
+                db.session.commit()
+                return item
+            except sa.exc.OperationalError:  # a deadlock or lost connection: record it again, never fail the view
+                db.session.rollback()
+                if attempt == VIEW_ATTEMPTS - 1:
+                    raise
+        return None  # not reached
 
 
 def _stream(digest: str, media_type: str, size: int, filename: str) -> Response:

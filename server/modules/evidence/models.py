@@ -34,6 +34,7 @@ class EvidenceKind(str, enum.Enum):
 class EvidenceStatus(str, enum.Enum):
     ANNOUNCED = "announced"  # manifest synced, bytes not yet here
     VERIFIED = "verified"  # bytes with the manifest's sha256 stored
+    REJECTED = "rejected"  # the bytes sent for it were refused (type, size, hash): ``rejection`` says why
     DELETED = "deleted"  # removed under a retention policy with approval
 
 
@@ -54,6 +55,7 @@ class CustodyAction(str, enum.Enum):
     DERIVED = "derived"  # a derivative was made from this item
     HANDED_OVER = "handed_over"
     FIXITY_CHECKED = "fixity_checked"
+    REJECTED = "rejected"  # the bytes sent for the item were refused
     DELETED = "deleted"
 
 
@@ -118,6 +120,10 @@ class EvidenceItem(Base):
     custodian_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"),
                                                      comment="person currently responsible (changes by hand-over)")
     retention_until: Mapped[dt.date | None] = mapped_column(comment="earliest date deletion may be requested")
+    media_metadata: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="what was read from the bytes: capture time and its source, GPS (WGS-84 and GCJ-02), camera, size")
+    rejection: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="why the bytes sent for it were refused: code, message_zh, message_en, detail, at")
 
     flags: Mapped[list[EvidenceFlag]] = relationship(order_by="EvidenceFlag.id", viewonly=True)
     blob: Mapped[Blob | None] = relationship(viewonly=True)

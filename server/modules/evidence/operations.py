@@ -57,6 +57,11 @@ def custody(session: Session, item: EvidenceItem, action: CustodyAction, *, deta
     """Append one custody event to the item's chain and the matching audit entry (same transaction)."""
     actor = actor or _actor()
     session.flush()
+    # The item's row lock orders its appends: without it two transactions (a reviewer's view, the
+    # upload that verifies the item, the processing task) read the same max(seq) and one fails on
+    # the unique (item_id, seq). Held to COMMIT; taken before the audit head (locked at commit).
+    # SQLite ignores FOR UPDATE; its one writer at a time gives the same order.
+    session.execute(sa.select(EvidenceItem.id).where(EvidenceItem.id == item.id).with_for_update())
     last = session.scalar(sa.select(sa.func.max(CustodyEvent.seq)).where(CustodyEvent.item_id == item.id)) or 0
     event = CustodyEvent(item_id=item.id, seq=last + 1, action=action, at=at or utcnow(), actor_kind=actor.kind,
                          actor_id=actor.id, sha256=sha256 or item.sha256, detail=detail or {})
@@ -174,6 +179,8 @@ class Capture:
     inspection_id: str | None
     kind: EvidenceKind
     captured_at: dt.datetime | None
+    clock_flags: list[str] | None = None  # the sync push's device-clock findings (sync ``time_flags``)
+    clock_offset_ms: int | None = None  # the offset they were corrected by (sync hello)
 
     @property
     def sha256(self) -> str:
@@ -280,6 +287,11 @@ def announce(session: Session, *, device: Device, user: User, inspection_id: str
     return get(session, item_id)
 
 
+# The sync push's ``time_flags`` (``sync.operations.time_flags``) as the item's flags.
+CLOCK_FLAGS = {"before_window": "device_time_before_window", "future": "device_time_in_future",
+               "before_registration": "device_time_before_registration"}
+
+
 def record_captures(session: Session, *, device: Device, user: User, captures: list[Capture]) -> list[str]:
     """Announce validated, new captures: the items, their first two custody events (captured on the
     device, announced to the server), their flags and the audit entries, in a few statements for
@@ -357,6 +369,10 @@ def record_captures(session: Session, *, device: Device, user: User, captures: l
             found.append(("second_inspector_unknown", {"second_inspector": second}))
         elif second is not None and capture.inspection_id and not any(t.user_id == second for t in team):
             found.append(("second_inspector_not_on_team", {"second_inspector": second}))
+        for clock_flag in capture.clock_flags or ():
+            found.append((CLOCK_FLAGS.get(clock_flag, f"device_time_{clock_flag}"), {
+                "sync_flag": clock_flag, "device_time": m.get("captured_at"),
+                "clock_offset_ms": capture.clock_offset_ms}))
         for code, detail in found:
             flags.append({"item_id": item["id"], "code": code, "detail": detail, "raised_at": now})
             audit.record(session, "evidence:item:flagged", subjects={"evidence": item["id"]}, actor=device_actor,
@@ -634,9 +650,13 @@ UPLOAD_ORDER_NOTE = ("Upload in this order: records and their hashes are synced 
 
 
 def missing(session: Session, hashes: list[str]) -> list[str]:
-    """The hashes whose bytes the server does not hold yet, in the order a device should upload them."""
+    """The hashes whose bytes the server does not hold yet, in the order a device should upload them.
+    Refused bytes are not asked for again (``refused`` says why)."""
     wanted = list(dict.fromkeys(hashes))
     have = set(session.scalars(sa.select(Blob.sha256).where(Blob.sha256.in_(wanted)))) if wanted else set()
+    from server.modules.evidence.refusals import refused
+
+    have |= set(refused(session, [h for h in wanted if h not in have]))  # asking again would be refused again
     needed = [h for h in wanted if h not in have]
     known = {row.sha256: row for row in session.scalars(
         sa.select(EvidenceItem).where(EvidenceItem.sha256.in_(needed)))} if needed else {}

@@ -1,8 +1,10 @@
-"""Work on stored bytes after an upload: EXIF and plausibility flags, thumbnails, video chunk trees.
+"""Work on stored bytes after an upload: metadata and plausibility flags, thumbnails, video chunk trees.
 
-Called by ``tasks.process_blob``. Flag, never hide: every finding is an ``EvidenceFlag`` row that
-reviewers see. No file may crash the pipeline: hostile or corrupt EXIF, truncated files and
-decompression bombs become flags, never exceptions.
+Called by ``tasks.process_blob`` (the boundary, which commits). Flag, never hide: every finding
+is an ``EvidenceFlag`` row that reviewers see, and what was read is the item's
+``media_metadata``. No file may crash the pipeline: hostile or corrupt EXIF, truncated files and
+decompression bombs become flags, never exceptions. Reading is in ``metadata`` (exifread, the
+MP4 movie header), decoding in ``imaging`` (Pillow, pillow-heif).
 
 Datums: targets and our stored coordinates are WGS-84. EXIF GPS is WGS-84 unless
 ``GPSMapDatum`` says GCJ-02; a device location is WGS-84 unless the manifest says
@@ -11,188 +13,125 @@ distances are compared (``server.core.geo``).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
-import logging
 import tempfile
-import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import sqlalchemy as sa
-from flask import current_app
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from server.core import geo
-from server.core.calendar import CHINA
 from server.core.storage import get_store
-from server.extensions import db
-from server.modules.evidence import chunks
+from server.modules.evidence import chunks, imaging, metadata
 from server.modules.evidence import operations as ops
 from server.modules.evidence.models import Blob, Derivation, EvidenceItem, EvidenceStatus
 
-log = logging.getLogger(__name__)
-
-THUMBNAIL_SIZE = (320, 320)
-EXIF_READ_LIMIT = 256 * 1024  # EXIF lives in the first 64 KiB of a JPEG (APP1); a little margin
+THUMBNAIL_SIZE = imaging.THUMBNAIL_SIZE
 TIME_TOLERANCE = dt.timedelta(minutes=10)
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 SERVER_TIME_FAR = dt.timedelta(days=60)
 GPS_FAR_FROM_TARGET_M = 1000.0
 GPS_FAR_FROM_DEVICE_M = 200.0
 DEFAULT_CAMERA_DATES = {dt.datetime(2000, 1, 1), dt.datetime(1980, 1, 1), dt.datetime(1970, 1, 1)}
+HEIF_TYPES = ("image/heic", "image/heif", "image/avif")
 
 
-def process_blob(digest: str) -> None:
-    """Everything to do once new bytes are stored; idempotent. Commits once."""
-    session: Session = db.session
+def process_blob(session: Session, digest: str) -> None:
+    """Everything to do once new bytes are stored; idempotent. Flushes; the task commits."""
     blob = session.get(Blob, digest)
     if blob is None:
         return
     items = session.scalars(sa.select(EvidenceItem).where(
         EvidenceItem.blob_sha256 == digest, EvidenceItem.status == EvidenceStatus.VERIFIED,
         EvidenceItem.parent_id.is_(None))).all()
-    if blob.media_type.startswith("video/") and blob.merkle_root is None:
-        leaf_hashes = chunks.leaves(get_store().iter_chunks(digest, chunks.CHUNK_SIZE), chunks.CHUNK_SIZE)
-        from server.modules.audit import merkle
+    is_image, is_video = blob.media_type.startswith("image/"), blob.media_type.startswith("video/")
+    needs_tree = is_video and blob.merkle_root is None
+    if not needs_tree and not (items and (is_image or is_video)):
+        return
+    facts: dict[str, Any] = {}
+    image: dict[str, Any] = {}
+    video: dict[str, Any] = {}
+    if is_video:
+        if needs_tree:
+            from server.modules.audit import merkle
 
-        blob.merkle_chunk_size = chunks.CHUNK_SIZE
-        blob.merkle_root = merkle.root(leaf_hashes).hex()
-    if blob.media_type.startswith("image/") and items:
-        head = _read_head(digest, EXIF_READ_LIMIT)
-        facts = exif_facts(head, blob.media_type)
-        image_result = inspect_image(digest, blob.size)
-        for item in items:
-            for code, detail in plausibility(item, facts, image_result):
+            blob.merkle_chunk_size = chunks.CHUNK_SIZE
+            blob.merkle_root = merkle.root(chunks.leaves(get_store().iter_chunks(digest, chunks.CHUNK_SIZE),
+                                                         chunks.CHUNK_SIZE)).hex()
+        if items:
+            video = _video_facts(digest, blob.size)
+    elif is_image:
+        with _local_copy(digest) as path:  # Pillow and libheif want a seekable file
+            facts = image_facts(path, blob.media_type)
+            image = imaging.inspect_image(path)
+    for item in items:
+        item.media_metadata = metadata.summary(item, facts, image, video)
+        if is_image:
+            for code, detail in plausibility(item, facts, image):
                 ops.flag(session, item, code, **detail)
-            if image_result.get("thumbnail") is not None:
-                _make_thumbnail(session, item, image_result["thumbnail"])
-    session.commit()
+            if image.get("thumbnail") is not None:
+                _make_thumbnail(session, item, image["thumbnail"], source=image.get("thumbnail_source", "decoded"))
+    session.flush()
 
 
-def _read_head(digest: str, limit: int) -> bytes:
-    with get_store().open(digest) as fh:
-        return fh.read(limit)
-
-
-# ---- EXIF --------------------------------------------------------------------------------------
-
-def _ratio(value: Any) -> float:
-    num, den = (value.num, value.den) if hasattr(value, "num") else (value.numerator, value.denominator)
-    return float(num) / float(den) if den else float("nan")
-
-
-def _dms(values: Any, ref: str) -> float | None:
-    try:
-        d, m, s = (_ratio(v) for v in list(values)[:3])
-    except (TypeError, ValueError, ZeroDivisionError, AttributeError):
-        return None
-    result = d + m / 60 + s / 3600
-    if result != result:  # NaN
-        return None
-    return -result if ref.strip().upper() in ("S", "W") else result
-
-
-def _parse_exif_time(text: Any, offset: Any = None) -> dt.datetime | None:
-    try:
-        naive = dt.datetime.strptime(str(text).strip().rstrip("\x00")[:19], "%Y:%m:%d %H:%M:%S")
-    except ValueError:
-        return None
-    tz: dt.tzinfo = CHINA  # cameras write local time without a zone; ours are in China
-    if offset:
-        try:
-            sign = -1 if str(offset).startswith("-") else 1
-            hours, minutes = str(offset).lstrip("+-")[:5].split(":")
-            tz = dt.timezone(sign * dt.timedelta(hours=int(hours), minutes=int(minutes)))
-        except ValueError:
-            pass
-    return naive.replace(tzinfo=tz)
-
-
-def exif_facts(head: bytes, media_type: str) -> dict[str, Any]:
-    """Capture time, GPS and camera from EXIF, read with exifread and cross-checked with Pillow."""
-    import exifread
-
-    facts: dict[str, Any] = {"readable": True}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            logging.getLogger("exifread").setLevel(logging.CRITICAL)
-            tags = exifread.process_file(io.BytesIO(head), details=False, strict=False)
-    except Exception as exc:  # noqa: BLE001 - hostile EXIF must not crash anything
-        facts["readable"] = False
-        facts["error"] = type(exc).__name__
-        tags = {}
-    facts["tag_count"] = len(tags)
-    time_tag = tags.get("EXIF DateTimeOriginal") or tags.get("Image DateTime")
-    facts["raw_time"] = str(time_tag) if time_tag is not None else None
-    facts["time"] = _parse_exif_time(time_tag, tags.get("EXIF OffsetTimeOriginal")) if time_tag else None
-    lat, lon = tags.get("GPS GPSLatitude"), tags.get("GPS GPSLongitude")
-    if lat is not None and lon is not None:
-        facts["lat"] = _dms(getattr(lat, "values", lat), str(tags.get("GPS GPSLatitudeRef", "N")))
-        facts["lon"] = _dms(getattr(lon, "values", lon), str(tags.get("GPS GPSLongitudeRef", "E")))
-        facts["datum"] = str(tags.get("GPS GPSMapDatum", "WGS-84")).strip().upper()
-    facts["camera"] = " ".join(str(tags[k]) for k in ("Image Make", "Image Model") if k in tags) or None
-    facts["pillow_time"] = _pillow_time(head) if media_type in ("image/jpeg", "image/png") else None
-    return facts
-
-
-def _pillow_time(head: bytes) -> str | None:
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(head)) as image:
-                exif = image.getexif()
-                value = exif.get_ifd(0x8769).get(36867) or exif.get(306)
-    except Exception:  # noqa: BLE001
-        return None
-    return str(value).strip().rstrip("\x00") if value else None
-
-
-# ---- decoding and thumbnails --------------------------------------------------------------------
-
-def inspect_image(digest: str, size: int) -> dict[str, Any]:
-    """Decode safely: pixel limit first (decompression bombs), then a reduced decode for the thumbnail."""
-    from PIL import Image
-
-    limit = current_app.config["EVIDENCE_MAX_IMAGE_PIXELS"]
-    result: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+@contextlib.contextmanager
+def _local_copy(digest: str) -> Iterator[Path]:
+    """A temporary local file of the blob (the store may be S3, whose bodies do not seek)."""
+    with tempfile.TemporaryDirectory(prefix="evidence-") as tmp:
         path = Path(tmp) / "original"
         with open(path, "wb") as out:
             for block in get_store().iter_chunks(digest):
                 out.write(block)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                saved = Image.MAX_IMAGE_PIXELS
-                Image.MAX_IMAGE_PIXELS = limit
-                try:
-                    with Image.open(path) as image:
-                        result["pixels"] = image.width * image.height
-                        image.draft("RGB", THUMBNAIL_SIZE)  # JPEG: decode at a reduced scale
-                        image.thumbnail(THUMBNAIL_SIZE)
-                        out = io.BytesIO()
-                        image.convert("RGB").save(out, "JPEG", quality=80)
-                        result["thumbnail"] = out.getvalue()
-                finally:
-                    Image.MAX_IMAGE_PIXELS = saved
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            result["problem"] = ("image_too_large", {"error": str(exc)[:200], "limit": limit})
-        except Image.UnidentifiedImageError:
-            result["problem"] = ("image_undecodable", {"size": size})
-        except (OSError, SyntaxError, ValueError) as exc:
-            code = "image_truncated" if "truncated" in str(exc) else "image_corrupt"
-            result["problem"] = (code, {"error": str(exc)[:200]})
-        except Exception as exc:  # noqa: BLE001 - nothing in a file may crash the pipeline
-            result["problem"] = ("image_corrupt", {"error": f"{type(exc).__name__}: {str(exc)[:200]}"})
-    return result
+        yield path
 
 
-def _make_thumbnail(session: Session, item: EvidenceItem, data: bytes) -> None:
+def _video_facts(digest: str, size: int) -> dict[str, Any]:
+    """The movie header, read in place from a local store; from S3 the video is copied first
+    (its ``moov`` box is often at the end)."""
+    with contextlib.closing(get_store().open(digest)) as fh:
+        if getattr(fh, "seekable", lambda: False)():
+            return metadata.video_facts(fh, size)
+    with _local_copy(digest) as path, open(path, "rb") as fh:
+        return metadata.video_facts(fh, size)
+
+
+def image_facts(path: Path, media_type: str) -> dict[str, Any]:
+    """EXIF facts of an image, from the whole file. Pillow (pillow-heif for HEIF) finds the EXIF
+    block wherever the container puts it; exifread reads its tags. exifread alone misses EXIF
+    after 4 KB of other JPEG segments and the HEIF items libheif places by base offset; it
+    still reads the files Pillow cannot open."""
+    raw, orientation = _exif_block(path)
+    if raw is not None:
+        facts = metadata.exif_facts(io.BytesIO(raw))
+    else:
+        with open(path, "rb") as fh:
+            facts = metadata.exif_facts(fh)
+    if orientation and media_type in HEIF_TYPES:  # libheif turned the pixels and reset the tag
+        facts["orientation"] = orientation
+    facts["pillow_time"] = metadata.pillow_time(path)
+    return facts
+
+
+def _exif_block(path: Path) -> tuple[bytes | None, int | None]:
+    """The EXIF block (TIFF bytes) as Pillow found it, and pillow-heif's original orientation."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:  # lazy: headers and metadata segments only
+            raw = image.info.get("exif")
+            orientation = image.info.get("original_orientation")
+    except Exception:  # noqa: BLE001 - exifread tries the file itself; imaging flags the rest
+        return None, None
+    if not raw or not isinstance(raw, bytes):
+        return None, orientation
+    return (raw[6:] if raw.startswith(b"Exif\x00\x00") else raw), orientation
+
+
+def _make_thumbnail(session: Session, item: EvidenceItem, data: bytes, *, source: str = "decoded") -> None:
     from PIL import __version__ as pillow_version
 
     digest = hashlib.sha256(data).hexdigest()
@@ -204,7 +143,7 @@ def _make_thumbnail(session: Session, item: EvidenceItem, data: bytes) -> None:
         session.add(Blob(sha256=digest, size=len(data), media_type="image/jpeg"))
         session.flush()
     ops.derive(session, item, session.get(Blob, digest), Derivation.THUMBNAIL, tool=f"Pillow {pillow_version}",
-               detail={"max_size": list(THUMBNAIL_SIZE)})
+               detail={"max_size": list(THUMBNAIL_SIZE), "source": source})
 
 
 # ---- plausibility -------------------------------------------------------------------------------
@@ -243,19 +182,16 @@ def plausibility(item: EvidenceItem, facts: dict[str, Any], image: dict[str, Any
 
 def _location_findings(item: EvidenceItem, facts: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     found: list[tuple[str, dict[str, Any]]] = []
-    device = None
-    if item.lat is not None and item.lon is not None:
-        device = (item.lat, item.lon)
-        if str(item.manifest.get("coord_system", "wgs84")).lower() == "gcj02":
-            device = geo.gcj02_to_wgs84(*device)
-    photo = None
-    if facts.get("lat") is not None and facts.get("lon") is not None:
-        photo = (facts["lat"], facts["lon"])
-        if "GCJ" in str(facts.get("datum")):
-            photo = geo.gcj02_to_wgs84(*photo)
-    if photo is None:
+    device = metadata.device_position(item)
+    photo = metadata.exif_position(facts)  # only a real fix: never 0/0 or out of range
+    status = facts.get("gps_status")
+    if status == "invalid":
+        found.append(("exif_gps_invalid", {"lat": facts.get("lat"), "lon": facts.get("lon")}))
+    elif status == "no_fix":
+        found.append(("exif_gps_no_fix", {"lat": facts.get("lat"), "lon": facts.get("lon")}))
+    if status == "missing":
         found.append(("exif_gps_missing", {}))
-    elif device is not None:
+    if photo is not None and device is not None:
         distance = geo.distance_m(*photo, *device)
         allowed = max(GPS_FAR_FROM_DEVICE_M, 3 * (item.accuracy_m or 0))
         if distance > allowed:
@@ -281,7 +217,7 @@ def _target_location(item: EvidenceItem) -> tuple[float, float] | None:
         return None
     from server.modules.inspections.models import Inspection
 
-    inspection = db.session.get(Inspection, item.inspection_id)
+    inspection = object_session(item).get(Inspection, item.inspection_id)
     target = inspection.target if inspection else None
     if target is None or target.lat is None or target.lon is None:
         return None

@@ -20,6 +20,55 @@ class CustodyEventSchema(ma.Schema):
     detail = ma.fields.Dict()
 
 
+class PositionSchema(ma.Schema):
+    lat = ma.fields.Float()
+    lon = ma.fields.Float()
+
+
+class LocationSchema(ma.Schema):
+    wgs84 = ma.fields.Nested(PositionSchema, metadata={"description": "WGS-84 (GPS, what is stored and compared)"})
+    gcj02 = ma.fields.Nested(PositionSchema, metadata={"description": "GCJ-02, for Chinese map services"})
+    accuracy_m = ma.fields.Float(allow_none=True)
+
+
+class ExifGpsSchema(LocationSchema):
+    status = ma.fields.String(metadata={"description": "ok | invalid (out of range) | no_fix (0/0) | missing"})
+    source = ma.fields.String()
+    datum_in_file = ma.fields.String(allow_none=True, metadata={"description": "GPSMapDatum as written"})
+    altitude_m = ma.fields.Float(allow_none=True)
+    raw = ma.fields.Dict(metadata={"description": "the values read, when they are not a usable position"})
+
+
+class MediaMetadataSchema(ma.Schema):
+    """What the server read from the stored bytes (``server/modules/evidence/metadata.py``)."""
+
+    capture_time = ma.fields.String(allow_none=True, metadata={"description": "ISO 8601 with offset"})
+    capture_time_source = ma.fields.String(metadata={
+        "description": "exif_with_offset | exif_zone_assumed (no OffsetTimeOriginal: China time assumed) | "
+                       "device (manifest) | unknown"})
+    zone_assumed = ma.fields.String(allow_none=True)
+    exif_time_raw = ma.fields.String(allow_none=True)
+    exif_offset_raw = ma.fields.String(allow_none=True)
+    gps = ma.fields.Nested(ExifGpsSchema)
+    device_location = ma.fields.Nested(LocationSchema, allow_none=True)
+    make = ma.fields.String(allow_none=True)
+    model = ma.fields.String(allow_none=True)
+    orientation = ma.fields.Integer(allow_none=True, metadata={"description": "EXIF Orientation 1-8"})
+    width = ma.fields.Integer(allow_none=True)
+    height = ma.fields.Integer(allow_none=True)
+    format = ma.fields.String(allow_none=True)
+    duration_s = ma.fields.Float(allow_none=True, metadata={"description": "video: from the MP4/MOV movie header"})
+
+
+class RejectionSchema(ma.Schema):
+    code = ma.fields.String()
+    message_zh = ma.fields.String()
+    message_en = ma.fields.String()
+    detail = ma.fields.Dict()
+    upload = ma.fields.String(allow_none=True)
+    at = ma.fields.String()
+
+
 class EvidenceSchema(ma.Schema):
     id = ma.fields.String()
     client_id = ma.fields.String()
@@ -52,6 +101,8 @@ class EvidenceSchema(ma.Schema):
     custodian_id = ma.fields.Integer(allow_none=True)
     merkle_root = ma.fields.Function(lambda i: i.blob.merkle_root if i.blob else None)
     flags = ma.fields.List(ma.fields.Nested(EvidenceFlagSchema))
+    media_metadata = ma.fields.Nested(MediaMetadataSchema, allow_none=True)
+    rejection = ma.fields.Nested(RejectionSchema, allow_none=True)
 
 
 class EvidenceDetailSchema(EvidenceSchema):
@@ -136,8 +187,15 @@ class MediaMissingQuerySchema(ma.Schema):
                             validate=validate.Length(max=5000))
 
 
+class MediaRejectedSchema(RejectionSchema):
+    sha256 = ma.fields.String()
+    capture_id = ma.fields.String(metadata={"description": "the manifest's id"})
+
+
 class MediaMissingSchema(ma.Schema):
     missing = ma.fields.List(ma.fields.String())
+    rejected = ma.fields.List(ma.fields.Nested(MediaRejectedSchema), metadata={
+        "description": "refused bytes: do not upload them again (the item is rejected, with this reason)"})
     order = ma.fields.List(ma.fields.String())
     note = ma.fields.String()
 

@@ -6,6 +6,7 @@ Periodic ones (fixity sweep, upload expiry) are in the beat schedule added by ``
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,20 +17,40 @@ FIXITY = "server.modules.evidence.tasks.fixity_sweep"
 EXPIRE = "server.modules.evidence.tasks.expire_uploads"
 
 
-@shared_task(name="server.modules.evidence.tasks.process_blob", ignore_result=True)
-def process_blob(digest: str) -> None:
-    """Everything to do once new bytes are stored: EXIF, plausibility flags, thumbnail, chunk tree."""
+# Transient failures a retry cures: a lost or deadlocked database connection (psycopg's
+# TransactionRollback and OperationalError both arrive as SQLAlchemy's OperationalError), a store
+# that did not answer (OSError covers the local disk and socket errors; botocore retries itself).
+TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
+RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 2, "retry_backoff_max": 300, "retry_jitter": True,
+         "max_retries": 6}
+
+
+@shared_task(bind=True, name="server.modules.evidence.tasks.process_blob", ignore_result=True, **RETRY)
+def process_blob(self: Any, digest: str) -> None:
+    """Everything to do once new bytes are stored: EXIF, plausibility flags, thumbnail, chunk tree.
+    The task is the boundary: it commits once, and rolls back before any retry. On a worker a
+    transient failure is retried by Celery with backoff; run eagerly (the embedded default), where
+    Celery propagates instead of retrying, it is retried here, briefly."""
     from server.extensions import db
     from server.modules.evidence import pipeline
 
-    try:
-        pipeline.process_blob(digest)
-    except Exception:
-        db.session.rollback()
-        raise
+    attempts = 1 + (RETRY["max_retries"] if self.request.is_eager else 0)
+    for attempt in range(attempts):
+        try:
+            pipeline.process_blob(db.session, digest)
+            db.session.commit()
+            return
+        except TRANSIENT:
+            db.session.rollback()
+            if attempt == attempts - 1:
+                raise
+            time.sleep(min(0.05 * 2 ** attempt, 1.0))
+        except Exception:
+            db.session.rollback()
+            raise
 
 
-@shared_task(name=FIXITY, ignore_result=True)
+@shared_task(name=FIXITY, ignore_result=True, **RETRY)
 def fixity_sweep(batch: int = 500) -> int:
     """Re-hash the stored blobs checked longest ago (never-checked first); alerts on any mismatch."""
     from server.extensions import db

@@ -38,6 +38,7 @@ from server.modules.devices.models import Device
 from server.modules.evidence import hashstate, sniff
 from server.modules.evidence.models import Blob, EvidenceItem, EvidenceStatus, Upload, UploadStatus
 from server.modules.evidence.operations import SHA256_HEX, link_blob
+from server.modules.evidence.refusals import ManifestHashMismatch, manifest_for_upload, reject_upload
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-with-upload,checksum,termination,expiration"
@@ -239,8 +240,11 @@ def complete(session: Session, upload: Upload, digest: str, fh: IO[bytes]) -> Bl
     head = fh.read(sniff.HEADER_BYTES)
     media_type = sniff.sniff(head)
     problem: errors.DomainError | None = None
+    named = manifest_for_upload(session, upload.upload_metadata, upload.device_id)
     if digest != upload.sha256:
         problem = HashMismatch(announced=upload.sha256, received=digest)
+    elif named is not None and named.sha256 != digest:  # right for Upload-Metadata, wrong for its manifest
+        problem = ManifestHashMismatch(manifest=named.sha256, received=digest, capture_id=named.client_id)
     elif media_type not in sniff.ACCEPTED:
         problem = UnsupportedType(sniffed=media_type, declared=upload.upload_metadata.get("filetype"))
     elif media_type.startswith("image/"):
@@ -255,6 +259,8 @@ def complete(session: Session, upload: Upload, digest: str, fh: IO[bytes]) -> Bl
         _discard(upload.id)
         audit.record(session, "mobile:upload:rejected", subjects={"upload": upload.id, "device": upload.device_id},
                      payload={"code": problem.code, **problem.context})
+        reject_upload(session, device_id=upload.device_id, problem=problem, sha256=upload.sha256, upload_id=upload.id,
+                      capture_id=upload.upload_metadata.get("capture_id"))
         return problem
 
     get_store().put_file(digest, partial_path(upload.id), move=True)

@@ -238,7 +238,8 @@ def _evidence(session: Session, case: Case) -> dict[str, Any]:
     return {"items": [{"id": item.id, "kind": item.kind.value, "status": item.status.value, "sha256": item.sha256,
                        "purpose": purpose, "captured_by": item.captured_by, "custodian_id": item.custodian_id,
                        "signature_valid": item.signature_valid, "inspection_id": item.inspection_id,
-                       "custody": custody.get(item.id), "flags": flags[item.id]} for item, purpose in rows],
+                       "custody": custody.get(item.id), "flags": flags[item.id],
+                       "metadata": item.media_metadata, "rejection": item.rejection} for item, purpose in rows],
             "note": None}
 
 

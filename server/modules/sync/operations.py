@@ -518,6 +518,8 @@ def _manifest_row(ctx: Context, item: Item) -> dict[str, Any]:
            "lat": d.get("lat"), "lon": d.get("lon"), "signature": d["signature"]}
     if capture.captured_at is not None:
         row["time_flags"] = _flags(ctx, item, capture.captured_at)
+        # Reviewers read the evidence item, not this row: it carries the same findings as flags.
+        capture.clock_flags, capture.clock_offset_ms = row["time_flags"], ctx.state.clock_offset_ms
     return row
 
 
