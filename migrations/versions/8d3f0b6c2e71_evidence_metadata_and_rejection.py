@@ -6,7 +6,7 @@ beside it, altitude, accuracy, make, model, orientation, pixel size, video durat
 such an item has the new status ``rejected`` (a VARCHAR enum: no type to alter).
 
 Revision ID: 8d3f0b6c2e71
-Revises: 642199579eb8
+Revises: 5c0d3e8a41f7
 Create Date: 2026-12-08 01:00:00.000000
 
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '8d3f0b6c2e71'
-down_revision = '642199579eb8'
+down_revision = '5c0d3e8a41f7'
 branch_labels = None
 depends_on = None
 
