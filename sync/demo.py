@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy.orm import Session
 
 from server.core.access import Role
+from server.core.calendar import local_today
 from server.modules.devices import operations as devices
 from server.modules.devices.models import Device
 from server.modules.directory import uscc
@@ -40,7 +41,7 @@ class FieldTeam:
 def make_team(session: Session, *, inspectors: int = 2, inspections_count: int = 1, tag: str = "") -> FieldTeam:
     """``inspectors`` certified inspectors (one device each), all on every one of the inspections."""
     tag = tag or uuid.uuid4().hex[:8]
-    today = dt.date.today()
+    today = local_today()
     agency = Agency(kind=AgencyKind.ECOLOGY_BUREAU, name_zh=f"演练机关{tag}", name_en=f"Drill agency {tag}",
                     region_code="611000")
     unit = Unit(agency=agency, kind=UnitKind.BRIGADE, name_zh=f"演练大队{tag}", name_en=f"Drill brigade {tag}",

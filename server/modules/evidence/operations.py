@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from server.core import errors
 from server.core.access import current_principal
+from server.core.calendar import to_local_date
 from server.core.canonical import canonical_json
 from server.core.db import insert_rows, new_uuid, utcnow
 from server.modules.audit import operations as audit
@@ -770,10 +771,12 @@ DeletionRefused = errors.error_code("evidence.deletion_refused", 409, "未到保
 
 
 def retention_until(item: EvidenceItem) -> dt.date:
+    """The last day of the retention period, counted from the Beijing date of capture (or receipt):
+    ``EVIDENCE_RETENTION_YEARS``, the bureau's setting, at least as long as the case file is kept."""
     from flask import current_app
 
     years = current_app.config["EVIDENCE_RETENTION_YEARS"]
-    start = (item.captured_at_device or item.received_at).date()
+    start = to_local_date(item.captured_at_device or item.received_at)
     try:
         return start.replace(year=start.year + years)
     except ValueError:  # 29 February
