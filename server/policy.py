@@ -163,6 +163,9 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     # system
     "system.Deadline": {"GET": STAFF | DEVICES},
     # web pages (server/web): the public portal, then the staff console; scope is checked by the operations
+    "field_app.shell": {"GET": ANYONE},
+    "field_app.bare": {"GET": ANYONE},  # the field app's static files (its data comes from /mobile/v1)
+    "field_app.asset": {"GET": ANYONE},
     "portal.static": {"GET": ANYONE},
     "portal.home": {"GET": ANYONE},
     "portal.set_language": {"GET": ANYONE},
@@ -215,6 +218,7 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "console.package_report": {"GET": TRANSFER_PARTIES},
     # device API
     "mobile_devices.RegisterDevice": {"POST": FIELD_STAFF},
+    "mobile_devices.EnrolDevice": {"POST": ANYONE},  # the password is the credential (field app enrolment)
     "mobile_devices.Refresh": {"POST": ANYONE},
     "mobile_devices.DeviceMe": {"GET": DEVICES},
     "mobile_sync.Hello": {"POST": DEVICES},
