@@ -49,8 +49,7 @@ export async function enqueue(entityName, action, data, { time = deviceTime(), n
 
 /** Many operations at once (the bench and the 5,000-op test): one transaction. */
 export async function enqueueMany(items) {
-  const boxes = [];
-  for (const [e, a, data] of items) boxes.push(await seal({ entity: e, action: a, data, device_time: deviceTime() }));
+  const boxes = await Promise.all(items.map(([e, a, data]) => seal({ entity: e, action: a, data, device_time: deviceTime() })));
   const d = await db();
   const tx = d.transaction(["meta", "outbox"], "readwrite");
   let seq = (await tx.objectStore("meta").get("device_seq")) || 0;
@@ -64,9 +63,9 @@ export async function pending(limit = 1000) {
   const d = await db();
   const rows = await d.getAllFromIndex("outbox", "state", "pending", limit);
   rows.sort((a, b) => a.seq - b.seq);
-  const ops = [];
-  for (const row of rows) ops.push({ op_id: row.op_id, seq: row.seq, ...(await open(row.box)) });
-  return ops;
+  // WebCrypto works off the main thread: decrypt the batch in parallel
+  const bodies = await Promise.all(rows.map((row) => open(row.box)));
+  return rows.map((row, i) => ({ op_id: row.op_id, seq: row.seq, ...bodies[i] }));
 }
 
 export async function depth() { return (await db()).countFromIndex("outbox", "state", "pending"); }
@@ -77,16 +76,20 @@ export async function pendingFor(inspectionId) {
   return ops.filter((op) => (op.data.inspection_id || "") === inspectionId);
 }
 
-/** Store the server's answers; an answered operation leaves the outbox (kept as 'done'). */
+/**
+ * Store the server's answers; an answered operation leaves the outbox (kept as 'done'). A plain
+ * result (applied, merged, duplicate) keeps only its status; a conflict or a refusal is kept sealed.
+ */
 export async function settle(results) {
-  const sealed = [];
-  for (const r of results) sealed.push([r.seq, await seal(r)]);
+  const sealed = await Promise.all(results.map(async (r) =>
+    [r.seq, r.status === "conflict" || r.status === "rejected" ? await seal(r) : null, r.status]));
   const d = await db();
   const tx = d.transaction("outbox", "readwrite");
-  for (const [seq, box] of sealed) {
-    const row = await tx.store.get(seq);
-    if (row) tx.store.put({ ...row, state: "done", result: box });
-  }
+  const rows = await Promise.all(sealed.map(([seq]) => tx.store.get(seq)));
+  sealed.forEach(([, box, status], i) => {
+    const row = rows[i];
+    if (row) tx.store.put({ ...row, state: "done", status, result: box });
+  });
   await tx.done;
   changed();
 }
