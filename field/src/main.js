@@ -161,7 +161,7 @@ async function syncScreen() {
       h("button.primary", { id: "sync-now", disabled: sync.status.running, onclick: async () => { await sync.syncNow("manual"); route(); } },
         sync.status.running ? t("syncing") : tt("sync_now"))),
     rows.length ? h("section.card", h("h2", t("media_waiting")), rows.map((m) => h("div.kv",
-      h("span", `${m.kind} · ${fmtBytes(m.size)}`),
+      h("span", `${t(m.kind === "video" ? "video" : m.kind === "signature" ? "t_signature" : "photo")} · ${fmtBytes(m.size)}`),
       h("b", { class: "mstate", "data-id": m.id }, m.state === "uploading" ? `${Math.floor(100 * (m.offset || 0) / m.size)}%` : t(`m_${m.state}`))))) : null,
     h("section.card", { id: "problems" }, h("h2", tt("problems")),
       problems.length ? problems.slice().reverse().map((p) => problemCard(p)) : h("p", t("none"))),

@@ -66,6 +66,27 @@ function teamSection(inspection, team) {
   }));
 }
 
+/** Team members who may be recorded as an inspector today (an active certificate valid today). */
+export function certifiedToday(inspection, team) {
+  const byUser = new Map(team.map((m) => [m.user_id, m]));
+  const day = today();
+  return (inspection.members || []).map((m) => {
+    const person = byUser.get(m.user_id) || {};
+    const cert = (person.certificates || []).find((c) => c.number === m.certificate_number) || (person.certificates || [])[0];
+    return { user_id: m.user_id, name: person.display_name || `#${m.user_id}`, cert,
+      valid: !!cert && cert.status === "active" && cert.valid_from <= day && day <= cert.valid_until };
+  });
+}
+
+function secondInspector(inspection, team, chosen, onchange) {
+  const others = certifiedToday(inspection, team).filter((m) => m.user_id !== app.device.user_id);
+  return h("label.field", h("span", t("second_inspector")),
+    h("select", { id: "second-inspector", onchange },
+      h("option", { value: "" }, "—"),
+      others.map((m) => h("option", { value: String(m.user_id), disabled: !m.valid, selected: String(chosen) === String(m.user_id) },
+        m.valid ? `${m.name} · ${m.cert?.number || ""}` : `${m.name} ✗ ${t("cert_invalid")}`))));
+}
+
 function dossier(target) {
   const pv = target.past_violations || [];
   return h("details.card", { id: "dossier" }, h("summary", h("h2", t("dossier"))),
@@ -92,6 +113,7 @@ export async function inspectionPage(id) {
   const used = new Set(p.pending.filter((op) => op.entity === "document_number").map((op) => op.data.text));
   const checkinBox = h("div", { id: "checkin-state" }, p.checkin ? `✓ ${t("checked_in")}` : "");
   const mediaList = h("div", { id: "media-list" }, p.captures.map(mediaRow));
+  const seconds = (await store.get("second_inspector")) || {};
   const body = [
     h("section.card", h("div.row", h("b", target.name || ""), h("span", { class: `pill ${inspection.status}` }, statusText(inspection.status))),
       h("div.kv", h("span", t("window")), h("b", { id: "window" }, `${inspection.window_start} — ${inspection.window_end}`)),
@@ -103,6 +125,11 @@ export async function inspectionPage(id) {
       p.record_entity?.open_conflicts ? h("p.error", `${t("open_conflicts")}: ${p.record_entity.open_conflicts}`) : null,
       h("a.button", { href: `#/i/${id}/sign`, id: "open-sign" }, `${t("t_signature")}${p.signature ? " ✓" : ""}`)),
     h("section.card", h("h2", t("t_media")),
+      secondInspector(inspection, p0.team, seconds[id], async (e) => {
+        const valid = certifiedToday(inspection, p0.team).find((m) => String(m.user_id) === e.target.value);
+        if (e.target.value && !valid?.valid) { e.target.value = ""; toast(tt("cert_invalid")); return; }
+        await store.put("second_inspector", { ...seconds, [id]: e.target.value ? Number(e.target.value) : null });
+      }),
       h("label.button.primary", { for: "photo-input" }, t("photo")),
       h("input.hidden", { type: "file", id: "photo-input", accept: "image/*", capture: "environment", multiple: true,
         onchange: (e) => attach(id, [...e.target.files], "photo", mediaList) }),
@@ -174,8 +201,10 @@ async function attach(inspectionId, files, kind, list) {
   for (const file of files) {
     const row = h("div.kv.media", h("span", `${kind} · ${fmtBytes(file.size)}`), h("b", { class: "mstate hashing" }, t("hashing")));
     list.append(row);
+    const second = ((await store.get("second_inspector")) || {})[inspectionId];
     const extra = lastPosition ? { lat: Math.round(lastPosition.lat * 1e7) / 1e7, lon: Math.round(lastPosition.lon * 1e7) / 1e7,
       accuracy_m: Math.round(lastPosition.accuracy * 10) / 10 } : {};
+    if (second) extra.second_inspector_id = second;
     const result = await media.capture(file, { inspectionId, kind, deviceId: app.device.device_id, extra });
     row.replaceWith(mediaRow({ id: result.id, kind, size: result.size, sha256: result.sha256, state: "queued" }));
   }

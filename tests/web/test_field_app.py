@@ -110,6 +110,8 @@ def test_a_whole_inspection_offline_lands_intact(browser: Any, live: Any, web_ap
     shot(page, "04-record", full=True)
     page.click("#record-save")
     page.wait_for_selector("#checkin")
+    colleague = page.locator("#second-inspector option:not([disabled])").nth(1).get_attribute("value")
+    page.select_option("#second-inspector", colleague)
     page.set_input_files("#photo-input", [str(p) for p in photos])
     page.wait_for_function("document.querySelectorAll('#media-list .media[data-sha]:not([data-sha=\"\"])').length >= 3",
                            timeout=60000)
@@ -129,6 +131,7 @@ def test_a_whole_inspection_offline_lands_intact(browser: Any, live: Any, web_ap
     page.wait_for_selector("#sig-state:has-text('✓')", timeout=30000)
     shot(page, "06-signature")
     signature_hash = app_eval(page, "return (await qf.media.list()).find((m) => m.kind === 'signature').sha256;")
+    captures = app_eval(page, "return (await qf.media.list()).map((m) => [m.id, m.kind, m.sha256]);")
 
     # 4. the browser is closed and reopened with no network: everything is still there
     ctx.close()
@@ -154,6 +157,10 @@ def test_a_whole_inspection_offline_lands_intact(browser: Any, live: Any, web_ap
     with web_app.app_context():
         items = db.session.scalars(sa.select(EvidenceItem).where(EvidenceItem.inspection_id == inspection_id)).all()
         verified = {i.sha256 for i in items if i.status == EvidenceStatus.VERIFIED}
+        by_capture = {i.client_id: i for i in items}
+        photo_ids = [cid for cid, kind, _ in captures if kind == "photo"]
+        assert sorted(sha for _, kind, sha in captures if kind == "photo") == sorted(photo_hashes)
+        assert all(by_capture[cid].manifest["second_inspector_id"] == int(colleague) for cid in photo_ids)
         assert set(photo_hashes) | {clip_hash, signature_hash} <= verified
         record = db.session.scalar(sa.select(InspectionRecord).where(InspectionRecord.inspection_id == inspection_id))
         assert record.fields["findings"] == "雨水排口有黄色废水外排，现场采样2份"

@@ -192,3 +192,47 @@ def test_a_five_thousand_operation_outbox_syncs(browser: Any, live: Any, web_app
             InspectionNote.inspection_id == inspection_id, InspectionNote.text.like("第%条 / day %")))
         assert count == 5000
     ctx.close()
+
+
+def test_an_expired_colleague_cannot_be_recorded_and_the_app_locks_when_idle(browser: Any, live: Any, web_app: Any,
+                                                                            tmp_path: Path) -> None:
+    import datetime as dt
+
+    from server.extensions import db
+    from server.modules.users.models import Certificate
+
+    ctx = phone(browser, tmp_path / "p")
+    page = ctx.new_page()
+    enrol(page, live.url)
+    inspection_id, colleague = app_eval(page, """
+        const me = await qf.store.get("device");
+        const all = (await qf.store.entitiesOf("inspection")).filter((i) =>
+            (i.members || []).some((m) => m.user_id === me.user_id) && i.members.length > 1);
+        all.sort((a, b) => a.id.localeCompare(b.id));
+        return [all[0].id, all[0].members.find((m) => m.user_id !== me.user_id).user_id];""")
+    with web_app.app_context():
+        certificates = db.session.scalars(sa.select(Certificate).where(Certificate.user_id == colleague)).all()
+        kept = {c.id: (c.valid_from, c.valid_until) for c in certificates}
+        for c in certificates:
+            c.valid_from, c.valid_until = dt.date(2019, 1, 1), dt.date(2020, 1, 1)
+        db.session.commit()
+    try:
+        app_eval(page, "await qf.sync.syncNow('test'); return true;")  # the package says so; then offline
+        ctx.set_offline(True)
+        page.goto(f"{live.url}/field/#/i/{inspection_id}")
+        page.wait_for_selector("#second-inspector")
+        option = page.locator(f'#second-inspector option[value="{colleague}"]')
+        assert option.get_attribute("disabled") is not None
+        assert page.locator(f'#team .member.bad[data-user="{colleague}"]').count() == 1
+        page.locator(f'#team .member.bad[data-user="{colleague}"]').scroll_into_view_if_needed()
+        shot(page, "17-expired-colleague")
+    finally:
+        with web_app.app_context():
+            for c in db.session.scalars(sa.select(Certificate).where(Certificate.id.in_(list(kept)))):
+                c.valid_from, c.valid_until = kept[c.id]
+            db.session.commit()
+    # idle: the key is forgotten and the PIN asked again
+    page.evaluate("localStorage.setItem('qf-idle-ms', '1500')")
+    page.wait_for_selector("#f-pin", timeout=20000)
+    assert app_eval(page, "return qf.vault.isUnlocked();") is False
+    ctx.close()
