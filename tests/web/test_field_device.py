@@ -236,3 +236,32 @@ def test_an_expired_colleague_cannot_be_recorded_and_the_app_locks_when_idle(bro
     page.wait_for_selector("#f-pin", timeout=20000)
     assert app_eval(page, "return qf.vault.isUnlocked();") is False
     ctx.close()
+
+
+def test_a_new_version_is_offered_never_forced(browser: Any, live: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    import shutil
+
+    from server.web import field_app
+
+    ctx = phone(browser, tmp_path / "p")
+    page = ctx.new_page()
+    enrol(page, live.url, "inspector02")
+    wait_controlled(page)
+    page.goto(f"{live.url}/field/#/settings")
+    page.wait_for_selector("#lock-now")
+    # the server now has a new build (another service worker)
+    newer = tmp_path / "field"
+    shutil.copytree(field_app.FIELD_DIR, newer)
+    worker = newer / "sw.js"
+    worker.write_text(worker.read_text(encoding="utf-8") + "\n// next version\n", encoding="utf-8")
+    monkeypatch.setattr(field_app, "FIELD_DIR", newer)
+    page.evaluate("(async () => { const reg = await navigator.serviceWorker.getRegistration('/field/'); await reg.update(); })()")
+    page.wait_for_selector("#update", timeout=30000)
+    page.wait_for_timeout(500)
+    assert page.locator("#lock-now").count() == 1  # nothing reloaded: still where the inspector was
+    shot(page, "18-update-offered")
+    page.click("#update")
+    page.wait_for_function("window.__qf && window.__qf.ready === true && !document.getElementById('update')", timeout=30000)
+    unlock(page)  # the reload forgot the key, as any restart does
+    page.wait_for_selector("#lock-now")
+    ctx.close()
