@@ -80,3 +80,16 @@ def test_the_app_is_served_with_its_service_worker_scoped_to_field(client):
     assert version["version"] in worker.get_data(as_text=True)
     assert _get(client, "/field/nothing-here.js").status_code == 404
     assert _get(client, "/field").status_code == 308
+
+
+def test_the_certificate_qr_opens_the_portal_on_that_certificate(client, db_session):
+    inspector = factories.inspector()
+    other = factories.inspector()
+    db.session.commit()
+    number = inspector.certificates[0].number
+    page = client.get(f"/public/staff?certificate={number}", headers={"Accept": "text/html"})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "valid today" in html
+    assert inspector.display_name in html and other.display_name not in html
+    unknown = client.get("/public/staff?certificate=陕000", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "no certificate with this number is valid today" in unknown and inspector.display_name not in unknown
