@@ -147,6 +147,9 @@ def main() -> None:
                     for (let i = 0; i < {args.ops}; i++) items.push(['note', 'append', {{id: crypto.randomUUID(),
                         inspection_id: '{inspection}', text: 'bench ' + i}}]);
                     await window.__qf.outbox.enqueueMany(items); }}""")
+                local = page.evaluate("""async () => { const t0 = performance.now();
+                    for (let i = 0; i < 5; i++) await window.__qf.outbox.pending(1000); return performance.now() - t0; }""")
+                print(f"field_outbox_read_ops_per_s: {args.ops / (local / 1000):.0f} ops/s (IndexedDB read + decrypt only)")
                 ctx.set_offline(False)
                 ms = page.evaluate("""async () => { const t0 = performance.now(); await window.__qf.sync.push();
                     if (await window.__qf.outbox.depth()) throw new Error('not all answered');

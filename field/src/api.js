@@ -16,14 +16,26 @@ const listeners = { revoked: [], contact: [] };
 export const on = (name, fn) => listeners[name].push(fn);
 const emit = (name, arg) => listeners[name].forEach((fn) => fn(arg));
 
+const GZIP_FROM = 1024; // sync/PROTOCOL.md: bodies may be gzip-compressed (the server inflates them under a cap)
+
+async function encodeBody(body, h) {
+  if (body === undefined) return undefined;
+  h["Content-Type"] = "application/json";
+  const text = JSON.stringify(body);
+  if (text.length < GZIP_FROM || typeof CompressionStream === "undefined") return text;
+  h["Content-Encoding"] = "gzip";
+  return new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
+}
+
 export async function raw(method, path, { body, token, headers = {} } = {}) {
   const h = { Accept: "application/json", ...headers };
-  if (body !== undefined) h["Content-Type"] = "application/json";
   if (token) h.Authorization = `Bearer ${token}`;
+  // only the sync endpoints inflate request bodies
+  const payload = path.startsWith("/mobile/v1/sync/") ? await encodeBody(body, h)
+    : body === undefined ? undefined : (h["Content-Type"] = "application/json", JSON.stringify(body));
   let response;
   try {
-    response = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body),
-      cache: "no-store", credentials: "omit" });
+    response = await fetch(path, { method, headers: h, body: payload, cache: "no-store", credentials: "omit" });
   } catch (exc) {
     throw new Offline(String(exc));
   }

@@ -1,8 +1,8 @@
 // Service worker (scope /field/): the shell is precached at install, so the app boots with no
 // network after the first load. The API (/mobile/v1) is never cached. A new version waits until
 // the inspector taps "update" (never forced in the middle of a record).
-const VERSION = "6af0f5a524";
-const SHELL = ["index.html","app-a007423d62.js","app-9cbd0fe2fc.css","hash-worker-80ba9136ba.js","icon.svg","manifest.webmanifest"];
+const VERSION = "21a91ed1c3";
+const SHELL = ["index.html","app-6252c858a6.js","app-9cbd0fe2fc.css","hash-worker-80ba9136ba.js","icon.svg","manifest.webmanifest"];
 const CACHE = `qf-shell-${VERSION}`;
 
 self.addEventListener("install", (event) => {
