@@ -189,7 +189,7 @@ async function settingsScreen() {
   const persisted = navigator.storage?.persisted ? await navigator.storage.persisted() : false;
   page(tt("settings"), null, [
     h("section.card",
-      h("div.kv", h("span", t("username")), h("b", app.device?.display_name || "")),
+      h("div.kv", h("span", t("inspector")), h("b", app.device?.display_name || "")),
       h("div.kv", h("span", "Device"), h("b", { id: "device-id" }, (app.device?.device_id || "").slice(0, 8))),
       h("div.kv", h("span", "App"), h("b", APP_VERSION)),
       h("div.kv", h("span", t("storage")), h("b", { id: "storage" }, estimate ? `${fmtBytes(estimate.usage || 0)} / ${fmtBytes(estimate.quota || 0)}` : "—")),
@@ -233,7 +233,12 @@ function trySync(reason) {
 
 api.on("revoked", () => wipeAndSay(tt("revoked")));
 api.on("contact", (at) => { if (vault.isUnlocked()) store.put("last_contact", at).catch(() => {}); });
-outbox.onChange(refreshBadge);
+outbox.onChange(() => {
+  refreshBadge();
+  // Background Sync where the browser has it: the service worker tells the open app when the
+  // connection is back (the data key is only in the app's memory, so the app does the work)
+  if (!navigator.onLine) navigator.serviceWorker?.ready.then((reg) => reg.sync?.register("qf-sync")).catch(() => {});
+});
 media.onProgress((p) => {
   refreshBadge();
   const el = document.querySelector(`.mstate[data-id="${p.id}"]`);
@@ -266,6 +271,7 @@ if ("serviceWorker" in navigator) {
       w?.addEventListener("statechange", () => { if (w.state === "installed" && navigator.serviceWorker.controller) offer(w); });
     });
   }).catch(() => {});
+  navigator.serviceWorker.addEventListener("message", (event) => { if (event.data?.type === "sync") trySync("background-sync"); });
   let reloading = false;
   navigator.serviceWorker.addEventListener("controllerchange", () => {
     if (app.updateReady && !reloading) { reloading = true; location.reload(); }

@@ -20,6 +20,12 @@ self.addEventListener("message", (event) => {
   if (event.data?.type === "skip-waiting") self.skipWaiting();
 });
 
+// Background Sync: wake the open app, which holds the unlocked key and does the sync itself.
+self.addEventListener("sync", (event) => {
+  if (event.tag !== "qf-sync") return;
+  event.waitUntil(self.clients.matchAll({ type: "window" }).then((list) => list.forEach((c) => c.postMessage({ type: "sync" }))));
+});
+
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== location.origin || !url.pathname.startsWith("/field/")) return;

@@ -1,8 +1,8 @@
 // Service worker (scope /field/): the shell is precached at install, so the app boots with no
 // network after the first load. The API (/mobile/v1) is never cached. A new version waits until
 // the inspector taps "update" (never forced in the middle of a record).
-const VERSION = "21a91ed1c3";
-const SHELL = ["index.html","app-6252c858a6.js","app-9cbd0fe2fc.css","hash-worker-80ba9136ba.js","icon.svg","manifest.webmanifest"];
+const VERSION = "62d5604f32";
+const SHELL = ["index.html","app-ab364c875f.js","app-9cbd0fe2fc.css","hash-worker-80ba9136ba.js","icon.svg","manifest.webmanifest"];
 const CACHE = `qf-shell-${VERSION}`;
 
 self.addEventListener("install", (event) => {
@@ -18,6 +18,12 @@ self.addEventListener("activate", (event) => {
 
 self.addEventListener("message", (event) => {
   if (event.data?.type === "skip-waiting") self.skipWaiting();
+});
+
+// Background Sync: wake the open app, which holds the unlocked key and does the sync itself.
+self.addEventListener("sync", (event) => {
+  if (event.tag !== "qf-sync") return;
+  event.waitUntil(self.clients.matchAll({ type: "window" }).then((list) => list.forEach((c) => c.postMessage({ type: "sync" }))));
 });
 
 self.addEventListener("fetch", (event) => {
