@@ -112,9 +112,11 @@ export async function inspectionPage(id) {
   const mine = (p0.document_numbers || []);
   const used = new Set(p.pending.filter((op) => op.entity === "document_number").map((op) => op.data.text));
   const checkinBox = h("div", { id: "checkin-state" }, p.checkin ? `✓ ${t("checked_in")}` : "");
+  const me = certifiedToday(inspection, p0.team).find((m) => m.user_id === app.device.user_id);
   const mediaList = h("div", { id: "media-list" }, p.captures.map(mediaRow));
   const seconds = (await store.get("second_inspector")) || {};
   const body = [
+    me && !me.valid ? h("p.card.error", { id: "my-cert-invalid", role: "alert" }, `${t("my_cert")}: ${tt("cert_invalid")}`) : null,
     h("section.card", h("div.row", h("b", target.name || ""), h("span", { class: `pill ${inspection.status}` }, statusText(inspection.status))),
       h("div.kv", h("span", t("window")), h("b", { id: "window" }, `${inspection.window_start} — ${inspection.window_end}`)),
       h("div.kv", h("span", t("purpose")), h("b", inspection.purpose || "—")),
