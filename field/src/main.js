@@ -9,7 +9,7 @@ import * as sync from "./sync.js";
 import * as media from "./media.js";
 import { createDeviceKey } from "./keys.js";
 import { APP_VERSION } from "./version.js";
-import { inspectionPage, recordPage, signaturePage, worklist, certificatePage } from "./screens.js";
+import { inspectionPage, recordPage, signaturePage, worklist, certificatePage, saveDraft } from "./screens.js";
 
 const root = document.getElementById("app");
 const IDLE_LOCK_MS = 5 * 60 * 1000;
@@ -118,7 +118,8 @@ function lockScreen(error = "") {
   mount(root, h("header.top", h("h1", `${tt("app")} · ${t("locked")}`)), h("main", form, langSwitch()));
 }
 
-export function lockNow() {
+export async function lockNow() {
+  await saveDraft().catch(() => {}); // what was typed survives the lock (sealed before the key goes)
   vault.lock();
   lockScreen();
 }
@@ -162,7 +163,8 @@ async function syncScreen() {
         sync.status.running ? t("syncing") : tt("sync_now"))),
     rows.length ? h("section.card", h("h2", t("media_waiting")), rows.map((m) => h("div.kv",
       h("span", `${t(m.kind === "video" ? "video" : m.kind === "signature" ? "t_signature" : "photo")} · ${fmtBytes(m.size)}`),
-      h("b", { class: "mstate", "data-id": m.id }, m.state === "uploading" ? `${Math.floor(100 * (m.offset || 0) / m.size)}%` : t(`m_${m.state}`))))) : null,
+      h("b", { class: "mstate", "data-id": m.id }, m.state === "uploading" ? `${Math.floor(100 * (m.offset || 0) / m.size)}%`
+        : m.state === "hashing" && media.active.has(m.id) ? t("hashing") : t(`m_${m.state}`))))) : null,
     h("section.card", { id: "problems" }, h("h2", tt("problems")),
       problems.length ? problems.slice().reverse().map((p) => problemCard(p)) : h("p", t("none"))),
     h("section.card", h("label.check", h("input", { type: "checkbox", id: "video-wifi", checked: settings.videoOnWifiOnly,

@@ -38,6 +38,8 @@ function run(message) {
   });
 }
 
+export const active = new Set(); // captures being hashed in this session
+
 /** Only hash (the benchmark): nothing stored. */
 export function hashOnly(file) { return run({ cmd: "hash", id: outbox.uuid(), file, chunkSize: CHUNK }); }
 
@@ -51,7 +53,8 @@ export async function capture(file, { inspectionId, kind, deviceId, extra = {} }
   const d = await db();
   await d.put("media", { id, inspection_id: inspectionId, kind, size: file.size, state: "hashing",
     created: new Date().toISOString(), name: await seal(file.name || `${kind}`) });
-  const result = await run({ cmd: "ingest", id, file, key: currentKey(), chunkSize: CHUNK });
+  active.add(id);
+  const result = await run({ cmd: "ingest", id, file, key: currentKey(), chunkSize: CHUNK }).finally(() => active.delete(id));
   const clock = await get("clock");
   const manifest = await outbox.manifest({
     id, inspection_id: inspectionId, kind, sha256: result.sha256, size: result.size, media_type: mediaType,

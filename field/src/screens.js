@@ -172,7 +172,8 @@ async function setLocalStatus(inspection, status) {
 }
 
 function mediaRow(m) {
-  const state = m.state === "uploading" ? `${Math.floor((100 * (m.offset || 0)) / m.size)}%` : t(`m_${m.state}`);
+  const state = m.state === "uploading" ? `${Math.floor((100 * (m.offset || 0)) / m.size)}%`
+    : m.state === "hashing" && media.active.has(m.id) ? t("hashing") : t(`m_${m.state}`);
   return h("div.kv.media", { "data-id": m.id, "data-sha": m.sha256 || "" },
     h("span", `${t(m.kind === "video" ? "video" : m.kind === "signature" ? "t_signature" : "photo")} · ${fmtBytes(m.size)} · ${(m.sha256 || "").slice(0, 10)}`),
     h("b", { class: "mstate", "data-id": m.id }, state));
@@ -270,6 +271,23 @@ function validate(template, values) {
   return problems;
 }
 
+let openForm = null; // {inspectionId, template, form} while the record form is on screen
+
+/** Keep what is typed but not yet saved (sealed), e.g. before the idle lock forgets the key. */
+export async function saveDraft() {
+  if (!openForm || !document.body.contains(openForm.form)) return;
+  const drafts = (await store.get("drafts")) || {};
+  drafts[openForm.inspectionId] = readForm(openForm.form, openForm.template);
+  await store.put("drafts", drafts);
+}
+
+async function takeDraft(inspectionId, clear = false) {
+  const drafts = (await store.get("drafts")) || {};
+  const draft = drafts[inspectionId] || null;
+  if (clear && draft) { delete drafts[inspectionId]; await store.put("drafts", drafts); }
+  return draft;
+}
+
 export async function recordPage(inspectionId, templateCode = "on_site_record") {
   const p0 = await pkg();
   const template = p0.templates.find((x) => x.code === templateCode);
@@ -277,7 +295,9 @@ export async function recordPage(inspectionId, templateCode = "on_site_record") 
   const target = p0.targets.find((x) => x.id === inspection?.target_id) || {};
   const rid = await outbox.recordId(inspectionId, templateCode);
   const record = await store.entity("inspection_record", rid);
-  const fields = { party_name: target.name, place: target.address, ...(record?.fields || {}) };
+  const draft = await takeDraft(inspectionId);
+  const fields = { party_name: target.name, place: target.address, ...(record?.fields || {}),
+    ...Object.fromEntries(Object.entries(draft || {}).filter(([, v]) => v !== null && v !== false)) };
   const error = h("p.error", { id: "form-error", role: "alert" });
   const form = h("form", { id: "record-form", novalidate: true, onsubmit: async (e) => {
     e.preventDefault();
@@ -296,6 +316,7 @@ export async function recordPage(inspectionId, templateCode = "on_site_record") 
     const before = record?.fields || {};
     const changed = Object.fromEntries(Object.entries(values).filter(([k, v]) => JSON.stringify(before[k] ?? null) !== JSON.stringify(v ?? null)));
     if (Object.keys(changed).length) await outbox.editRecord(inspectionId, changed, templateCode);
+    await takeDraft(inspectionId, true);
     if (inspection.status === "assigned") { await outbox.setStatus(inspectionId, "in_progress"); await setLocalStatus(inspection, "in_progress"); }
     toast(t("saved"));
     location.hash = `#/i/${inspectionId}`;
@@ -303,6 +324,7 @@ export async function recordPage(inspectionId, templateCode = "on_site_record") 
   template.fields.map((spec) => control(spec, fields[spec.name], p0.checklists[0])),
   error,
   h("button.primary.sticky", { type: "submit", id: "record-save" }, tt("save")));
+  openForm = { inspectionId, template, form };
   page(pick(template.name_zh, template.name_en), `#/i/${inspectionId}`, [
     record?.open_conflicts ? h("p.error", `${t("open_conflicts")}: ${record.open_conflicts}`) : null, form]);
 }

@@ -231,10 +231,17 @@ def test_an_expired_colleague_cannot_be_recorded_and_the_app_locks_when_idle(bro
             for c in db.session.scalars(sa.select(Certificate).where(Certificate.id.in_(list(kept)))):
                 c.valid_from, c.valid_until = kept[c.id]
             db.session.commit()
-    # idle: the key is forgotten and the PIN asked again
+    # idle in the middle of the record: the key is forgotten, the PIN asked again, nothing typed is lost
+    page.goto(f"{live.url}/field/#/i/{inspection_id}/record")
+    page.wait_for_selector("#r-findings")
+    page.fill("#r-findings", "未保存的检查情况：排口旁有暗管")
     page.evaluate("localStorage.setItem('qf-idle-ms', '1500')")
     page.wait_for_selector("#f-pin", timeout=20000)
     assert app_eval(page, "return qf.vault.isUnlocked();") is False
+    page.evaluate("localStorage.removeItem('qf-idle-ms')")
+    unlock(page)
+    page.wait_for_selector("#r-findings")
+    assert page.input_value("#r-findings") == "未保存的检查情况：排口旁有暗管"
     ctx.close()
 
 
