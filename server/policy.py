@@ -162,10 +162,11 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "transfers.PackageVolume": {"GET": TRANSFER_PARTIES},
     # system
     "system.Deadline": {"GET": STAFF | DEVICES},
-    # web pages (server/web): the public portal, then the staff console; scope is checked by the operations
+    # the field app's static files (its data comes only from /mobile/v1)
     "field_app.shell": {"GET": ANYONE},
-    "field_app.bare": {"GET": ANYONE},  # the field app's static files (its data comes from /mobile/v1)
+    "field_app.bare": {"GET": ANYONE},
     "field_app.asset": {"GET": ANYONE},
+    # web pages (server/web): the public portal, then the staff console; scope is checked by the operations
     "portal.static": {"GET": ANYONE},
     "portal.home": {"GET": ANYONE},
     "portal.set_language": {"GET": ANYONE},
