@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test install migrate demo bench clean
+.PHONY: run test install migrate demo bench clean field field-check
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -33,6 +33,14 @@ test: install
 
 bench: install
 	for script in bench/*_bench.py; do $(BIN)/python $$script; done
+
+# The field app (/field/): sources in field/, built into server/web/static/field/ (committed, so
+# `make run` needs no Node). Deterministic: CI rebuilds and fails if the committed build differs.
+field:
+	cd field && npm ci --no-audit --no-fund && node build.mjs
+
+field-check:
+	cd field && npm ci --no-audit --no-fund && node build.mjs --check
 
 clean:
 	rm -rf instance .pytest_cache .hypothesis

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -27,6 +28,24 @@ class RegisterDevice(MethodView):
         """用执法人员账号注册本设备的 Ed25519 公钥 / Register this device's key with the inspector's login"""
         with ratelimit.registration_limits():
             user = users.current_user(db.session)
+        device = ops.register(db.session, user=user, public_key_b64=data.pop("public_key"),
+                              registered_by=user.id, **data)
+        result = ops.issue_tokens(db.session, device)
+        db.session.commit()
+        return result
+
+
+@blp.route("/devices/enrol")
+class EnrolDevice(MethodView):
+    @blp.arguments(schemas.DeviceEnrolSchema)
+    @blp.response(201, auth_schemas.DeviceTokenSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """用账号密码一次完成设备注册（现场执法应用）/ Sign in and register this device in one call (the field app)"""
+        try:
+            user = users.authenticate(db.session, data.pop("username"), data.pop("password"), request.remote_addr)
+        except (users.InvalidCredentials, users.AccountLocked):
+            db.session.commit()  # keep the failure count and its audit entry
+            raise
         device = ops.register(db.session, user=user, public_key_b64=data.pop("public_key"),
                               registered_by=user.id, **data)
         result = ops.issue_tokens(db.session, device)

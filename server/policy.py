@@ -164,6 +164,10 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     # system
     "system.Deadline": {"GET": STAFF | DEVICES},
     "system.UnconfirmedRules": {"GET": ADMIN},
+    # the field app's static files (its data comes only from /mobile/v1)
+    "field_app.shell": {"GET": ANYONE},
+    "field_app.bare": {"GET": ANYONE},
+    "field_app.asset": {"GET": ANYONE},
     # web pages (server/web): the public portal, then the staff console; scope is checked by the operations
     "portal.static": {"GET": ANYONE},
     "portal.home": {"GET": ANYONE},
@@ -217,6 +221,7 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "console.package_report": {"GET": TRANSFER_PARTIES},
     # device API
     "mobile_devices.RegisterDevice": {"POST": FIELD_STAFF},
+    "mobile_devices.EnrolDevice": {"POST": ANYONE},  # the password is the credential (field app enrolment)
     "mobile_devices.Refresh": {"POST": ANYONE},
     "mobile_devices.DeviceMe": {"GET": DEVICES},
     "mobile_sync.Hello": {"POST": DEVICES},

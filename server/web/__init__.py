@@ -98,6 +98,9 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(portal)
     app.register_blueprint(console, url_prefix="/console")
+    from server.web import field_app
+
+    app.register_blueprint(field_app.blp)
     # CSRF for the pages' forms only; its check runs after the policy check (registered later).
     for name, blueprint in app.blueprints.items():
         if name not in ("portal", "console"):

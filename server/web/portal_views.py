@@ -55,7 +55,12 @@ def staff() -> Any:
         [Role.INSPECTOR, Role.SUPERVISOR])).order_by(User.unit_id, User.id)).all()
     units = {u.id: u for u in db.session.scalars(sa.select(Unit))}
     rows = [(p, units[p.unit_id], cert) for p in people if (cert := users.valid_certificate(p, today))]
-    return render_template("portal/staff.html", page=paged_list(rows), total=len(rows), today=today)
+    # 亮证: the field app's QR code opens this page for one certificate number
+    number = (request.args.get("certificate") or "").strip()[:40]
+    if number:
+        rows = [row for row in rows if row[2].number == number]
+    return render_template("portal/staff.html", page=paged_list(rows), total=len(rows), today=today,
+                           certificate=number)
 
 
 @portal.get("/public/sampling")

@@ -13,6 +13,11 @@ class DeviceRegisterSchema(ma.Schema):
     app_version = ma.fields.String(validate=validate.Length(max=40))
 
 
+class DeviceEnrolSchema(DeviceRegisterSchema):
+    username = ma.fields.String(required=True, validate=validate.Length(1, 64))
+    password = ma.fields.String(required=True, load_only=True, validate=validate.Length(1, 200))
+
+
 class DeviceAdminRegisterSchema(DeviceRegisterSchema):
     user_id = ma.fields.Integer(required=True)
 
