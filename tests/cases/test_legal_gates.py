@@ -297,3 +297,15 @@ def test_the_hearing_threshold_in_force_is_the_2023_rule_article_89(db_session, 
     assert trigger["threshold"] == 200_000 and "第89条" in trigger["source"]
     assert cases.hearing_triggered(case, 60_000, [], D(2023, 6, 30))["threshold"] == 50_000  # the old rule, before
     assert cases.hearing_triggered(case, 0, ["suspend_licence"], D(2026, 8, 11))["reason"] == "measure"  # 暂扣许可证件
+
+
+def test_the_readme_lists_every_rule_to_confirm():
+    """Each unconfirmed rule is in the README's list with its question, so the bureau is asked."""
+    from pathlib import Path
+
+    from server.modules.system import rules
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    missing = [f"{r['area']}:{r['key']}" for r in rules.unconfirmed()
+               if f"`{r['area']}:{r['key']}`" not in readme or r["question"] not in readme]
+    assert not missing, missing
