@@ -41,11 +41,12 @@ class EnrolDevice(MethodView):
     @blp.response(201, auth_schemas.DeviceTokenSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """用账号密码一次完成设备注册（现场执法应用）/ Sign in and register this device in one call (the field app)"""
-        try:
-            user = users.authenticate(db.session, data.pop("username"), data.pop("password"), request.remote_addr)
-        except (users.InvalidCredentials, users.AccountLocked):
-            db.session.commit()  # keep the failure count and its audit entry
-            raise
+        with ratelimit.login_limits():  # a password sign-in like any other: the same counters
+            try:
+                user = users.authenticate(db.session, data.pop("username"), data.pop("password"), request.remote_addr)
+            except users.InvalidCredentials:
+                db.session.commit()  # keep the failure count and its audit entry
+                raise
         device = ops.register(db.session, user=user, public_key_b64=data.pop("public_key"),
                               registered_by=user.id, **data)
         result = ops.issue_tokens(db.session, device)

@@ -59,9 +59,12 @@ class HeaderPolicy:
 
 PAGES = HeaderPolicy()
 # The offline field app (/field/): a service worker, WebCrypto and IndexedDB (need no directive),
-# photos and video from the camera shown as blob: URLs, and the position of the inspector.
+# photos and video from the camera shown as blob: URLs, and the position of the inspector. Its
+# hashing worker compiles WebAssembly (hash-wasm's SHA-256), which CSP allows only with
+# 'wasm-unsafe-eval': that admits WebAssembly compilation, not eval() of JavaScript.
 FIELD = HeaderPolicy(
-    csp={**PAGE_CSP, "worker-src": "'self'", "manifest-src": "'self'", "connect-src": "'self'",
+    csp={**PAGE_CSP, "script-src": "'self' 'wasm-unsafe-eval'", "worker-src": "'self'", "manifest-src": "'self'",
+         "connect-src": "'self'",
          "img-src": "'self' blob: data:", "media-src": "'self' blob:"},
     permissions={**NO_FEATURES, "camera": "(self)", "geolocation": "(self)"},
     every_response=True,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +48,23 @@ def unlock(page: Any, pin: str = PIN) -> None:
     page.click("#unlock-submit")
 
 
+def wait_until(page: Any, expression: str, timeout: int = 30000) -> None:
+    """Poll ``expression`` in the page until it is true. Not ``page.wait_for_function``: that evaluates
+    a string inside the page, which the field app's CSP (no 'unsafe-eval') refuses, as it should."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(f"!!({expression})"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} ms: {expression}")
+        page.wait_for_timeout(100)
+
+
 def wait_ready(page: Any) -> None:
-    page.wait_for_function("window.__qf && window.__qf.ready === true", timeout=30000)
+    wait_until(page, "window.__qf && window.__qf.ready === true")
 
 
 def wait_controlled(page: Any) -> None:
     """The service worker controls the page (the shell is cached): the app can boot offline."""
-    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30000)
+    wait_until(page, "navigator.serviceWorker.controller !== null")
 
 
 def app_eval(page: Any, script: str) -> Any:

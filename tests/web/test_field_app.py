@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.web.field_helpers import (PIN, app_eval, enrol, jpeg, phone, shot, unlock, video, wait_controlled,
-                                     wait_ready)
+                                     wait_ready, wait_until)
 
 pytestmark = pytest.mark.browser
 
@@ -113,10 +113,10 @@ def test_a_whole_inspection_offline_lands_intact(browser: Any, live: Any, web_ap
     colleague = page.locator("#second-inspector option:not([disabled])").nth(1).get_attribute("value")
     page.select_option("#second-inspector", colleague)
     page.set_input_files("#photo-input", [str(p) for p in photos])
-    page.wait_for_function("document.querySelectorAll('#media-list .media[data-sha]:not([data-sha=\"\"])').length >= 3",
+    wait_until(page, "document.querySelectorAll('#media-list .media[data-sha]:not([data-sha=\"\"])').length >= 3",
                            timeout=60000)
     page.set_input_files("#video-input", str(clip))
-    page.wait_for_function("document.querySelectorAll('#media-list .media[data-sha]:not([data-sha=\"\"])').length >= 4",
+    wait_until(page, "document.querySelectorAll('#media-list .media[data-sha]:not([data-sha=\"\"])').length >= 4",
                            timeout=120000)
     shot(page, "05-media")
     page.click("#open-sign")

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.web.field_helpers import (PIN, app_eval, enrol, phone, shot, unlock, video, wait_controlled,
-                                     wait_ready)
+from tests.web.field_helpers import (PIN, app_eval, enrol, phone, shot, unlock, video, wait_controlled, wait_ready,
+                                     wait_until)
 
 pytestmark = pytest.mark.browser
 
@@ -129,7 +129,7 @@ def test_a_dropped_video_upload_resumes_with_at_most_one_chunk_sent_again(browse
     page.goto(f"{live.url}/field/#/i/{inspection_id}")
     page.wait_for_selector("#video-input", state="attached")
     page.set_input_files("#video-input", str(clip))
-    page.wait_for_function("document.querySelectorAll('#media-list .media[data-sha]:not([data-sha=\"\"])').length >= 1",
+    wait_until(page, "document.querySelectorAll('#media-list .media[data-sha]:not([data-sha=\"\"])').length >= 1",
                            timeout=120000)
     # a slow mountain link (4 MiB/s up), and it drops once three chunks have been acknowledged
     cdp = ctx.new_cdp_session(page)
@@ -147,7 +147,7 @@ def test_a_dropped_video_upload_resumes_with_at_most_one_chunk_sent_again(browse
     ctx.set_offline(True)
     cdp.send("Network.emulateNetworkConditions", {"offline": True, "latency": 0, "downloadThroughput": -1,
                                                    "uploadThroughput": -1})
-    page.wait_for_function("!window.__qf.sync.status.running", timeout=60000)
+    wait_until(page, "!window.__qf.sync.status.running", timeout=60000)
     partial = app_eval(page, "const m = (await qf.media.list()).find((x) => x.kind === 'video'); return [m.state, m.offset, !!m.upload_url];")
     assert partial[0] == "uploading" and partial[2] and 0 < partial[1] < 32 * 1024 * 1024
     # the app is closed in the dead zone and opened again once there is signal: it resumes
@@ -268,7 +268,7 @@ def test_a_new_version_is_offered_never_forced(browser: Any, live: Any, tmp_path
     assert page.locator("#lock-now").count() == 1  # nothing reloaded: still where the inspector was
     shot(page, "18-update-offered")
     page.click("#update")
-    page.wait_for_function("window.__qf && window.__qf.ready === true && !document.getElementById('update')", timeout=30000)
+    wait_until(page, "window.__qf && window.__qf.ready === true && !document.getElementById('update')", timeout=30000)
     unlock(page)  # the reload forgot the key, as any restart does
     page.wait_for_selector("#lock-now")
     ctx.close()
