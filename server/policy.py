@@ -31,6 +31,7 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "mobile-api-docs.openapi_swagger_ui": {"*": ANYONE},
     # staff sign-in
     "auth.Login": {"POST": ANYONE},
+    "auth.PasswordChange": {"POST": ANYONE},
     "auth.Logout": {"POST": STAFF},
     "auth.Me": {"GET": STAFF | DEVICES},
     # people, units, regions
@@ -177,6 +178,7 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "portal.enterprises": {"GET": ANYONE},
     "portal.enterprise": {"GET": ANYONE},
     "console.login": {"GET": ANYONE, "POST": ANYONE},
+    "console.password_change": {"POST": ANYONE},
     "console.logout": {"POST": STAFF},
     "console.home": {"GET": STAFF},
     "console.supervisor_home": {"GET": MANAGERS},

@@ -36,7 +36,14 @@ NotAnInspector = errors.error_code("user.not_inspector", 403, "该人员不是�
                                    "The person is not an inspector (auxiliaries cannot sign or decide)")
 CertificateHolderRole = errors.error_code("certificate.wrong_role", 422, "只有执法人员可以持有执法证",
                                           "Only inspectors and supervisors hold enforcement certificates")
+PasswordChangeRequired = errors.error_code(
+    "auth.password_change_required", 403, "这是一次性密码，请先设置您自己的新密码",
+    "This is a one-time password: choose your own new password first")
+PasswordTooWeak = errors.error_code(
+    "auth.password_too_weak", 422, "新密码至少12个字符，且不能与原密码相同",
+    "The new password needs at least 12 characters and must differ from the old one")
 
+MIN_PASSWORD_LENGTH = 12
 _hasher = PasswordHasher()
 # Roles that may hold a certificate and act as inspectors (持证上岗). Supervisors are certified officers too.
 CERTIFIED_ROLES = {Role.INSPECTOR, Role.SUPERVISOR}
@@ -102,6 +109,30 @@ def authenticate(session: Session, username: str, password: str, remote_addr: st
                  payload={"remote_addr": remote_addr}, actor=audit.Actor("user", str(user.id)))
     session.flush()
     return user
+
+
+def change_own_password(session: Session, user: User, new_password: str) -> User:
+    """The holder, signed in with their current password, chooses a new one; a one-time password
+    stops being one. Every other session and token ends."""
+    if len(new_password) < MIN_PASSWORD_LENGTH or _verifies(user.password_hash, new_password):
+        raise PasswordTooWeak(fields={"new_password": [f"≥ {MIN_PASSWORD_LENGTH}"]})
+    was_one_time = user.must_change_password
+    user.password_hash = hash_password(new_password)
+    user.must_change_password = False
+    user.token_generation += 1
+    session.flush()
+    audit.record(session, "web:password:changed", subjects={"user": user.id},
+                 payload={"was_one_time": was_one_time}, actor=audit.Actor("user", str(user.id)))
+    return user
+
+
+def _verifies(password_hash: str | None, password: str) -> bool:
+    if password_hash is None:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def create_user(session: Session, *, username: str, display_name: str, role: Role | str, unit_id: int,
