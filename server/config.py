@@ -171,6 +171,8 @@ def load(instance_path: str, test_config: dict[str, Any] | None = None,
     if values["TASK_THREADS"] < 0:
         raise ConfigError(f"{ENV_PREFIX}TASK_THREADS must be 0 or more")
 
+    _check_audit_log_key(values)
+
     if values["HOLIDAYS_FILE"]:
         from server.core.calendar import load_extra
 
@@ -180,3 +182,39 @@ def load(instance_path: str, test_config: dict[str, Any] | None = None,
             raise ConfigError(f"{ENV_PREFIX}HOLIDAYS_FILE: {exc}") from None
 
     return values
+
+
+def _check_audit_log_key(values: dict[str, Any]) -> None:
+    """The audit-log key signs every checkpoint: a production process must be able to read it at
+    start-up (the container runs as the unprivileged ``enforce`` user, while ``openssl genpkey``
+    writes mode 0600 for the file's owner), not fail at the first checkpoint minutes later.
+    Elsewhere a missing key is generated on first use (``audit.checkpoints.log_private_key``)."""
+    name = f"{ENV_PREFIX}AUDIT_LOG_KEY"
+    path = values["AUDIT_LOG_KEY"]
+    if not path:
+        if values["ENV"] == "production":
+            raise ConfigError(f"{name} must be set in production (the path of the Ed25519 PEM key)")
+        return
+    key = Path(path)
+    try:
+        if not key.exists():
+            if values["ENV"] == "production":
+                raise ConfigError(f"{name}: {key} does not exist")
+            return
+        with key.open("rb") as handle:
+            head = handle.read(64)
+    except OSError as exc:
+        raise ConfigError(
+            f"{name}: cannot read {key} as uid {os.getuid()} ({exc.strerror}); make it readable by the "
+            f"service user, e.g. group {_group_hint()} with mode 0640") from None
+    if b"PRIVATE KEY" not in head:
+        raise ConfigError(f"{name}: {key} is not a PEM private key")
+
+
+def _group_hint() -> str:
+    try:
+        import grp
+
+        return grp.getgrgid(os.getgid()).gr_name
+    except (ImportError, KeyError):
+        return str(os.getgid())
