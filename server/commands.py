@@ -33,3 +33,7 @@ def register(cli: click.Group) -> None:
     from server.modules.setup.cli import setup_cli
 
     cli.add_command(setup_cli)
+    from server.modules.backup.cli import backup_cli, restore_cli
+
+    cli.add_command(backup_cli)
+    cli.add_command(restore_cli)
