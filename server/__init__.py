@@ -32,6 +32,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     http.configure_logging(app)
     http.init_app(app)
     db.init_app(app)
+    from server.core import metrics
+
+    metrics.init_app(app)  # before the access check, so that refused requests are timed too
     with app.app_context():
         _tune_engine(db.engine)
     web_api.init_app(app, spec_kwargs=_spec_kwargs("Qinling Field web API / 秦岭移动执法 管理端接口"))

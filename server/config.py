@@ -89,6 +89,7 @@ SETTINGS: dict[str, Setting] = {
                                        "offices on the 两法衔接 information-sharing platform, of bureau,police,prosecutor "
                                        "(or none): each must enter its transfer decisions there within 7 days "
                                        "(衔接办法 2017 第34条 binds only offices already connected)"),
+    "METRICS_TOKEN": Setting(None, str, "bearer token of the Prometheus scraper for GET /metrics; unset: no /metrics"),
     "TASK_THREADS": Setting(2, int, "with the memory:// broker, threads of the web process that run long tasks "
                                     "(imports, package builds) so their pages show progress; 0 runs them in the request"),
 }
@@ -172,6 +173,8 @@ def load(instance_path: str, test_config: dict[str, Any] | None = None,
         raise ConfigError(f"{ENV_PREFIX}TASK_THREADS must be 0 or more")
 
     _check_audit_log_key(values)
+    if values["METRICS_TOKEN"] is not None and len(values["METRICS_TOKEN"]) < 16:
+        raise ConfigError(f"{ENV_PREFIX}METRICS_TOKEN is too short (at least 16 characters)")
 
     if values["HOLIDAYS_FILE"]:
         from server.core.calendar import load_extra

@@ -23,6 +23,8 @@ TRANSFER_PARTIES = BUREAU | RECEIVERS
 TABLE: dict[str, dict[str, frozenset[str]]] = {
     # infrastructure and documentation
     "health.healthz": {"*": ANYONE},
+    # Prometheus: answers only a request bearing ENFORCE_METRICS_TOKEN (404 otherwise); the view checks it
+    "metrics.metrics": {"GET": ANYONE},
     "swagger_ui_static": {"*": ANYONE},
     "static": {"*": ANYONE},
     "web-api-docs.openapi_json": {"*": ANYONE},
