@@ -8,11 +8,16 @@ PORT   ?= 5000
 
 .PHONY: run test install migrate demo bench clean
 
+# uv (from PyPI, bootstrapped by pip into the venv) installs the dependencies in parallel: about
+# 20-40 s with an empty cache instead of pip's 3 minutes. It prints what it resolves and installs.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	@echo "== 1/3 virtual environment $(VENV) =="
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@echo "== 2/3 the installer (uv, from PyPI) =="
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --disable-pip-version-check --progress-bar on 'uv>=0.5,<1'
+	@echo "== 3/3 the project and its dependencies =="
+	$(BIN)/uv pip install --python $(BIN)/python -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,9 +29,10 @@ demo: migrate
 	$(BIN)/enforce demo load
 
 # Serves the web pages, /api/v1 and /mobile/v1 on http://$(HOST):$(PORT) (SQLite, local blobs, in-process tasks).
+# Another port: make run PORT=8080
 run: demo
 	@echo "serving on http://$(HOST):$(PORT)  (API docs: /api/v1/docs, /mobile/v1/docs; health: /healthz)"
-	$(BIN)/gunicorn --workers 2 --threads 4 --bind $(HOST):$(PORT) --access-logfile - 'server:create_app()'
+	$(BIN)/gunicorn -c python:server.gunicorn_conf --workers 2 --threads 4 --bind $(HOST):$(PORT) --access-logfile - 'server:create_app()'
 
 test: install
 	$(BIN)/python -m pytest
