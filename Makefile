@@ -28,10 +28,27 @@ migrate: install
 demo: migrate
 	$(BIN)/enforce demo load
 
+# `make run` on the embedded default skips the migrate and demo steps (each starts the app: seconds)
+# while instance/ says they are done and no migration is newer; `make clean` starts over.
+# With ENFORCE_DATABASE_URL or ENFORCE_INSTANCE_PATH set, it runs them every time.
+MIGRATED := instance/.migrated-stamp
+DEMOED   := instance/.demo-stamp
+$(MIGRATED): $(STAMP) $(wildcard migrations/versions/*.py)
+	$(BIN)/enforce db upgrade
+	touch $@
+$(DEMOED): $(MIGRATED)
+	$(BIN)/enforce demo load
+	touch $@
+ifeq ($(ENFORCE_DATABASE_URL)$(ENFORCE_INSTANCE_PATH),)
+RUN_NEEDS := $(DEMOED)
+else
+RUN_NEEDS := demo
+endif
+
 # Serves the web pages, /api/v1 and /mobile/v1 on http://$(HOST):$(PORT) (SQLite, local blobs, in-process tasks).
 # Another port: make run PORT=8080
-run: demo
-	@echo "serving on http://$(HOST):$(PORT)  (API docs: /api/v1/docs, /mobile/v1/docs; health: /healthz)"
+run: $(RUN_NEEDS)
+	@echo "serving on http://$(HOST):$(PORT)  (API docs: /api/v1/docs, /mobile/v1/docs; health: /healthz; demo logins: $(BIN)/enforce demo load)"
 	$(BIN)/gunicorn -c python:server.gunicorn_conf --workers 2 --threads 4 --bind $(HOST):$(PORT) --access-logfile - 'server:create_app()'
 
 test: install
