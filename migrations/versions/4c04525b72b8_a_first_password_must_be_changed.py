@@ -20,13 +20,14 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('user_account', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('must_change_password', sa.Boolean(), nullable=False,
-                                      server_default=sa.false(),
-                                      comment='the password was issued by someone else (one-time): '
-                                              'sign-in asks for a new one first'))
+    # Not batch: a plain ALTER TABLE on SQLite too; recreating user_account would break the foreign
+    # keys that point at it once it has rows.
+    op.add_column('user_account', sa.Column('must_change_password', sa.Boolean(), nullable=False,
+                                            server_default=sa.false(),
+                                            comment='the password was issued by someone else (one-time): '
+                                                    'sign-in asks for a new one first'))
 
 
 def downgrade():
-    with op.batch_alter_table('user_account', schema=None) as batch_op:
-        batch_op.drop_column('must_change_password')
+    # Not batch either: SQLite (3.35+) drops the column in place.
+    op.drop_column('user_account', 'must_change_password')
