@@ -22,6 +22,8 @@ from typing import Any, Iterator
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
 
 MULTIPROC = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+if MULTIPROC:  # the worker and beat containers share the image's setting without gunicorn's hook
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 FAILURES_KEY = "enforce:metrics:task_failures"
 STALLED_AFTER_S = 3600
 
