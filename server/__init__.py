@@ -71,6 +71,12 @@ def _configure_flask(app: Flask) -> None:
     connect_args: dict[str, Any] = {}
     if cfg["DATABASE_URL"].startswith("postgresql"):
         connect_args["connect_timeout"] = cfg["DB_CONNECT_TIMEOUT_S"]
+        # A frozen or unreachable server is noticed by TCP keepalives instead of hanging the request;
+        # a runaway statement or an abandoned transaction is ended by the server.
+        connect_args.update(keepalives=1, keepalives_idle=10, keepalives_interval=3, keepalives_count=3)
+        connect_args["options"] = (f"-c statement_timeout={cfg['DB_STATEMENT_TIMEOUT_S'] * 1000} "
+                                   f"-c idle_in_transaction_session_timeout="
+                                   f"{cfg['DB_IDLE_IN_TRANSACTION_TIMEOUT_S'] * 1000}")
     else:
         connect_args["timeout"] = 15  # SQLite busy timeout, seconds
     cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": connect_args, "pool_pre_ping": True}

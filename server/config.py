@@ -68,6 +68,12 @@ SETTINGS: dict[str, Setting] = {
     "SESSION_IDLE_MINUTES": Setting(30, int, "a console sign-in ends after this many minutes without a request"),
     "SESSION_MAX_HOURS": Setting(12, int, "a console sign-in ends this many hours after it began, however active"),
     "DB_CONNECT_TIMEOUT_S": Setting(3, int, "give up connecting to the database after this"),
+    "DB_STATEMENT_TIMEOUT_S": Setting(60, int, "PostgreSQL cancels a statement running longer (0: never); "
+                                               "migrations and backups are not bound by it"),
+    "DB_IDLE_IN_TRANSACTION_TIMEOUT_S": Setting(120, int, "PostgreSQL ends a session idle this long inside a "
+                                                          "transaction, releasing its locks (0: never)"),
+    "TASK_TIME_LIMIT_S": Setting(1800, int, "a Celery task is killed after this; the broker's visibility timeout "
+                                            "is 5 minutes longer, so a task whose worker died is redelivered then"),
     "HOLIDAYS_FILE": Setting(None, str, "JSON of official holidays/make-up days for years chinese-calendar lacks"),
     "CALENDAR_PROVISIONAL": Setting(True, _bool, "a deadline reaching a year with no official holiday schedule is "
                                                  "computed by the provisional rule (Mon–Fri less fixed-date "
@@ -169,6 +175,11 @@ def load(instance_path: str, test_config: dict[str, Any] | None = None,
             raise ConfigError(f"{ENV_PREFIX}{name} must be positive")
     if values["SESSION_IDLE_MINUTES"] > values["SESSION_MAX_HOURS"] * 60:
         raise ConfigError(f"{ENV_PREFIX}SESSION_IDLE_MINUTES is longer than {ENV_PREFIX}SESSION_MAX_HOURS")
+    for name in ("DB_STATEMENT_TIMEOUT_S", "DB_IDLE_IN_TRANSACTION_TIMEOUT_S"):
+        if values[name] < 0:
+            raise ConfigError(f"{ENV_PREFIX}{name} must be 0 (off) or more")
+    if values["TASK_TIME_LIMIT_S"] < 60:
+        raise ConfigError(f"{ENV_PREFIX}TASK_TIME_LIMIT_S must be at least 60")
     if values["TASK_THREADS"] < 0:
         raise ConfigError(f"{ENV_PREFIX}TASK_THREADS must be 0 or more")
 

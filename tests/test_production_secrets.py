@@ -76,3 +76,21 @@ def test_a_key_the_service_user_cannot_read_stops_start_up_naming_it():
     assert f"ENFORCE_AUDIT_LOG_KEY: cannot read {key}" in done.stderr
     assert "Permission denied" in done.stderr
     shutil.rmtree(tmp_path)
+
+
+def test_database_and_task_timeouts_reach_the_drivers(tmp_path):
+    """Issue 21 item 4 / issue 22 items 5-6: PostgreSQL sessions carry statement and idle-in-transaction
+    timeouts and TCP keepalives; Celery acknowledges late, with a time limit inside Redis's visibility timeout."""
+    from server import create_app
+
+    app = create_app({"ENV": "test", "SECRET_KEY": "test-secret-key-0123456789",
+                      "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "BROKER_URL": "redis://127.0.0.1:1/0",
+                      "DB_STATEMENT_TIMEOUT_S": 20, "TASK_TIME_LIMIT_S": 600})
+    args = app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]
+    assert "statement_timeout=20000" in args["options"] and "idle_in_transaction_session_timeout=120000" in args["options"]
+    assert args["keepalives"] == 1 and args["connect_timeout"] == 3
+    conf = app.extensions["celery"].conf
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.task_time_limit == 600
+    assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
+    with pytest.raises(ConfigError, match="ENFORCE_TASK_TIME_LIMIT_S must be at least 60"):
+        load(str(tmp_path), {"TASK_TIME_LIMIT_S": 5}, environ={"ENFORCE_SECRET_KEY": "a-long-enough-secret-key"})

@@ -132,6 +132,9 @@ def _dump_postgres(engine: Engine, target: Path) -> dict[str, Any]:
     url, env = _libpq(engine)
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         with conn.begin():
+            # The exported snapshot lives as long as this transaction, idle while pg_dump reads.
+            conn.execute(sa.text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+            conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
             snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar_one()
             state = _state(lambda sql: conn.execute(sa.text(sql)).first())
             done = subprocess.run([pg_dump, "--format=custom", f"--snapshot={snapshot}", "--no-owner",
