@@ -9,23 +9,31 @@ PORT   ?= 5000
 .PHONY: run test install migrate demo bench clean
 
 # uv (from PyPI, bootstrapped by pip into the venv) installs the dependencies in parallel: about
-# 20-40 s with an empty cache instead of pip's 3 minutes. It prints what it resolves and installs.
-$(STAMP): pyproject.toml
+# 30 s with an empty cache instead of pip's 3 minutes. It prints what it resolves and installs.
+# `make run` needs the runtime dependencies only; `make install` and `make test` add the test tools.
+RUN_STAMP := $(VENV)/.run-installed-stamp
+$(RUN_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
 	@echo "== 1/3 virtual environment $(VENV) =="
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "== 2/3 the installer (uv, from PyPI) =="
 	test -x $(BIN)/uv || $(BIN)/python -m pip install --disable-pip-version-check --progress-bar on 'uv>=0.5,<1'
 	@echo "== 3/3 the project and its dependencies =="
+	$(BIN)/uv pip install --python $(BIN)/python -e .
+	touch $@
+
+$(STAMP): $(RUN_STAMP)
+	@echo "== the test tools =="
 	$(BIN)/uv pip install --python $(BIN)/python -e '.[test]'
-	touch $(STAMP)
+	touch $@
 
 install: $(STAMP)
 
 migrate: install
 	$(BIN)/enforce db upgrade
 
-demo: migrate
+demo: $(RUN_STAMP)
+	$(BIN)/enforce db upgrade
 	$(BIN)/enforce demo load
 
 # `make run` on the embedded default skips the migrate and demo steps (each starts the app: seconds)
@@ -33,7 +41,7 @@ demo: migrate
 # With ENFORCE_DATABASE_URL or ENFORCE_INSTANCE_PATH set, it runs them every time.
 MIGRATED := instance/.migrated-stamp
 DEMOED   := instance/.demo-stamp
-$(MIGRATED): $(STAMP) $(wildcard migrations/versions/*.py)
+$(MIGRATED): $(RUN_STAMP) $(wildcard migrations/versions/*.py)
 	$(BIN)/enforce db upgrade
 	touch $@
 $(DEMOED): $(MIGRATED)
