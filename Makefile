@@ -54,10 +54,10 @@ RUN_NEEDS := demo
 endif
 
 # Serves the web pages, /api/v1 and /mobile/v1 on http://$(HOST):$(PORT) (SQLite, local blobs, in-process tasks).
-# Another port: make run PORT=8080
+# Another port: make run PORT=8080. --preload: the app is built once, before the workers fork (a faster start).
 run: $(RUN_NEEDS)
 	@echo "serving on http://$(HOST):$(PORT)  (API docs: /api/v1/docs, /mobile/v1/docs; health: /healthz; demo logins: $(BIN)/enforce demo load)"
-	$(BIN)/gunicorn -c python:server.gunicorn_conf --workers 2 --threads 4 --bind $(HOST):$(PORT) --access-logfile - 'server:create_app()'
+	$(BIN)/gunicorn -c python:server.gunicorn_conf --preload --workers 2 --threads 4 --bind $(HOST):$(PORT) --access-logfile - 'server:create_app()'
 
 test: install
 	$(BIN)/python -m pytest
