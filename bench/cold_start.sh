@@ -29,4 +29,4 @@ run_until_healthy make_run_cold PIP_NO_CACHE_DIR=1 UV_CACHE_DIR="$WORK/uv-cache"
 # Warm: the same clone again (venv installed, database migrated, demo loaded).
 run_until_healthy make_run_warm
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
-rm -rf "$WORK"
+[ -n "${KEEP:-}" ] && echo "logs and clone kept in $WORK" || rm -rf "$WORK"
