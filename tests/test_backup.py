@@ -94,6 +94,8 @@ def test_backup_then_restore_into_an_empty_installation(source, tmp_path):
         restored = _cli(target, restore_cli, dest)
         assert restored.exit_code == 0, restored.output + restored.stderr
         assert "audit log and every blob verified" in restored.output
+        verified = _cli(target, audit_cli, "verify")
+        assert verified.exit_code == 0 and "OK:" in verified.output, verified.output + verified.stderr
         with target.app_context():
             assert verify_log(db.session, target.config).ok
             db.session.rollback()  # verify_log streams on the session's connection
