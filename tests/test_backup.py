@@ -167,3 +167,39 @@ def test_a_restore_behind_a_published_checkpoint_waits_for_an_admin(source, tmp_
         assert check.exit_code == 3  # still not an extension of what was published; recorded as such again
     finally:
         _close(target)
+
+
+def test_both_stores_list_their_digests_for_a_backup(tmp_path, monkeypatch):
+    """A backup enumerates the blob store: local folders, or an S3 bucket (a real moto server)."""
+    import hashlib
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    from server.core.storage import LocalStore, from_url
+
+    blobs = {hashlib.sha256(b).hexdigest(): b for b in (b"one", b"two", b"three")}
+    for name, body in blobs.items():
+        (tmp_path / name).write_bytes(body)
+    local = LocalStore(tmp_path / "local")
+    for name in blobs:
+        local.put_file(name, tmp_path / name)
+    assert sorted(local.digests()) == sorted(blobs)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                           "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(key, value)
+        store = from_url(f"s3://evidence/shangluo?endpoint_url=http://127.0.0.1:{port}")
+        store.client.create_bucket(Bucket="evidence")
+        store.client.put_object(Bucket="evidence", Key="other/sha256/" + "0" * 64, Body=b"another prefix")
+        for name in blobs:
+            store.put_file(name, tmp_path / name)
+        assert sorted(store.digests()) == sorted(blobs)
+    finally:
+        server.stop()
