@@ -12,7 +12,7 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from server.core import errors
+from server.core import errors, metrics
 from server.core.access import current_principal
 from server.core.calendar import local_today
 from server.core.db import utcnow
@@ -105,7 +105,9 @@ class Changes(MethodView):
         bodies, cursor, more = ops.pull(db.session, _device(), args["cursor"], args["limit"])
         db.session.commit()
         # The change bodies are stored as JSON text: spliced, not decoded and encoded again.
-        return _json('{"changes":[' + ",".join(bodies) + f'],"cursor":"{cursor}","more":{str(more).lower()}}}')
+        text = '{"changes":[' + ",".join(bodies) + f'],"cursor":"{cursor}","more":{str(more).lower()}}}'
+        metrics.sync_pulled(len(bodies), len(text))
+        return _json(text)
 
 
 @blp.route("/sync/push")
@@ -119,4 +121,5 @@ class Push(MethodView):
             raise ops.DeviceMismatch(device_id=data["device_id"])
         result = ops.push(db.session, _device(), data["ops"], report=data.get("report"))
         db.session.commit()
+        metrics.sync_pushed(result["results"], request.content_length or 0)
         return _json(json.dumps(result, ensure_ascii=False, separators=(",", ":"), default=str))

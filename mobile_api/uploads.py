@@ -10,7 +10,7 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from server.core import errors
+from server.core import errors, metrics
 from server.core.access import current_principal
 from server.extensions import db
 from server.modules.devices import operations as devices
@@ -52,7 +52,12 @@ def _write(upload_id: str, offset: int) -> tuple[Any, dict[str, str]]:
             raise ops.OffsetMismatch(offset=upload.upload_offset)
         request.max_content_length = upload.upload_length - upload.upload_offset
         db.session.commit()  # hold no transaction while the bytes stream in
-        received = ops.receive(fh, upload, request.stream, checksum)
+        metrics.UPLOADS_RECEIVING.inc()
+        try:
+            received = ops.receive(fh, upload, request.stream, checksum)
+        finally:
+            metrics.UPLOADS_RECEIVING.dec()
+        metrics.UPLOAD_BYTES.inc(received.offset - received.start)
         ops.acknowledge(db.session, upload, received)
         result = ops.complete(db.session, upload, received.digest, fh) if received.digest else None
         db.session.commit()

@@ -33,6 +33,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     http.init_app(app)
     headers.init_app(app)
     db.init_app(app)
+    from server.core import metrics
+
+    metrics.init_app(app)  # before the access check, so that refused requests are timed too
     with app.app_context():
         _tune_engine(db.engine)
     web_api.init_app(app, spec_kwargs=_spec_kwargs("Qinling Field web API / 秦岭移动执法 管理端接口"))
@@ -72,6 +75,12 @@ def _configure_flask(app: Flask) -> None:
     connect_args: dict[str, Any] = {}
     if cfg["DATABASE_URL"].startswith("postgresql"):
         connect_args["connect_timeout"] = cfg["DB_CONNECT_TIMEOUT_S"]
+        # A frozen or unreachable server is noticed by TCP keepalives instead of hanging the request;
+        # a runaway statement or an abandoned transaction is ended by the server.
+        connect_args.update(keepalives=1, keepalives_idle=10, keepalives_interval=3, keepalives_count=3)
+        connect_args["options"] = (f"-c statement_timeout={cfg['DB_STATEMENT_TIMEOUT_S'] * 1000} "
+                                   f"-c idle_in_transaction_session_timeout="
+                                   f"{cfg['DB_IDLE_IN_TRANSACTION_TIMEOUT_S'] * 1000}")
     else:
         connect_args["timeout"] = 15  # SQLite busy timeout, seconds
     cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": connect_args, "pool_pre_ping": True}

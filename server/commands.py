@@ -30,3 +30,10 @@ def register(cli: click.Group) -> None:
     from server.modules.deadlines.cli import deadlines_cli
 
     cli.add_command(deadlines_cli)
+    from server.modules.setup.cli import setup_cli
+
+    cli.add_command(setup_cli)
+    from server.modules.backup.cli import backup_cli, restore_cli
+
+    cli.add_command(backup_cli)
+    cli.add_command(restore_cli)

@@ -89,6 +89,12 @@ SETTINGS: dict[str, Setting] = {
     "SESSION_IDLE_MINUTES": Setting(30, int, "a console sign-in ends after this many minutes without a request"),
     "SESSION_MAX_HOURS": Setting(12, int, "a console sign-in ends this many hours after it began, however active"),
     "DB_CONNECT_TIMEOUT_S": Setting(3, int, "give up connecting to the database after this"),
+    "DB_STATEMENT_TIMEOUT_S": Setting(60, int, "PostgreSQL cancels a statement running longer (0: never); "
+                                               "migrations and backups are not bound by it"),
+    "DB_IDLE_IN_TRANSACTION_TIMEOUT_S": Setting(120, int, "PostgreSQL ends a session idle this long inside a "
+                                                          "transaction, releasing its locks (0: never)"),
+    "TASK_TIME_LIMIT_S": Setting(1800, int, "a Celery task is killed after this; the broker's visibility timeout "
+                                            "is 5 minutes longer, so a task whose worker died is redelivered then"),
     "HOLIDAYS_FILE": Setting(None, str, "JSON of official holidays/make-up days for years chinese-calendar lacks"),
     "CALENDAR_PROVISIONAL": Setting(True, _bool, "a deadline reaching a year with no official holiday schedule is "
                                                  "computed by the provisional rule (Mon–Fri less fixed-date "
@@ -112,6 +118,7 @@ SETTINGS: dict[str, Setting] = {
                                        "offices on the 两法衔接 information-sharing platform, of bureau,police,prosecutor "
                                        "(or none): each must enter its transfer decisions there within 7 days "
                                        "(衔接办法 2017 第34条 binds only offices already connected)"),
+    "METRICS_TOKEN": Setting(None, str, "bearer token of the Prometheus scraper for GET /metrics; unset: no /metrics"),
     "TASK_THREADS": Setting(2, int, "with the memory:// broker, threads of the web process that run long tasks "
                                     "(imports, package builds) so their pages show progress; 0 runs them in the request"),
 }
@@ -191,8 +198,17 @@ def load(instance_path: str, test_config: dict[str, Any] | None = None,
             raise ConfigError(f"{ENV_PREFIX}{name} must be positive")
     if values["SESSION_IDLE_MINUTES"] > values["SESSION_MAX_HOURS"] * 60:
         raise ConfigError(f"{ENV_PREFIX}SESSION_IDLE_MINUTES is longer than {ENV_PREFIX}SESSION_MAX_HOURS")
+    for name in ("DB_STATEMENT_TIMEOUT_S", "DB_IDLE_IN_TRANSACTION_TIMEOUT_S"):
+        if values[name] < 0:
+            raise ConfigError(f"{ENV_PREFIX}{name} must be 0 (off) or more")
+    if values["TASK_TIME_LIMIT_S"] < 60:
+        raise ConfigError(f"{ENV_PREFIX}TASK_TIME_LIMIT_S must be at least 60")
     if values["TASK_THREADS"] < 0:
         raise ConfigError(f"{ENV_PREFIX}TASK_THREADS must be 0 or more")
+
+    _check_audit_log_key(values)
+    if values["METRICS_TOKEN"] is not None and len(values["METRICS_TOKEN"]) < 16:
+        raise ConfigError(f"{ENV_PREFIX}METRICS_TOKEN is too short (at least 16 characters)")
 
     if values["HOLIDAYS_FILE"]:
         from server.core.calendar import load_extra
@@ -203,3 +219,39 @@ def load(instance_path: str, test_config: dict[str, Any] | None = None,
             raise ConfigError(f"{ENV_PREFIX}HOLIDAYS_FILE: {exc}") from None
 
     return values
+
+
+def _check_audit_log_key(values: dict[str, Any]) -> None:
+    """The audit-log key signs every checkpoint: a production process must be able to read it at
+    start-up (the container runs as the unprivileged ``enforce`` user, while ``openssl genpkey``
+    writes mode 0600 for the file's owner), not fail at the first checkpoint minutes later.
+    Elsewhere a missing key is generated on first use (``audit.checkpoints.log_private_key``)."""
+    name = f"{ENV_PREFIX}AUDIT_LOG_KEY"
+    path = values["AUDIT_LOG_KEY"]
+    if not path:
+        if values["ENV"] == "production":
+            raise ConfigError(f"{name} must be set in production (the path of the Ed25519 PEM key)")
+        return
+    key = Path(path)
+    try:
+        if not key.exists():
+            if values["ENV"] == "production":
+                raise ConfigError(f"{name}: {key} does not exist")
+            return
+        with key.open("rb") as handle:
+            head = handle.read(64)
+    except OSError as exc:
+        raise ConfigError(
+            f"{name}: cannot read {key} as uid {os.getuid()} ({exc.strerror}); make it readable by the "
+            f"service user, e.g. group {_group_hint()} with mode 0640") from None
+    if b"PRIVATE KEY" not in head:
+        raise ConfigError(f"{name}: {key} is not a PEM private key")
+
+
+def _group_hint() -> str:
+    try:
+        import grp
+
+        return grp.getgrgid(os.getgid()).gr_name
+    except (ImportError, KeyError):
+        return str(os.getgid())

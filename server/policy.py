@@ -23,6 +23,8 @@ TRANSFER_PARTIES = BUREAU | RECEIVERS
 TABLE: dict[str, dict[str, frozenset[str]]] = {
     # infrastructure and documentation
     "health.healthz": {"*": ANYONE},
+    # Prometheus: answers only a request bearing ENFORCE_METRICS_TOKEN (404 otherwise); the view checks it
+    "metrics.metrics": {"GET": ANYONE},
     "swagger_ui_static": {"*": ANYONE},
     "static": {"*": ANYONE},
     "web-api-docs.openapi_json": {"*": ANYONE},
@@ -31,6 +33,7 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "mobile-api-docs.openapi_swagger_ui": {"*": ANYONE},
     # staff sign-in
     "auth.Login": {"POST": ANYONE},
+    "auth.PasswordChange": {"POST": ANYONE},
     "auth.Logout": {"POST": STAFF},
     "auth.Me": {"GET": STAFF | DEVICES},
     # people, units, regions
@@ -183,6 +186,7 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "portal.enterprises": {"GET": ANYONE},
     "portal.enterprise": {"GET": ANYONE},
     "console.login": {"GET": ANYONE, "POST": ANYONE},
+    "console.password_change": {"POST": ANYONE},
     "console.logout": {"POST": STAFF},
     "console.home": {"GET": STAFF},
     "console.supervisor_home": {"GET": MANAGERS},

@@ -16,6 +16,13 @@ from flask.testing import FlaskClient
 
 from tests import db as testdb
 
+# Hypothesis's per-example deadline and its "input generation is slow" check are timing assertions:
+# on a busy CI machine (or under the faked clock) they fail for reasons that are not the code's.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
+
 _INSTANCE = Path(tempfile.mkdtemp(prefix="enforce-test-instance-"))
 os.environ["ENFORCE_INSTANCE_PATH"] = str(_INSTANCE)
 

@@ -24,6 +24,15 @@ def postgres_url() -> str | None:
     return url if url.startswith("postgresql") else None
 
 
+def redis_url() -> str:
+    """The Redis the suite's Redis tests use: ``ENFORCE_BROKER_URL`` when it is Redis (as in
+    ``.ci/run``), else ``TEST_REDIS_URL``, else database 15 of a local Redis."""
+    broker = os.environ.get("ENFORCE_BROKER_URL", "")
+    if broker.startswith(("redis://", "rediss://")):
+        return broker
+    return os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/15"
+
+
 def scratch_database_url(tmp: Path, name: str = "") -> str:
     """A new empty database of the suite's kind: a PostgreSQL database or a SQLite file."""
     base = postgres_url()

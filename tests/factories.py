@@ -17,6 +17,7 @@ from server.modules.directory.models import RiskClass, Target
 from server.modules.draws.models import AnnualPlan, Draw, Level, PlanStatus
 from server.modules.users.models import Agency, AgencyKind, Certificate, Unit, UnitKind, User
 from server.modules.users.operations import hash_password
+from tests import clock
 
 PASSWORD = "correct horse battery"
 _PASSWORD_HASH = hash_password(PASSWORD)
@@ -70,8 +71,8 @@ class CertificateFactory(Base):
     number = factory.Sequence(lambda n: f"61100019{n:06d}")
     issuer = "陕西省人民政府"
     scope = "生态环境保护"
-    valid_from = factory.LazyFunction(lambda: dt.date.today() - dt.timedelta(days=365))
-    valid_until = factory.LazyFunction(lambda: dt.date.today() + dt.timedelta(days=365))
+    valid_from = factory.LazyFunction(lambda: clock.today() - dt.timedelta(days=365))
+    valid_until = factory.LazyFunction(lambda: clock.today() + dt.timedelta(days=365))
 
 
 def inspector(**kwargs: object) -> User:
@@ -123,8 +124,8 @@ class DrawFactory(Base):
     level = Level.COUNTY
     region_codes = factory.LazyFunction(lambda: ["611002"])
     period_label = "2026Q4"
-    window_start = factory.LazyFunction(dt.date.today)
-    window_end = factory.LazyFunction(lambda: dt.date.today() + dt.timedelta(days=30))
+    window_start = factory.LazyFunction(clock.today)
+    window_end = factory.LazyFunction(lambda: clock.today() + dt.timedelta(days=30))
 
 
 class AnnualPlanFactory(Base):
@@ -133,7 +134,7 @@ class AnnualPlanFactory(Base):
     class Meta:
         model = AnnualPlan
 
-    year = factory.LazyFunction(lambda: dt.date.today().year)
+    year = factory.LazyFunction(lambda: clock.today().year)
     unit_id = factory.LazyFunction(lambda: UnitFactory().id)
     title = factory.Sequence(lambda n: f"测试年度现场检查计划{n}")
     planned = factory.LazyFunction(lambda: {"key": 10, "general": 40, "special": 5})

@@ -19,7 +19,7 @@ from server.modules.system import tasks as system_tasks
 from tests import db as testdb
 from tests.helpers import audit_entries
 
-BROKER = "redis://127.0.0.1:6379/15"
+BROKER = testdb.redis_url()
 ROOT = Path(__file__).resolve().parent.parent
 
 

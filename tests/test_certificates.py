@@ -11,6 +11,7 @@ from server.modules.users import operations as ops
 from server.modules.users.models import CertificateStatus
 from tests import factories
 from tests.helpers import assert_contract, audit_entries, staff_headers
+from tests import clock
 
 D = dt.date
 
@@ -49,14 +50,14 @@ def test_people_who_are_not_inspectors_are_never_eligible(db_session, role):
     factories.CertificateFactory(user=user)  # even with a certificate on file
     db.session.refresh(user)
     with pytest.raises(ops.NotAnInspector):
-        ops.require_inspector(user, dt.date.today())
+        ops.require_inspector(user, clock.today())
 
 
 def test_deactivated_inspector_is_not_eligible(db_session):
     user = factories.inspector()
     user.active = False
     with pytest.raises(ops.NotAnInspector):
-        ops.require_inspector(user, dt.date.today())
+        ops.require_inspector(user, clock.today())
 
 
 def test_eligibility_endpoint(client, db_session):

@@ -87,6 +87,10 @@ def current_principal() -> Principal:
 PrincipalLoader = Callable[[str], Principal]
 
 
+# Endpoints whose Authorization header carries their own secret (the operator's metrics token).
+OWN_TOKEN_ENDPOINTS = frozenset({"metrics.metrics"})
+
+
 def init_app(app: Flask, loader: PrincipalLoader, session_loader: Callable[[], Principal | None]) -> None:
     """Authenticate every request, then check the policy table before the view runs."""
 
@@ -94,6 +98,8 @@ def init_app(app: Flask, loader: PrincipalLoader, session_loader: Callable[[], P
     def _authorise() -> None:
         if request.endpoint is None or request.method == "OPTIONS":
             return  # 404/405 are answered by routing
+        if request.endpoint in OWN_TOKEN_ENDPOINTS:
+            return  # its bearer token is not a staff or device token: the view checks it
         header = request.headers.get("Authorization", "")
         if header:
             scheme, _, token = header.partition(" ")

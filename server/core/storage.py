@@ -30,6 +30,7 @@ class BlobStore(Protocol):
     def iter_chunks(self, digest: str, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
     def health(self) -> None: ...
     def delete(self, digest: str) -> None: ...
+    def digests(self) -> Iterator[str]: ...
 
 
 class LocalStore:
@@ -89,6 +90,12 @@ class LocalStore:
         self.root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.root, prefix=".health-"):
             pass
+
+    def digests(self) -> Iterator[str]:
+        """Every stored digest (for backups)."""
+        for path in sorted(self.root.glob("??/??/*")):
+            if _SHA256.match(path.name) and path.is_file():
+                yield path.name
 
 
 def _fsync_dir(path: Path) -> None:
@@ -160,6 +167,15 @@ class S3Store:
 
     def health(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)
+
+    def digests(self) -> Iterator[str]:
+        """Every stored digest (for backups)."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{self.prefix}sha256/")
+        for page in pages:
+            for item in page.get("Contents", []):
+                name = item["Key"].rsplit("/", 1)[-1]
+                if _SHA256.match(name):
+                    yield name
 
 
 def from_url(url: str) -> BlobStore:

@@ -40,11 +40,16 @@ def celery_init_app(app: Flask) -> Celery:
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
-        task_acks_late=True,
+        task_acks_late=True,  # acknowledged when done: a killed worker's task is delivered again
         task_reject_on_worker_lost=True,
+        task_time_limit=app.config["TASK_TIME_LIMIT_S"],
+        task_soft_time_limit=app.config["TASK_TIME_LIMIT_S"] - 30,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"socket_connect_timeout": 3},
+        # Redis redelivers an unacknowledged task after the visibility timeout (default: one hour):
+        # just longer than any task may run, so a running task is never delivered twice.
+        broker_transport_options={"socket_connect_timeout": 3,
+                                  "visibility_timeout": app.config["TASK_TIME_LIMIT_S"] + 300},
         timezone="Asia/Shanghai",
         enable_utc=True,
         beat_schedule=app.config.get("BEAT_SCHEDULE", {}),

@@ -6,7 +6,7 @@ from typing import Any
 from flask import flash, make_response, redirect, render_template, request, session, url_for
 from sqlalchemy.orm import selectinload
 
-from server.core import ratelimit
+from server.core import errors, ratelimit
 from server.core.access import Principal, current_principal
 from server.core.calendar import get_calendar, local_today, schedule_warnings
 from server.core.db import utcnow
@@ -52,6 +52,29 @@ def login() -> Any:
         user, error = run_keeping(lambda: users.authenticate(db.session, username, password, request.remote_addr))
     if error is not None:
         return render_error("console/login.html", error, next=nxt, expired=False)
+    if user.must_change_password:
+        return render_template("console/password.html", username=username, next=nxt)
+    auth.start_session(user)
+    return redirect(nxt or url_for(HOME_BY_ROLE.get(user.role.value, "console.cases")))
+
+
+@console.post("/password")
+def password_change() -> Any:
+    """首次登录修改一次性密码 / Choose one's own password in place of a one-time one"""
+    username = (request.form.get("username") or "").strip()
+    nxt = safe_next(request.form.get("next"))
+    new_password = request.form.get("new_password") or ""
+    if new_password != (request.form.get("new_password_again") or ""):
+        return render_error("console/password.html", errors.ValidationFailed(
+            fields={"new_password_again": ["两次输入不一致 / the two entries differ"]}), username=username, next=nxt)
+
+    def change() -> Any:
+        user = users.authenticate(db.session, username, request.form.get("password") or "", request.remote_addr)
+        return users.change_own_password(db.session, user, new_password)
+
+    user, error = run_keeping(change)
+    if error is not None:
+        return render_error("console/password.html", error, username=username, next=nxt)
     auth.start_session(user)
     return redirect(nxt or url_for(HOME_BY_ROLE.get(user.role.value, "console.cases")))
 

@@ -10,6 +10,7 @@ from server.modules.directory import risk, uscc
 from server.modules.directory.models import RiskClass, Target
 from tests import factories
 from tests.helpers import assert_contract, audit_entries, staff_headers
+from tests import clock
 
 
 def code(n: int, region: str = "611002") -> str:
@@ -159,7 +160,7 @@ def test_history_hides_secret_inspections_from_other_inspectors(client, db_sessi
 
     target = factories.TargetFactory()
     a, b, c = (factories.inspector(unit=supervisor.unit) for _ in range(3))
-    today = dt.date.today()
+    today = clock.today()
     inspections.create(db_session, target_id=target.id, lead_id=a.id, member_ids=[b.id], window_start=today,
                        window_end=today, kind=InspectionKind.RANDOM, created_by=supervisor, secret=True,
                        draw_id=factories.DrawFactory().id)

@@ -7,8 +7,9 @@ from server.modules.roster import operations as roster
 from server.modules.roster.models import AbsenceKind, ConflictRelation
 from tests import factories
 from tests.helpers import assert_contract, audit_entries, staff_headers
+from tests import clock
 
-TODAY = dt.date.today()
+TODAY = clock.today()
 
 
 @pytest.fixture()

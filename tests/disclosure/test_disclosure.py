@@ -11,8 +11,9 @@ from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import InspectionKind, InspectionStatus
 from tests import factories
 from tests.helpers import assert_contract, audit_entries, staff_headers
+from tests import clock
 
-TODAY = dt.date.today()
+TODAY = clock.today()
 
 
 @pytest.fixture()

@@ -17,8 +17,9 @@ from server.modules.roster import operations as roster
 from server.modules.roster.models import AbsenceKind, ConflictRelation
 from tests import factories
 from tests.helpers import assert_contract, audit_entries, staff_headers
+from tests import clock
 
-TODAY = dt.date.today()
+TODAY = clock.today()
 START, END = TODAY + dt.timedelta(days=3), TODAY + dt.timedelta(days=20)
 SECRETS = {"chief": "chief-secret-0123456789abcdef", "observer": "observer-secret-fedcba9876543210"}
 

@@ -20,6 +20,7 @@ from server.modules.devices.operations import issue_tokens
 from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import InspectionKind, OutsidePlanReason
 from tests import factories
+from tests import clock
 
 
 @dataclass
@@ -48,7 +49,7 @@ def make_team() -> Team:
     supervisor = factories.UserFactory(role=Role.SUPERVISOR, unit=unit)
     lead, member, outsider = (factories.inspector(unit=unit) for _ in range(3))
     target = factories.TargetFactory(lat=33.87, lon=109.94)
-    today = dt.date.today()
+    today = clock.today()
     inspection = inspections.create(db.session, target_id=target.id, lead_id=lead.id, member_ids=[member.id],
                                     window_start=today, window_end=today + dt.timedelta(days=7),
                                     kind=InspectionKind.ROUTINE, created_by=supervisor,

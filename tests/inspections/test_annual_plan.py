@@ -13,8 +13,9 @@ from server.modules.inspections.models import (OUTSIDE_PLAN_REASONS, Inspection,
                                                OutsidePlanReason)
 from tests import factories
 from tests.helpers import assert_contract, audit_entries, staff_headers
+from tests import clock
 
-TODAY = dt.date.today()
+TODAY = clock.today()
 WEEK, YEAR = dt.timedelta(days=7), dt.timedelta(days=366)
 
 

@@ -11,8 +11,9 @@ from server.modules.inspections.models import InspectionKind, InspectionMember
 from server.modules.users.operations import CertificateInvalid
 from tests import factories
 from tests.helpers import assert_contract
+from tests import clock
 
-TODAY = dt.date.today()
+TODAY = clock.today()
 
 
 def _auth(user):

@@ -13,8 +13,9 @@ from server.modules.roster.models import ConflictDeclaration, ConflictRelation, 
 from tests import factories
 from tests.helpers import assert_contract, audit_entries, staff_headers
 from tests.sync.conftest import make_phone
+from tests import clock
 
-TODAY = dt.date.today()
+TODAY = clock.today()
 
 
 @pytest.fixture()

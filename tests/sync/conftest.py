@@ -17,6 +17,7 @@ from server.modules.devices.operations import issue_tokens
 from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import InspectionKind, OutsidePlanReason
 from tests import factories
+from tests import clock
 
 
 @dataclass
@@ -63,7 +64,7 @@ def field(db_session: Any) -> Field:
     supervisor = factories.UserFactory(role=Role.SUPERVISOR, unit=unit)
     a, b, outsider = (factories.inspector(unit=unit) for _ in range(3))
     target = factories.TargetFactory()
-    today = dt.date.today()
+    today = clock.today()
     inspection = inspections.create(db_session, target_id=target.id, lead_id=a.id, member_ids=[b.id],
                                     window_start=today - dt.timedelta(days=1), window_end=today + dt.timedelta(days=7),
                                     kind=InspectionKind.ROUTINE, created_by=supervisor,

@@ -18,6 +18,7 @@ from server.modules.sync import operations as ops
 from tests import factories
 from tests.cases.conftest import D, investigated, world  # noqa: F401  (fixture re-exported)
 from tests.sync.conftest import make_phone
+from tests import clock
 
 
 def decided(db_session, w, *, fine=100_000, **lead):
@@ -33,7 +34,7 @@ def decided(db_session, w, *, fine=100_000, **lead):
 
 
 def inspection_of(db_session, w, target, supervisor):
-    today = dt.date.today()
+    today = clock.today()
     return inspections.create(db_session, target_id=target.id, lead_id=w.c.id, member_ids=[w.a.id],
                               window_start=today, window_end=today + dt.timedelta(days=7),
                               kind=InspectionKind.ROUTINE, created_by=supervisor,
@@ -92,12 +93,12 @@ def test_past_violations_cost_one_query_for_all_targets(client, db_session, doss
         statements.clear()
         event.listen(db.engine, "before_cursor_execute", count)
         try:
-            ops.package(db_session, phone.device, today=dt.date.today())
+            ops.package(db_session, phone.device, today=clock.today())
         finally:
             event.remove(db.engine, "before_cursor_execute", count)
         return list(statements)
 
-    ops.package(db_session, phone.device, today=dt.date.today())  # allocates the device's document numbers
+    ops.package(db_session, phone.device, today=clock.today())  # allocates the device's document numbers
     one = package_statements()
     supervisor = factories.UserFactory(role=w.head.role, unit=w.unit)
     for _ in range(3):
@@ -105,7 +106,7 @@ def test_past_violations_cost_one_query_for_all_targets(client, db_session, doss
         inspection_of(db_session, w, other, supervisor)
         decided(db_session, w).target_id = other.id  # the same facts, found at another enterprise
     four = package_statements()
-    pkg = ops.package(db_session, phone.device, today=dt.date.today())
+    pkg = ops.package(db_session, phone.device, today=clock.today())
     assert len(pkg["targets"]) == 4 and sum(len(t["past_violations"]) for t in pkg["targets"]) == 2 + 3
     assert len(one) == len(four)  # the same statements for one inspection and target as for four
     assert len([s for s in four if "penalty_case" in s]) == 1

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from server.modules.audit.models import AuditEntry
 from server.modules.sync.models import InspectionNote, SyncChange, SyncOperation
 from server.modules.sync import operations as ops
+from tests import clock
 
 
 def push(client, phone, ops_, **body):
@@ -195,7 +196,7 @@ def test_inspections_inserted_in_bulk_reach_the_team_as_stored(client, db_sessio
     from tests import factories
 
     _, cursor = pull_all(client, field.phone_b)
-    today = dt.date.today()
+    today = clock.today()
     draw = factories.DrawFactory()
     made = inspections.create_many(db_session, [
         {"target_id": factories.TargetFactory().id, "lead_id": field.a.id, "member_ids": [field.b.id],

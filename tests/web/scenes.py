@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from server.extensions import db
 from server.modules.cases.models import Case, CaseState
 from server.modules.users.models import User
+from tests import clock
 
 
 def user(username: str) -> User:
@@ -52,7 +53,7 @@ def open_sync_conflict(app: Any) -> None:
     head = user("supervisor")
     a, b = user("inspector01"), user("inspector09")
     target = db.session.scalars(sa.select(Target).order_by(Target.id.desc())).first()
-    today = dt.date.today()
+    today = clock.today()
     inspection = inspections.create(db.session, target_id=target.id, lead_id=a.id, member_ids=[b.id],
                                     window_start=today - dt.timedelta(days=1), window_end=today + dt.timedelta(days=7),
                                     kind=InspectionKind.ROUTINE, created_by=head,
@@ -92,7 +93,7 @@ def inspector_at_work() -> dict[str, Any]:
 
     head, a, b = user("supervisor"), user("inspector01"), user("inspector09")
     target = db.session.scalars(sa.select(Target).order_by(Target.id).offset(40)).first()
-    today = dt.date.today()
+    today = clock.today()
     drawn = inspections.create(db.session, target_id=target.id, lead_id=a.id, member_ids=[b.id],
                                window_start=today, window_end=today + dt.timedelta(days=10),
                                kind=InspectionKind.RANDOM, secret=True, created_by=head,

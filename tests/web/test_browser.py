@@ -16,6 +16,7 @@ from server.extensions import db
 from server.modules.inspections.models import Inspection, InspectionStatus
 from tests.web import scenes
 from tests.web.conftest import PASSWORD, SCREENSHOTS
+from tests import clock
 
 pytestmark = pytest.mark.browser
 TABLET = {"width": 820, "height": 1180}
@@ -166,7 +167,7 @@ def test_supervisor_runs_a_draw_ceremony_and_the_public_verifies_it(browser, liv
     sign_in(supervisor, "supervisor")
     shot(supervisor, "supervisor-home")
     supervisor.goto("/console/draws")
-    today = dt.date.today()
+    today = clock.today()
     supervisor.fill("#title", "商州区双随机抽查（测试）")
     supervisor.fill("#period_label", f"{today.year}-W")
     supervisor.select_option("#region_codes", ["611002"])
@@ -284,7 +285,7 @@ def test_supervisor_versions_a_sampling_rule_and_drafts_a_plan(browser, live, wo
     page.locator("#rules a.new-version").first.click()
     assert page.locator("#rule-new").get_attribute("open") is not None  # opened, filled from that rule
     assert page.input_value("#rule-value") and page.input_value("#rule-from") == ""
-    page.fill("#rule-from", (dt.date.today() + dt.timedelta(days=90)).isoformat())
+    page.fill("#rule-from", (clock.today() + dt.timedelta(days=90)).isoformat())
     page.fill("#rule-source", "商洛市2026年双随机抽查比例调整通知（演示）[R]")
     shot(page, "supervisor-sampling-rule-version")
     page.click("#btn-rule")
@@ -315,7 +316,7 @@ def test_managers_redraw_a_draw_and_a_supervisor_publishes_a_result(browser, liv
     from server.modules.draws.models import Level
 
     with web_app.app_context():
-        today = dt.date.today()
+        today = clock.today()
         draw_id = draws.create(db.session, scenes.user("supervisor"), title="柞水县双随机抽查（待重新抽取）",
                                region_codes=["611026"], level=Level.COUNTY, period_label=f"{today.year}R",
                                window_start=today, window_end=today + dt.timedelta(days=20)).id
@@ -510,7 +511,7 @@ def _real_values(app: Any, world: dict[str, Any]) -> dict[str, str]:
         supervisor = scenes.user("supervisor")
         draw_id = db.session.scalar(sa.select(Draw.id).order_by(Draw.created_at))
         if draw_id is None:
-            today = dt.date.today()
+            today = clock.today()
             draw_id = draws.create(db.session, supervisor, title="平板页面检查用抽取", region_codes=["611002"],
                                    level=Level.COUNTY, period_label=f"{today.year}T", window_start=today,
                                    window_end=today + dt.timedelta(days=30)).id

@@ -21,8 +21,9 @@ from server.modules.inspections.models import InspectionKind, InspectionStatus
 from tests import factories
 from tests.helpers import audit_entries
 from tests.web.conftest import HTML, PASSWORD, csrf_of, sign_in
+from tests import clock
 
-TODAY = dt.date.today()
+TODAY = clock.today()
 _TAGS = itertools.count(1)
 FOUND = {"findings": "危险废物贮存场所标识不规范，已当场责令整改", "outcome": "rectification_ordered"}
 

@@ -19,8 +19,9 @@ from tests import factories
 from tests.evidence.helpers import Team, make_device, manifest
 from tests.sync.conftest import make_phone
 from tests.web.conftest import HTML, sign_in
+from tests import clock
 
-TODAY = dt.date.today()
+TODAY = clock.today()
 DAY = dt.timedelta(days=1)
 
 

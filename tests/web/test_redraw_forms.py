@@ -20,8 +20,9 @@ from server.modules.inspections.models import Inspection, InspectionKind, Inspec
 from tests import factories
 from tests.helpers import audit_entries
 from tests.web.conftest import HTML, csrf_of, sign_in
+from tests import clock
 
-TODAY = dt.date.today()
+TODAY = clock.today()
 _TAGS = itertools.count(1)
 REASON = {"reason_code": "data_error", "reason": "名录库中两家企业重复登记，抽取池有误"}
 

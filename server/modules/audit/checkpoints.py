@@ -118,6 +118,9 @@ def publish(session: Session, config: Any) -> AuditCheckpoint:
     latest = latest_checkpoint(session)
     if latest is not None and latest.size == size and latest.root_hash == root:
         return latest
+    from server.modules.audit import rollback
+
+    rollback.require_none_pending(session)  # a restore behind a published checkpoint: an admin first
     key = log_private_key(config)
     checkpoint = AuditCheckpoint(size=size, root_hash=root,
                                  note=sign_checkpoint(config["AUDIT_LOG_ORIGIN"], size, root, key),

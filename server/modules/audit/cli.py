@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -70,3 +71,41 @@ def public_key() -> None:
     from server.modules.audit import checkpoints
 
     click.echo(checkpoints.log_verifier_key(current_app.config).vkey())
+
+
+@audit_cli.command("check-published")
+@click.argument("checkpoint_file", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def check_published(checkpoint_file: str) -> None:
+    """核对已公开的检查点 / Check that the log extends a checkpoint the public has seen (after a restore)."""
+    from server.modules.audit import rollback
+
+    comparison = rollback.check_published(db.session, current_app.config,
+                                          Path(checkpoint_file).read_text(encoding="utf-8"), source=checkpoint_file)
+    db.session.commit()
+    if comparison.consistent:
+        click.echo(f"一致：记录（{comparison.restored_size}）包含已公开的检查点（{comparison.published_size}）\n"
+                   f"OK: the log ({comparison.restored_size}) extends the published checkpoint ({comparison.published_size})")
+        return
+    click.echo(f"回退：已公开 {comparison.published_size} 条，现有 {comparison.restored_size} 条；管理员登记前不签署检查点\n"
+               f"ROLLBACK: {comparison.published_size} entries were published, the log has {comparison.restored_size}; "
+               "no checkpoint is signed until an administrator runs `enforce audit record-rollback`", err=True)
+    sys.exit(3)
+
+
+@audit_cli.command("record-rollback")
+@click.option("--admin", "admin_username", required=True, help="the administrator who records it")
+@click.option("--reason", required=True, help="what happened, e.g. 2026-12-08 磁盘故障，从 12-07 备份恢复")
+@with_appcontext
+def record_rollback(admin_username: str, reason: str) -> None:
+    """登记回退，恢复签署检查点 / Record a detected rollback in the log so that checkpoints are signed again."""
+    from server.core.errors import DomainError
+    from server.modules.audit import rollback
+
+    try:
+        detected = rollback.record_rollback(db.session, admin_username=admin_username, reason=reason)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"{exc.code}: {exc.message_zh} / {exc.message_en}") from None
+    click.echo(f"已登记条目 {detected} 所述回退 / recorded the rollback of entry {detected}")

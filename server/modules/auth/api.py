@@ -30,6 +30,27 @@ class Login(MethodView):
             except users.InvalidCredentials:
                 db.session.commit()  # keep the failure count and its audit entry
                 raise
+        if user.must_change_password:
+            db.session.commit()  # the sign-in is recorded; the token waits for a password of their own
+            raise users.PasswordChangeRequired(next="POST /api/v1/auth/password")
+        token = ops.staff_token(user)
+        db.session.commit()
+        return token
+
+
+@blp.route("/auth/password")
+class PasswordChange(MethodView):
+    @blp.arguments(schemas.PasswordChangeSchema)
+    @blp.response(200, schemas.TokenSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """修改本人密码（一次性密码须先修改）/ Change one's own password (a one-time password must be changed first)"""
+        with ratelimit.login_limits():  # the current password is a sign-in: the same counters
+            try:
+                user = users.authenticate(db.session, data["username"], data["password"], request.remote_addr)
+            except users.InvalidCredentials:
+                db.session.commit()  # keep the failure count and its audit entry
+                raise
+        users.change_own_password(db.session, user, data["new_password"])
         token = ops.staff_token(user)
         db.session.commit()
         return token

@@ -15,7 +15,7 @@ from server.extensions import db
 from server.modules.devices.models import Device
 from server.modules.devices.operations import DeviceRevoked
 from server.modules.users.models import User
-from server.modules.users.operations import AccountInactive
+from server.modules.users.operations import AccountInactive, PasswordChangeRequired
 
 
 CsrfRefused = errors.error_code(
@@ -54,6 +54,8 @@ def load_principal(token: str) -> Principal:
             raise tokens.TokenInvalid()
         if not user.active:
             raise AccountInactive()
+        if user.must_change_password:  # a token issued before a one-time password was set
+            raise PasswordChangeRequired()
         return _user_principal(user)
     if claims.get("k") == "d":
         device = session.get(Device, claims.get("d"))
@@ -93,7 +95,8 @@ def load_session_principal() -> Principal | None:
         g.session_expired = True
         return None
     user = db.session.get(User, user_id)
-    if user is None or not user.active or web_session.get("g") != user.token_generation:
+    if (user is None or not user.active or user.must_change_password
+            or web_session.get("g") != user.token_generation):
         web_session.clear()
         return None
     refusal = _cookie_write_refusal()

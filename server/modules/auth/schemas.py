@@ -9,6 +9,10 @@ class LoginSchema(ma.Schema):
     password = ma.fields.String(required=True, load_only=True, validate=validate.Length(1, 200))
 
 
+class PasswordChangeSchema(LoginSchema):
+    new_password = ma.fields.String(required=True, load_only=True, validate=validate.Length(1, 200))
+
+
 class TokenSchema(ma.Schema):
     access_token = ma.fields.String()
     token_type = ma.fields.String()

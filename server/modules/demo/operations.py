@@ -64,7 +64,7 @@ def load(session: Session, *, seed: int = 611000, targets: int = 2000, inspector
     if session.scalar(sa.select(Agency.id).where(Agency.name_zh == BUREAU)) is not None:
         return DemoResult(False, demo_logins(session), session.scalar(sa.select(sa.func.count(Target.id))) or 0)
     rng = random.Random(seed)
-    today = dt.date.today()
+    today = local_today()
     password_hash = users.hash_password(DEMO_PASSWORD)
 
     bureau = Agency(kind=AgencyKind.ECOLOGY_BUREAU, name_zh=BUREAU, name_en="Shangluo Ecology and Environment Bureau",

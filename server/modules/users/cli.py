@@ -8,6 +8,7 @@ from flask import g
 from flask.cli import with_appcontext
 
 from server.core.access import Role
+from server.core.calendar import local_today
 from server.core.errors import DomainError
 from server.extensions import db
 from server.modules.users import operations as ops
@@ -35,8 +36,8 @@ def create(username: str, display_name: str, role: str, unit_id: int, password: 
                                unit_id=unit_id, password=password)
         if certificate:
             ops.add_certificate(db.session, user, number=certificate, issuer="商洛市人民政府", scope="生态环境保护",
-                                valid_from=dt.date.today(),
-                                valid_until=(valid_until.date() if valid_until else dt.date.today() + dt.timedelta(days=3 * 365)))
+                                valid_from=local_today(),
+                                valid_until=(valid_until.date() if valid_until else local_today() + dt.timedelta(days=3 * 365)))
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()

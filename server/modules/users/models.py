@@ -88,6 +88,9 @@ class User(TimestampMixin, Base):
     locked_until: Mapped[dt.datetime | None] = mapped_column(comment="login refused until then")
     token_generation: Mapped[int] = mapped_column(default=1, comment="bump to invalidate every staff token")
     phone: Mapped[str | None] = mapped_column(sa.String(20))
+    must_change_password: Mapped[bool] = mapped_column(
+        default=False, server_default=sa.false(),
+        comment="the password was issued by someone else (one-time): sign-in asks for a new one first")
 
     unit: Mapped[Unit] = relationship()
     certificates: Mapped[list[Certificate]] = relationship(back_populates="user", order_by="Certificate.valid_from")

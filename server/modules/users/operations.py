@@ -40,6 +40,11 @@ NotAnInspector = errors.error_code("user.not_inspector", 403, "该人员不是�
                                    "(Administrative Penalty Law art. 42)")
 CertificateHolderRole = errors.error_code("certificate.wrong_role", 422, "只有执法人员可以持有执法证",
                                           "Only inspectors and supervisors hold enforcement certificates")
+PasswordChangeRequired = errors.error_code(
+    "auth.password_change_required", 403, "这是一次性密码，请先设置您自己的新密码",
+    "This is a one-time password: choose your own new password first")
+PasswordReused = errors.error_code(
+    "auth.password_reused", 422, "新密码不能与原密码相同", "The new password must differ from the old one")
 
 _hasher = PasswordHasher()
 # Roles that may hold a certificate and act as inspectors (持证上岗). Supervisors are certified officers too.
@@ -122,6 +127,31 @@ def _record_unknown_name(session: Session, remote_addr: str | None) -> None:
                      payload={"remote_addr": remote_addr, "failures_in_window": count,
                               "window_start": dt.datetime.fromtimestamp(window, dt.UTC).isoformat()})
         session.flush()
+
+
+def change_own_password(session: Session, user: User, new_password: str) -> User:
+    """The holder, signed in with their current password, chooses a new one; a one-time password
+    stops being one. Every other session and token ends."""
+    passwords.check(new_password, user.username)  # the one policy of API, console and CLI
+    if _verifies(user.password_hash, new_password):
+        raise PasswordReused(fields={"new_password": ["与原密码相同 / same as the old one"]})
+    was_one_time = user.must_change_password
+    user.password_hash = hash_password(new_password)
+    user.must_change_password = False
+    user.token_generation += 1
+    session.flush()
+    audit.record(session, "web:password:changed", subjects={"user": user.id},
+                 payload={"was_one_time": was_one_time}, actor=audit.Actor("user", str(user.id)))
+    return user
+
+
+def _verifies(password_hash: str | None, password: str) -> bool:
+    if password_hash is None:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def create_user(session: Session, *, username: str, display_name: str, role: Role | str, unit_id: int,
