@@ -4,7 +4,7 @@
 work until its holder has chosen their own.
 
 Revision ID: 4c04525b72b8
-Revises: 642199579eb8
+Revises: 8d3f0b6c2e71
 Create Date: 2026-12-08 00:45:00.000000
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '4c04525b72b8'
-down_revision = '642199579eb8'
+down_revision = '8d3f0b6c2e71'
 branch_labels = None
 depends_on = None
 
