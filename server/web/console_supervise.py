@@ -404,6 +404,14 @@ def conflict_resolve(conflict_id: int) -> Any:
         required("reason")
         conflict = sync.get_conflict(db.session, principal, conflict_id)
         choice = request.form.get("choice", "")
+        made_against = request.form.get("record_version", "")
+        if not made_against.isdigit():
+            raise errors.ValidationFailed(fields={"record_version": ["必填 / required"]})
+        version = int(made_against)
+        if choice == "current":
+            record = db.session.get(InspectionRecord, conflict.record_id)
+            return sync.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(),
+                                record_version=version, value=record.fields.get(conflict.field))
         if choice == "merge":
             required("merged")
             record = db.session.get(InspectionRecord, conflict.record_id)
@@ -413,10 +421,12 @@ def conflict_resolve(conflict_id: int) -> Any:
                 value = text if spec["type"] in ("string", "text", "datetime", "sha256") else json.loads(text)
             except ValueError:
                 raise errors.ValidationFailed(fields={"merged": ["JSON"]}) from None
-            return sync.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(), value=value)
+            return sync.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(),
+                                record_version=version, value=value)
         if not choice.isdigit():
             raise errors.ValidationFailed(fields={"choice": ["选择一个值或合并 / choose a value or merge"]})
-        return sync.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(), choice=int(choice))
+        return sync.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(),
+                            record_version=version, choice=int(choice))
 
     _, error = run(resolve)
     if error is not None:

@@ -41,6 +41,9 @@ from sync import merge
 
 PROTOCOL_VERSION = 1
 MAX_OPS = 1000  # per push request
+# A device's seq may run at most this far beyond its acknowledged (gap-free) seq: an outbox holds
+# far fewer unacknowledged operations, and a number beyond would leave a gap that never closes.
+SEQ_WINDOW = 100_000
 MAX_PAGE = 5000
 DEFAULT_PAGE = 1000
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
@@ -67,8 +70,13 @@ SequenceReused = errors.error_code("sync.sequence_reused", 409, "设备序号已
                                    "This device sequence number was already used by another operation")
 OperationReused = errors.error_code("sync.operation_reused", 409, "操作编号已被内容不同的操作使用",
                                     "This operation id was already used with different content")
-UnknownField = errors.error_code("sync.unknown_field", 422, "笔录模板中没有该字段或取值类型不符",
-                                 "The record template has no such field, or the value has the wrong type")
+UnknownField = errors.error_code("sync.unknown_field", 422, "笔录模板中没有该字段",
+                                 "The record template has no such field")
+FieldType = errors.error_code("sync.field_type", 422, "字段取值类型与笔录模板不符",
+                              "A field value does not have the type the record template gives it")
+SequenceOutOfRange = errors.error_code(
+    "sync.sequence_out_of_range", 422, "设备序号超出允许范围（最多比已确认的序号大 100000）",
+    "The device sequence number is more than 100,000 beyond the device's acknowledged one")
 UnknownTemplate = errors.error_code("sync.unknown_template", 422, "未知的笔录模板", "Unknown record template")
 BaseUnknown = errors.error_code("sync.base_version_unknown", 409, "基准版本在服务器上不存在，请先同步",
                                 "The base version does not exist on the server; pull first")
@@ -78,8 +86,14 @@ DocumentNumberUnknown = errors.error_code("sync.document_number_unknown", 404, "
                                           "This document number was not allocated to this device")
 DocumentNumberUsed = errors.error_code("sync.document_number_used", 409, "该文书编号已被使用",
                                        "This document number has already been used")
+ItemIdConflict = errors.error_code(
+    "sync.item_id_conflict", 409, "该编号已登记为内容不同的记录（或由其他设备登记），新内容未保存",
+    "This id is already stored with different content (or by another device); the new content was not stored")
 ConflictNotFound = errors.error_code("sync.conflict_not_found", 404, "冲突不存在", "No such conflict")
 ConflictClosed = errors.error_code("sync.conflict_resolved", 409, "该冲突已处理", "This conflict is already resolved")
+ConflictStale = errors.error_code(
+    "sync.conflict_stale", 409, "笔录在您查看冲突后已被修改，请刷新后按当前值重新处理",
+    "The record changed since the version the resolution was made against; reload and decide on the current value")
 
 
 # ---- time -----------------------------------------------------------------------------------
@@ -327,6 +341,7 @@ def push(session: Session, device: Device, ops: list[Any], *, report: dict[str, 
 
     _replays(ctx, [i for i in items if i.store])
     _seq_reuse(ctx, [i for i in items if i.store])
+    _seq_range(ctx, [i for i in items if i.store])
     live = [i for i in items if i.store and i.result is None]
     _load_scope(ctx, live)
     appendable = [i for i in live if HANDLERS[(i.entity, i.action)].bulk]
@@ -342,7 +357,12 @@ def push(session: Session, device: Device, ops: list[Any], *, report: dict[str, 
             "result": json.dumps(i.result, ensure_ascii=False, separators=(",", ":")),
             "device_time": i.device_time, "received_at": now} for i in fresh])
     for echo, original in echoes:
-        echo.result = original.result
+        if echo.digest != original.digest:
+            echo.result = _rejected(echo, OperationReused())
+        else:  # a duplicated delivery inside the batch: the first one's result, at this position
+            assert original.result is not None
+            echo.result = {**original.result, "index": echo.index}
+            echo.replayed = True
     gaps = _advance(ctx, [i.seq for i in fresh])
     return {"results": [i.result for i in items], "device": gaps, "server_time": iso(utcnow()),
             "replayed": sum(1 for i in items if i.replayed)}
@@ -379,6 +399,17 @@ def _seq_reuse(ctx: Context, items: list[Item]) -> None:
             item.store = False
             item.result = _rejected(item, SequenceReused(seq=item.seq))
         seen.add(item.seq)
+
+
+def _seq_range(ctx: Context, items: list[Item]) -> None:
+    """A seq beyond ``acked_seq + SEQ_WINDOW`` is refused and not stored (it would open a gap that
+    no device ever closes)."""
+    limit = ctx.state.acked_seq + SEQ_WINDOW
+    for item in items:
+        if item.seq > limit:
+            item.store = False
+            item.result = _rejected(item, SequenceOutOfRange(seq=item.seq, acked_seq=ctx.state.acked_seq,
+                                                             limit=limit, window=SEQ_WINDOW))
 
 
 def _load_scope(ctx: Context, items: list[Item]) -> None:
@@ -531,17 +562,28 @@ class Appender:
     build: Callable[[Context, Item], dict[str, Any]]
     bulk: bool = True
 
+    content: tuple[str, ...] = ()  # the columns that make "the same item": compared on a second arrival
+
+    def _same(self, stored: dict[str, Any], row: dict[str, Any]) -> bool:
+        return all(stored[name] == row[name] for name in ("inspection_id", "device_id", *self.content))
+
     def settle(self, ctx: Context, pairs: list[tuple[Item, dict[str, Any]]]) -> list[tuple[Item, dict[str, Any]]]:
-        """The pairs to insert; an id already stored (or earlier in the batch) is a duplicate."""
-        existing = set(ctx.session.scalars(sa.select(self.table.c.id).where(
-            self.table.c.id.in_([r["id"] for _, r in pairs]))))
+        """The pairs to insert. An id already stored (or earlier in the batch) with the same content
+        from the same device is a duplicate; with other content, or from another device, it is
+        ``sync.item_id_conflict`` and the stored item stays as it is (never a silent drop)."""
+        columns = [self.table.c[name] for name in ("id", "inspection_id", "device_id", *self.content)]
+        existing = {row["id"]: dict(row) for row in ctx.session.execute(sa.select(*columns).where(
+            self.table.c.id.in_([r["id"] for _, r in pairs]))).mappings()}
         fresh: list[tuple[Item, dict[str, Any]]] = []
         for item, row in pairs:
-            if row["id"] in existing:
+            stored = existing.get(row["id"])
+            if stored is None:
+                existing[row["id"]] = row
+                fresh.append((item, row))
+            elif self._same(stored, row):
                 item.result = _ok(item, "duplicate", row["id"])
             else:
-                existing.add(row["id"])
-                fresh.append((item, row))
+                item.result = _rejected(item, ItemIdConflict(entity=item.entity, id=row["id"]))
         return fresh
 
     def write_with(self, ctx: Context, fresh: list[tuple[Item, dict[str, Any]]]) -> None:
@@ -801,8 +843,11 @@ class RecordHandler:
         if not isinstance(base_version, int) or isinstance(base_version, bool) or base_version < 0:
             raise Malformed(fields={"data.base_version": [">= 0"]})
         bad = sorted(name for name, value in patch.items() if name not in spec or not _check_value(spec[name], value))
+        unknown = [name for name in bad if name not in spec]
+        if unknown:
+            raise UnknownField(fields={name: ["模板外字段 / not a field of the template"] for name in unknown})
         if bad:
-            raise UnknownField(fields={name: ["模板外字段或类型错误 / unknown field or wrong type"] for name in bad})
+            raise FieldType(fields={name: [f"类型应为 / type should be {spec[name]['type']}"] for name in bad})
         record = _locked_record(ctx, item.inspection_id or "", code, base_version)
         if base_version > record.version:
             raise BaseUnknown(base_version=base_version, current_version=record.version)
@@ -846,7 +891,8 @@ class RecordHandler:
     @staticmethod
     def _keep(ctx: Context, item: Item, record: InspectionRecord, c: merge.FieldConflict, version: int) -> int:
         """Both values are kept: the current one stays current, the device's waits in the queue."""
-        yours = {"value": c.incoming, "op_id": item.op_id, "device_id": ctx.device.id, "user_id": ctx.user.id}
+        yours = {"value": c.incoming, "op_id": item.op_id, "device_id": ctx.device.id, "user_id": ctx.user.id,
+                 "at": iso(ctx.now), "device_time": iso(item.device_time)}
         conflict = ctx.session.scalar(sa.select(SyncConflict).where(
             SyncConflict.record_id == record.id, SyncConflict.field == c.field,
             SyncConflict.status == ConflictStatus.OPEN))
@@ -922,8 +968,9 @@ class DocumentNumberHandler:
 HANDLERS: dict[tuple[str, str], Any] = {
     ("inspection", "set_status"): StatusHandler(),
     ("inspection_record", "edit"): RecordHandler(),
-    ("check_in", "append"): Appender(CheckIn.__table__, _check_in_row),  # type: ignore[arg-type]
-    ("note", "append"): Appender(InspectionNote.__table__, _note_row),  # type: ignore[arg-type]
+    ("check_in", "append"): Appender(CheckIn.__table__, _check_in_row,  # type: ignore[arg-type]
+                                     content=("lat", "lon", "accuracy_m")),
+    ("note", "append"): Appender(InspectionNote.__table__, _note_row, content=("text",)),  # type: ignore[arg-type]
     ("media_manifest", "append"): ManifestAppender(MediaManifest.__table__, _manifest_row),  # type: ignore[arg-type]
     ("document_number", "use"): DocumentNumberHandler(),
 }
@@ -1151,10 +1198,53 @@ def get_conflict(session: Session, principal: Principal, conflict_id: int) -> Sy
     return conflict
 
 
-def resolve(session: Session, conflict: SyncConflict, *, by: User, reason: str, value: Any = None,
-            choice: int | None = None) -> SyncConflict:
-    """A supervisor chooses one of the kept values or gives a merged one. The resolution is a new
-    record version carrying the reason, and an audit entry (干预留痕)."""
+def describe(session: Session, conflict: SyncConflict) -> dict[str, Any]:
+    """What a supervisor decides on: the record's current version and value of the field with who
+    set it and when, and every kept candidate with its author and time. A resolution names
+    ``record_version``; it is refused if the record moved on since."""
+    cached = getattr(conflict, "_described", None)
+    if cached is not None:
+        return cached
+    record = session.get(InspectionRecord, conflict.record_id)
+    assert record is not None
+    versions = {v.version: v for v in session.scalars(sa.select(InspectionRecordVersion).where(
+        InspectionRecordVersion.record_id == record.id).order_by(InspectionRecordVersion.version))}
+    op_ids = [v["op_id"] for v in conflict.values if v.get("op_id")]
+    received = dict(session.execute(sa.select(SyncOperation.op_id, SyncOperation.received_at).where(
+        SyncOperation.op_id.in_(op_ids))).all()) if op_ids else {}
+    users = {v.user_id for v in versions.values()} | {v.get("user_id") for v in conflict.values}
+    names = dict(session.execute(sa.select(User.id, User.display_name).where(
+        User.id.in_([u for u in users if u is not None]))).all())
+
+    def author(version: InspectionRecordVersion | None) -> dict[str, Any]:
+        if version is None:
+            return {"version": 0, "user_id": None, "display_name": None, "device_id": None, "at": None}
+        return {"version": version.version, "user_id": version.user_id,
+                "display_name": names.get(version.user_id), "device_id": version.device_id,
+                "at": version.created_at}
+
+    setter = next((v for n, v in sorted(versions.items(), reverse=True) if conflict.field in (v.changed or [])), None)
+    current = {"value": record.fields.get(conflict.field), **author(setter)}
+    candidates = []
+    for index, kept in enumerate(conflict.values):
+        if kept.get("op_id"):
+            entry = {"version": None, "user_id": kept.get("user_id"), "display_name": names.get(kept.get("user_id")),
+                     "device_id": kept.get("device_id"),
+                     "at": parse_time(kept.get("at"), "at") or received.get(kept["op_id"]), "op_id": kept["op_id"]}
+        else:
+            entry = author(versions.get(kept.get("version", 0)))
+        candidates.append({"index": index, "value": kept["value"], **entry,
+                           "is_current": kept["value"] == current["value"]})
+    described = {"record_version": record.version, "current": current, "candidates": candidates}
+    conflict._described = described  # type: ignore[attr-defined]
+    return described
+
+
+def resolve(session: Session, conflict: SyncConflict, *, by: User, reason: str, record_version: int,
+            value: Any = None, choice: int | None = None) -> SyncConflict:
+    """A supervisor chooses one of the kept values or gives a merged one, against the record
+    version they saw (``record_version``): if the record changed since, ``sync.conflict_stale``.
+    The resolution is a new record version carrying the reason, and an audit entry (干预留痕)."""
     if conflict.status is not ConflictStatus.OPEN:
         raise ConflictClosed()
     session = changes.real_session(session)
@@ -1164,9 +1254,13 @@ def resolve(session: Session, conflict: SyncConflict, *, by: User, reason: str, 
         value = conflict.values[choice]["value"]
     record = session.scalars(sa.select(InspectionRecord).where(InspectionRecord.id == conflict.record_id)
                              .with_for_update().execution_options(populate_existing=True)).one()
+    conflict.__dict__.pop("_described", None)
+    if record.version != record_version:
+        raise ConflictStale(record_version=record_version, current_version=record.version,
+                            current_value=record.fields.get(conflict.field))
     spec = {f["name"]: f for f in template(record.template_code)["fields"]}
     if not _check_value(spec[conflict.field], value):
-        raise UnknownField(fields={conflict.field: ["类型错误 / wrong type"]})
+        raise FieldType(fields={conflict.field: [f"类型应为 / type should be {spec[conflict.field]['type']}"]})
     fields = dict(record.fields)
     fields[conflict.field] = value
     new_version(session, record, fields, [conflict.field], op_id=None, device_id=None, user_id=by.id, reason=reason)
@@ -1179,7 +1273,7 @@ def resolve(session: Session, conflict: SyncConflict, *, by: User, reason: str, 
                  subjects={"inspection": record.inspection_id, "inspection_record": record.id,
                            "sync_conflict": conflict.id},
                  payload={"field": conflict.field, "values": conflict.values, "chosen": value, "choice": choice,
-                          "version": record.version}, reason=reason)
+                          "made_against": record_version, "version": record.version}, reason=reason)
     changes.emit(session, inspection_id=record.inspection_id, entity="inspection_record", entity_id=record.id,
                  op="upsert", data=record_snapshot(record))
     return conflict
