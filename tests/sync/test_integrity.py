@@ -72,3 +72,45 @@ def test_a_wrong_value_type_has_its_own_code(client, db_session, field):
                                            edit(field.phone_a, iid, 0, colour="red")]).json["results"]
     assert [r["error"]["code"] for r in results] == ["sync.field_type", "sync.unknown_field"]
     assert "identity_shown" in results[0]["error"]["fields"]
+
+
+def test_a_conflict_shows_the_current_value_and_a_stale_resolution_is_refused(client, db_session, field):
+    from server.modules.sync.models import InspectionRecord, SyncConflict
+
+    iid = field.inspection.id
+    assert push(client, field.phone_a, [edit(field.phone_a, iid, 0, findings="A-0")]).json["results"][0]["version"] == 1
+    assert push(client, field.phone_b, [edit(field.phone_b, iid, 0, findings="B-0")]).json["results"][0][
+        "status"] == "conflict"
+    assert push(client, field.phone_a, [edit(field.phone_a, iid, 1, findings="A-1")]).json["results"][0][
+        "status"] == "applied"
+    push(client, field.phone_b, [edit(field.phone_b, iid, 0, findings="B-1")])
+    [shown] = client.get("/api/v1/sync/conflicts", headers=field.staff).json
+    assert shown["record_version"] == 2
+    assert shown["current"]["value"] == "A-1" and shown["current"]["version"] == 2
+    assert shown["current"]["user_id"] == field.a.id and shown["current"]["display_name"] == field.a.display_name
+    assert shown["current"]["at"]
+    candidates = shown["candidates"]
+    assert [c["value"] for c in candidates] == ["A-0", "B-0", "B-1"]
+    assert [c["user_id"] for c in candidates] == [field.a.id, field.b.id, field.b.id]
+    assert all(c["at"] and c["display_name"] for c in candidates) and len(candidates) == 3
+    assert [c["index"] for c in candidates] == [0, 1, 2] and not any(c["is_current"] for c in candidates)
+
+    # the record moves on while the supervisor decides: the decision made against version 2 is refused
+    push(client, field.phone_a, [edit(field.phone_a, iid, 2, findings="A-2")])
+    stale = client.post(f"/api/v1/sync/conflicts/{shown['id']}/resolve", headers=field.staff,
+                        json={"choice": 0, "reason": "按甲的记录", "record_version": 2})
+    assert stale.status_code == 409 and stale.json["code"] == "sync.conflict_stale"
+    assert stale.json["context"]["current_version"] == 3 and stale.json["context"]["current_value"] == "A-2"
+    db_session.expire_all()
+    assert db_session.get(InspectionRecord, ops.record_id(iid, "on_site_record")).fields["findings"] == "A-2"
+    assert db_session.scalar(sa.select(SyncConflict.status)).value == "open"
+    missing = client.post(f"/api/v1/sync/conflicts/{shown['id']}/resolve", headers=field.staff,
+                          json={"choice": 0, "reason": "按甲的记录"})
+    assert missing.status_code == 422
+    fresh = client.get("/api/v1/sync/conflicts", headers=field.staff).json[0]
+    assert fresh["record_version"] == 3 and fresh["current"]["value"] == "A-2"
+    done = client.post(f"/api/v1/sync/conflicts/{shown['id']}/resolve", headers=field.staff,
+                       json={"choice": 1, "reason": "以乙的记录为准", "record_version": 3})
+    assert done.status_code == 200, done.json
+    db_session.expire_all()
+    assert db_session.get(InspectionRecord, ops.record_id(iid, "on_site_record")).fields["findings"] == "B-0"
