@@ -114,3 +114,13 @@ def test_a_conflict_shows_the_current_value_and_a_stale_resolution_is_refused(cl
     assert done.status_code == 200, done.json
     db_session.expire_all()
     assert db_session.get(InspectionRecord, ops.record_id(iid, "on_site_record")).fields["findings"] == "B-0"
+
+
+def test_on_site_decision_numbers_carry_the_units_official_code_not_its_database_id(client, db_session, field):
+    unit = field.a.unit
+    unit.code = "商州"
+    db_session.commit()
+    numbers = client.get("/mobile/v1/sync/package", headers=field.phone_a.headers).json["document_numbers"]
+    year = numbers[0]["year"]
+    assert [n["text"] for n in numbers] == [f"商环当罚〔{year}〕商州-{i}号" for i in range(1, 11)]
+    assert all(f"〔{year}〕{unit.id}-" not in n["text"] for n in numbers)

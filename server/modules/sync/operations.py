@@ -36,7 +36,7 @@ from server.modules.sync.models import (CheckIn, ConflictStatus, DocumentNumber,
                                         InspectionNote, InspectionRecord, InspectionRecordVersion,
                                         MediaManifest, SyncChange, SyncConflict, SyncDevice,
                                         SyncHead, SyncOperation)
-from server.modules.users.models import User
+from server.modules.users.models import Unit, User
 from sync import merge
 
 PROTOCOL_VERSION = 1
@@ -911,8 +911,10 @@ class RecordHandler:
 
 # ---- document numbers -------------------------------------------------------------------------
 
-def document_text(unit_id: int, year: int, number: int) -> str:
-    return f"商环当罚〔{year}〕{unit_id}-{number}号"
+def on_site_decision_number(unit_code: str, year: int, number: int) -> str:
+    """当场行政处罚决定书 number as printed: the unit's official code (``unit.code``, 文号代字), never a
+    database id, with the year and the unit's running number."""
+    return f"商环当罚〔{year}〕{unit_code}-{number}号"
 
 
 def allocate_numbers(session: Session, device: Device, *, today: dt.date, block: int = DOCUMENT_BLOCK,
@@ -920,11 +922,12 @@ def allocate_numbers(session: Session, device: Device, *, today: dt.date, block:
     """Top the device's block of unused on-site decision numbers up to ``block``. Numbers are
     unique per unit and year: the counter row's lock serialises allocators."""
     unit_id, year = device.user.unit_id, today.year
+    unit = session.get(Unit, unit_id)
     unused = list(session.scalars(sa.select(DocumentNumber).where(
         DocumentNumber.device_id == device.id, DocumentNumber.year == year, DocumentNumber.kind == DOCUMENT_KIND,
         DocumentNumber.used_at.is_(None)).order_by(DocumentNumber.number)))
     missing = block - len(unused)
-    if missing > 0:
+    if missing > 0 and unit is not None and unit.code:  # a unit without its code gets no numbers (not guessed)
         _upsert_ignore(session, DocumentNumberCounter.__table__,
                        {"unit_id": unit_id, "year": year, "kind": DOCUMENT_KIND, "next_number": 1})
         end = session.execute(sa.update(DocumentNumberCounter).where(
@@ -933,7 +936,7 @@ def allocate_numbers(session: Session, device: Device, *, today: dt.date, block:
             .returning(DocumentNumberCounter.next_number)).scalar_one()
         for number in range(end - missing, end):
             row = DocumentNumber(unit_id=unit_id, year=year, kind=DOCUMENT_KIND, number=number,
-                                 text=document_text(unit_id, year, number), device_id=device.id)
+                                 text=on_site_decision_number(unit.code, year, number), device_id=device.id)
             session.add(row)
             unused.append(row)
         session.flush()
