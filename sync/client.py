@@ -24,6 +24,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+import rfc8785
+
 from sync import codec
 
 SCHEMA = """
@@ -122,10 +124,6 @@ class SyncFailed(Exception):
     def __init__(self, status: int, body: Any) -> None:
         super().__init__(f"{status}: {body}")
         self.status, self.body = status, body
-
-
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def now_iso() -> str:
@@ -243,7 +241,8 @@ class SyncClient:
                                 "sha256": sha256, "size": size, "media_type": media_type,
                                 "captured_at": captured_at or self.clock(), "lat": lat, "lon": lon, **extra}
         data = {k: v for k, v in data.items() if v is not None}
-        signature = Ed25519PrivateKey.from_private_bytes(self.private_key).sign(_canonical(data))
+        # the signed bytes are RFC 8785 (JCS) of every field but the signature (sync/PROTOCOL.md §4.1)
+        signature = Ed25519PrivateKey.from_private_bytes(self.private_key).sign(rfc8785.dumps(data))
         data["signature"] = base64.b64encode(signature).decode()
         return self.enqueue("media_manifest", "append", data)
 

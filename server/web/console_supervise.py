@@ -23,6 +23,7 @@ from server.modules.draws import operations as draws
 from server.modules.draws import schemas as draws_schemas
 from server.modules.draws.models import (AnnualPlan, Basis, Draw, Level, Period, RedrawReason, RedrawRequest,
                                          SamplingRule)
+from server.modules.devices import operations as devices
 from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import Inspection, InspectionStatus
 from server.modules.roster.models import ConflictDeclaration
@@ -433,6 +434,25 @@ def conflict_resolve(conflict_id: int) -> Any:
         return render_error("console/sync.html", error, **_sync_context())
     flash("✓")
     return redirect(url_for("console.sync"))
+
+
+@console.post("/devices/<device_id>/reenrol")
+def device_reenrol(device_id: str) -> Any:
+    """离线宽限期过后重新登记设备：显示一次性登记令牌 / Re-enrol a device after the offline grace period"""
+    principal = current_principal()
+
+    def reenrol() -> Any:
+        required("reason")
+        device = devices.get_device(db.session, device_id)
+        if principal.role != Role.ADMIN.value and device.user.unit_id != principal.unit_id:
+            raise devices.DeviceNotFound()
+        return devices.reenrol(db.session, device, by=me(), reason=request.form["reason"].strip(),
+                               public_key_b64=(request.form.get("public_key") or "").strip() or None)
+
+    result, error = run(reenrol)
+    if error is not None:
+        return render_error("console/sync.html", error, **_sync_context())
+    return render_template("console/sync.html", enrolment=result, **_sync_context())
 
 
 # ---- deadlines -----------------------------------------------------------------------------------

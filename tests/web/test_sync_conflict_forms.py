@@ -39,6 +39,7 @@ def world(web_app: Any) -> dict[str, Any]:
         phones = make_phone(db.session, a), make_phone(db.session, b)
         db.session.commit()
         made = {"head": head.username, "inspection": inspection.id, "phones": phones,
+                "device_ids": [p.device.id for p in phones],
                 "a": a.display_name, "b": b.display_name}
         db.session.remove()
     return made
@@ -92,3 +93,26 @@ def test_the_console_shows_the_current_value_and_refuses_a_stale_choice(web_app,
         "csrf_token": csrf_of(page), "choice": "current", "reason": "当前记录已包含双方内容", "record_version": "3"})
     assert kept.status_code == 302
     assert _state(web_app, iid) == ("废水经暗管直排，已取样并拍照", "resolved")
+
+
+def test_the_console_re_enrols_a_device_and_shows_its_one_time_token(web_app, world):
+    device_id = world["device_ids"][0]
+    client = web_app.test_client()
+    assert sign_in(client, world["head"], factories.PASSWORD).status_code == 302
+    page = client.get("/console/sync", headers=HTML).get_data(as_text=True)
+    assert f"/console/devices/{device_id}/reenrol" in page
+    done = client.post(f"/console/devices/{device_id}/reenrol", headers=HTML,
+                       data={"csrf_token": csrf_of(page), "reason": "超过离线宽限期，重新登记"})
+    assert done.status_code == 200
+    token = re.search(r'class="mono enrolment-token">([^<]+)<', done.get_data(as_text=True)).group(1)
+    refreshed = web_app.test_client().post("/mobile/v1/auth/refresh", json={"refresh_token": token})
+    assert refreshed.status_code == 200 and refreshed.json["device_id"] == device_id
+    # a device of another unit is not this supervisor's to re-enrol
+    with web_app.app_context():
+        stranger = make_phone(db.session, factories.inspector(unit=factories.UnitFactory()))
+        db.session.commit()
+        stranger_id = stranger.device.id
+        db.session.remove()
+    refused = client.post(f"/console/devices/{stranger_id}/reenrol", headers=HTML,
+                          data={"csrf_token": csrf_of(page), "reason": "越权"})
+    assert refused.status_code == 404 and "device.not_found" in refused.get_data(as_text=True)

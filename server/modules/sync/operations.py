@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 from server.core import errors
 from server.core.access import Principal, Role
 from server.core.calendar import CHINA
-from server.core.canonical import canonical_json
+from server.core.canonical import canonical_json, legacy_canonical_json
 from server.core.db import insert_rows, utcnow
 from server.modules.audit import operations as audit
 from server.modules.devices.models import Device
@@ -299,7 +299,13 @@ def _parse(index: int, raw: Any) -> Item:
         return item
     item.seq = seq
     item.entity, item.action = str(raw.get("entity", "")), str(raw.get("action", ""))
-    item.digest = hashlib.sha256(canonical_json(raw)).hexdigest()
+    # the digest stored operations were first answered with: a replay must compare equal, so its form never changes
+    try:
+        item.digest = hashlib.sha256(legacy_canonical_json(raw)).hexdigest()
+    except ValueError:  # NaN or Infinity, which Python's JSON parser lets through
+        item.store = False
+        item.result = _rejected(item, Malformed("NaN and Infinity are not JSON numbers"))
+        return item
     data = raw.get("data")
     try:
         if not isinstance(data, dict):
