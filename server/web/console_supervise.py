@@ -27,6 +27,7 @@ from server.modules.devices import operations as devices
 from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import Inspection, InspectionStatus
 from server.modules.roster.models import ConflictDeclaration
+from server.modules.sync import conflicts as sync_conflicts
 from server.modules.sync import operations as sync
 from server.modules.sync.models import ConflictStatus, InspectionRecord, SyncConflict
 from server.modules.users import operations as users
@@ -376,7 +377,7 @@ def inspections_page() -> Any:
 
 def _sync_context() -> dict[str, Any]:
     principal = current_principal()
-    conflicts = paged(sync.conflicts_visible(principal).where(SyncConflict.status == ConflictStatus.OPEN),
+    conflicts = paged(sync_conflicts.conflicts_visible(principal).where(SyncConflict.status == ConflictStatus.OPEN),
                       per_page=20, param="conflicts_page")
     records = {r.id: r for r in db.session.scalars(sa.select(InspectionRecord).where(
         InspectionRecord.id.in_([c.record_id for c in conflicts["rows"]])))}
@@ -403,7 +404,7 @@ def conflict_resolve(conflict_id: int) -> Any:
 
     def resolve() -> Any:
         required("reason")
-        conflict = sync.get_conflict(db.session, principal, conflict_id)
+        conflict = sync_conflicts.get_conflict(db.session, principal, conflict_id)
         choice = request.form.get("choice", "")
         made_against = request.form.get("record_version", "")
         if not made_against.isdigit():
@@ -411,7 +412,7 @@ def conflict_resolve(conflict_id: int) -> Any:
         version = int(made_against)
         if choice == "current":
             record = db.session.get(InspectionRecord, conflict.record_id)
-            return sync.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(),
+            return sync_conflicts.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(),
                                 record_version=version, value=record.fields.get(conflict.field))
         if choice == "merge":
             required("merged")
@@ -422,11 +423,11 @@ def conflict_resolve(conflict_id: int) -> Any:
                 value = text if spec["type"] in ("string", "text", "datetime", "sha256") else json.loads(text)
             except ValueError:
                 raise errors.ValidationFailed(fields={"merged": ["JSON"]}) from None
-            return sync.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(),
+            return sync_conflicts.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(),
                                 record_version=version, value=value)
         if not choice.isdigit():
             raise errors.ValidationFailed(fields={"choice": ["选择一个值或合并 / choose a value or merge"]})
-        return sync.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(),
+        return sync_conflicts.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(),
                             record_version=version, choice=int(choice))
 
     _, error = run(resolve)

@@ -192,7 +192,7 @@ class SyncConflict(Base):
         """The current value and every candidate with author and time (``operations.describe``)."""
         from sqlalchemy.orm import object_session
 
-        from server.modules.sync.operations import describe
+        from server.modules.sync.conflicts import describe
 
         session = object_session(self)
         assert session is not None
