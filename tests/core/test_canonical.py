@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 import rfc8785
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from server.core.canonical import (LEGACY_SIGNATURES_END, canonical_json, canonical_object, legacy_canonical_json,
                                    signed_forms)
@@ -19,7 +19,7 @@ values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.di
                       max_leaves=16)
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values)
 def test_the_server_and_the_draw_verifier_give_rfc8785s_bytes(value):
     expected = rfc8785.dumps(value)
@@ -27,6 +27,7 @@ def test_the_server_and_the_draw_verifier_give_rfc8785s_bytes(value):
     assert algorithm.canonical_json(value) == expected
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(keys, values, max_size=8))
 def test_an_object_of_encoded_members_is_its_canonical_json(document):
     assert canonical_object({key: canonical_json(value) for key, value in document.items()}) == canonical_json(document)

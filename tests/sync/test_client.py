@@ -7,7 +7,7 @@ import random
 
 import sqlalchemy as sa
 import zstandard
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from server.modules.sync import operations as ops
 from server.modules.sync.models import InspectionNote, SyncDevice, SyncOperation
@@ -141,7 +141,7 @@ def test_package_and_health(client, db_session, field, tmp_path):
     assert mine["pending_media_bytes"] == 123456 and mine["last_contact_at"] and mine["acked_seq"] == 2
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.fixed_dictionaries({"seq": st.integers(1, 10**9), "entity": st.sampled_from(["note", "check_in"]),
                                        "id": st.uuids().map(str), "op": st.just("append"),
                                        "inspection_id": st.text(max_size=8),
