@@ -1010,16 +1010,19 @@ def _advance(ctx: Context, seqs: list[int]) -> dict[str, Any]:
 
 # ---- pull ---------------------------------------------------------------------------------------
 
-def _page(session: Session, user_id: int, since: int, upto: int, limit: int) -> sa.Select[tuple[int, str]]:
+@lru_cache(maxsize=2)
+def _page_query(postgres: bool) -> sa.Select[tuple[int, str]]:
     """The page's rows, oldest first: the team's changes of the inspector's inspections and the
-    changes addressed to them. On PostgreSQL a keyset read: one index range scan per inspection
+    changes addressed to them (parameters ``user_id``, ``since``, ``upto``, ``page_limit``; built
+    once per dialect). On PostgreSQL a keyset read: one index range scan per inspection
     (``ix_sync_change_scope``) and one for the inspector (``ix_sync_change_audience``), each
     stopping after ``limit`` rows, merged; a page costs the same wherever the cursor stands,
     instead of reading and sorting every change left after the cursor (O(n²) over a backlog)."""
-    in_range = (SyncChange.seq > since, SyncChange.seq <= upto)
+    user_id, limit = sa.bindparam("user_id"), sa.bindparam("page_limit")
+    in_range = (SyncChange.seq > sa.bindparam("since"), SyncChange.seq <= sa.bindparam("upto"))
     mine = sa.select(InspectionMember.inspection_id).where(
         InspectionMember.user_id == user_id, InspectionMember.removed_at.is_(None))
-    if session.get_bind().dialect.name != "postgresql":
+    if not postgres:
         return sa.select(SyncChange.seq, SyncChange.body).where(
             *in_range, sa.or_(sa.and_(SyncChange.audience_user_id.is_(None), SyncChange.inspection_id.in_(mine)),
                               SyncChange.audience_user_id == user_id)).order_by(SyncChange.seq).limit(limit)
@@ -1043,7 +1046,8 @@ def pull(session: Session, device: Device, cursor: str | None, limit: int = DEFA
     if since < head.floor_seq or since > head.last_seq:
         raise CursorExpired(cursor_seq=since, floor=head.floor_seq)
     limit = max(1, min(limit, MAX_PAGE))
-    rows = session.execute(_page(session, device.user_id, since, head.last_seq, limit)).all()
+    rows = session.execute(_page_query(session.get_bind().dialect.name == "postgresql"), {
+        "user_id": device.user_id, "since": since, "upto": head.last_seq, "page_limit": limit}).all()
     # A compaction that committed between the two reads may have dropped rows this page needed:
     # its floor is committed before any row goes, so reading the floor again tells.
     if since < session.execute(sa.select(SyncHead.floor_seq).where(SyncHead.id == 1)).scalar_one():
