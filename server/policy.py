@@ -49,6 +49,7 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     # devices, staff side
     "devices.Devices": {"GET": BUREAU, "POST": MANAGERS},
     "devices.DeviceRevoke": {"POST": BUREAU},
+    "devices.DeviceReenrol": {"POST": MANAGERS},
     # inspections
     "inspections.Inspections": {"GET": BUREAU, "POST": MANAGERS},
     "inspections.InspectionDetail": {"GET": BUREAU},
@@ -213,6 +214,7 @@ TABLE: dict[str, dict[str, frozenset[str]]] = {
     "console.inspections": {"GET": MANAGERS},
     "console.sync": {"GET": MANAGERS},
     "console.conflict_resolve": {"POST": MANAGERS},
+    "console.device_reenrol": {"POST": MANAGERS},
     "console.deadlines": {"GET": MANAGERS},
     "console.cases": {"GET": BUREAU},
     "console.case": {"GET": BUREAU},

@@ -18,11 +18,14 @@ import base64
 import datetime as dt
 import json
 import random
+import re
 import sqlite3
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
+
+import rfc8785
 
 from sync import codec
 
@@ -32,13 +35,55 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY, op_id TEXT NOT NULL UNIQUE, body TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done')), result TEXT);
 CREATE TABLE IF NOT EXISTS entity (
-    kind TEXT NOT NULL, id TEXT NOT NULL, inspection_id TEXT, body TEXT NOT NULL, PRIMARY KEY (kind, id));
+    kind TEXT NOT NULL, id TEXT NOT NULL, inspection_id TEXT, body TEXT NOT NULL,
+    wrapped INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (kind, id));
 """
+# entity.body is the entity's JSON; wrapped = 1: the whole change as the server sent it (its
+# ``data`` is the entity), stored as received so that a pull never encodes JSON again.
+
+_decoder = json.JSONDecoder()
+_WS = re.compile(r"[ \t\n\r]*")
 
 
-# json.dumps(..., ensure_ascii=False) builds a new encoder per call; the pull stores thousands of
-# bodies per page, so one encoder is kept (same output).
-_encode_data = json.JSONEncoder(ensure_ascii=False).encode
+def walk_page(text: str) -> tuple[list[tuple[dict[str, Any], str]], dict[str, Any]]:
+    """A pull page, ``{"changes": [...], "cursor": …, "more": …}``, parsed with each change's own
+    JSON text kept beside it (keys in any order, any whitespace). Returns (changes, other members)."""
+    decode, ws = _decoder.raw_decode, _WS.match
+    changes: list[tuple[dict[str, Any], str]] = []
+    members: dict[str, Any] = {}
+    i = ws(text, 0).end()
+    if text[i] != "{":
+        raise ValueError("a page is a JSON object")
+    i = ws(text, i + 1).end()
+    while text[i] != "}":
+        key, i = decode(text, i)
+        i = ws(text, i).end()
+        if text[i] != ":":
+            raise ValueError(f"':' expected at {i}")
+        i = ws(text, i + 1).end()
+        if key == "changes":
+            if text[i] != "[":
+                raise ValueError("changes is an array")
+            i = ws(text, i + 1).end()
+            while text[i] != "]":
+                start = i
+                change, i = decode(text, i)
+                changes.append((change, text[start:i]))
+                i = ws(text, i).end()
+                if text[i] == ",":
+                    i = ws(text, i + 1).end()
+            i += 1
+        else:
+            members[key], i = decode(text, i)
+        i = ws(text, i).end()
+        if text[i] == ",":
+            i = ws(text, i + 1).end()
+    return changes, members
+
+
+def _unwrap(body: str, wrapped: int) -> dict[str, Any]:
+    value = json.loads(body)
+    return (value.get("data") or {}) if wrapped else value
 
 
 class TransportError(Exception):
@@ -68,6 +113,9 @@ class HttpTransport:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.http = requests.Session()
+        # No proxy or netrc look-up in the environment on every request (a tenth of a pull's client
+        # time in the bench); set ``transport.http.trust_env = True`` to honour HTTP(S)_PROXY.
+        self.http.trust_env = False
         self._errors = (requests.ConnectionError, requests.Timeout)
 
     def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str],
@@ -124,10 +172,6 @@ class SyncFailed(Exception):
         self.status, self.body = status, body
 
 
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
@@ -152,6 +196,8 @@ class SyncClient:
     def __post_init__(self) -> None:
         self.db = sqlite3.connect(self.path, isolation_level=None)
         self.db.executescript(SCHEMA)
+        if "wrapped" not in {row[1] for row in self.db.execute("PRAGMA table_info(entity)")}:  # a store of 1.4
+            self.db.execute("ALTER TABLE entity ADD COLUMN wrapped INTEGER NOT NULL DEFAULT 0")
         self.db.execute("PRAGMA journal_mode=WAL")
 
     def close(self) -> None:
@@ -168,11 +214,12 @@ class SyncClient:
                         (key, value, value))
 
     def entities(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {i: json.loads(b) for i, b in self.db.execute("SELECT id, body FROM entity WHERE kind = ?", (kind,))}
+        return {i: _unwrap(b, w) for i, b, w in self.db.execute(
+            "SELECT id, body, wrapped FROM entity WHERE kind = ?", (kind,))}
 
     def entity(self, kind: str, entity_id: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT body FROM entity WHERE kind = ? AND id = ?", (kind, entity_id)).fetchone()
-        return json.loads(row[0]) if row else None
+        row = self.db.execute("SELECT body, wrapped FROM entity WHERE kind = ? AND id = ?", (kind, entity_id)).fetchone()
+        return _unwrap(*row) if row else None
 
     def outbox_depth(self) -> int:
         return self.db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
@@ -243,13 +290,15 @@ class SyncClient:
                                 "sha256": sha256, "size": size, "media_type": media_type,
                                 "captured_at": captured_at or self.clock(), "lat": lat, "lon": lon, **extra}
         data = {k: v for k, v in data.items() if v is not None}
-        signature = Ed25519PrivateKey.from_private_bytes(self.private_key).sign(_canonical(data))
+        # the signed bytes are RFC 8785 (JCS) of every field but the signature (sync/PROTOCOL.md §4.1)
+        signature = Ed25519PrivateKey.from_private_bytes(self.private_key).sign(rfc8785.dumps(data))
         data["signature"] = base64.b64encode(signature).decode()
         return self.enqueue("media_manifest", "append", data)
 
     # ---- wire ----------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+    def _call(self, method: str, path: str, payload: Any = None, *, text: bool = False) -> Any:
+        """The decoded JSON answer (``text``: the answer's text, not decoded)."""
         body = None
         headers = {"Authorization": f"Bearer {self.token}", "Accept-Encoding": "zstd, gzip"}
         if payload is not None:
@@ -268,10 +317,12 @@ class SyncClient:
                 self.stats.bytes_sent += len(body or b"") + len(path)
                 self.stats.bytes_received += len(raw)
                 encoding = {k.lower(): v for k, v in answer_headers.items()}.get("content-encoding", "")
-                data = json.loads(codec.decompress(raw, encoding, 1 << 30)) if raw else None
+                plain = codec.decompress(raw, encoding, 1 << 30)
                 if status >= 400:
-                    raise SyncFailed(status, data)
-                return data
+                    raise SyncFailed(status, json.loads(plain) if plain else None)
+                if text:
+                    return plain.decode("utf-8")
+                return json.loads(plain) if plain else None
             self.stats.retries += 1
             # Exponential backoff with full jitter: the township's link is shared by the team.
             self.sleep(self.rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** attempt)))
@@ -329,25 +380,34 @@ class SyncClient:
             cursor = self._meta("cursor")
             path = f"/mobile/v1/sync/changes?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
             try:
-                page = self._call("GET", path)
+                changes, page = walk_page(self._call("GET", path, text=True))
             except SyncFailed as exc:
                 if exc.status == 410:  # sync.cursor_expired: start over from the package
                     self.full_resync()
                     continue
                 raise
-            self.db.execute("BEGIN")
-            rows: list[tuple[str, str, str, str]] = []
-            for change in page["changes"]:
-                if change["op"] in ("append", "upsert") and change["entity"] != "inspection":
-                    rows.append((change["entity"], str(change["id"]), change["inspection_id"],
-                                 _encode_data(change.get("data") or {})))
-                    continue
+            # A page is fetched again if lost, so its commit need not wait for the disk (WAL keeps
+            # the file consistent); the outbox is written with full sync.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self.db.execute("BEGIN")
+                rows: list[tuple[str, str, str, str]] = []
+                for change, raw_change in changes:
+                    if change["op"] in ("append", "upsert") and change["entity"] != "inspection":
+                        rows.append((change["entity"], str(change["id"]), change["inspection_id"], raw_change))
+                        continue
+                    self._store_many(rows)
+                    self._apply(change)
                 self._store_many(rows)
-                self._apply(change)
-            self._store_many(rows)
-            self._set_meta("cursor", page["cursor"])
-            self.db.execute("COMMIT")
-            count += len(page["changes"])
+                self._set_meta("cursor", page["cursor"])
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            finally:
+                self.db.execute("PRAGMA synchronous=FULL")
+            count += len(changes)
             for inspection_id in self._meta_list("fetch"):
                 self.full_resync(inspection_id)
             if not page["more"]:
@@ -374,17 +434,19 @@ class SyncClient:
         self._store(kind, entity_id, inspection_id, change.get("data") or {})
 
     def _store_many(self, rows: list[tuple[str, str, str, str]]) -> None:
-        """Consecutive plain upserts of a page in one executemany (the pull's hot path)."""
+        """Consecutive plain upserts of a page in one executemany (the pull's hot path), each stored as
+        the change's text as received (``wrapped``)."""
         if rows:
             self.db.executemany(
-                "INSERT INTO entity (kind, id, inspection_id, body) VALUES (?, ?, ?, ?) ON CONFLICT (kind, id) "
-                "DO UPDATE SET body = excluded.body, inspection_id = excluded.inspection_id", rows)
+                "INSERT INTO entity (kind, id, inspection_id, body, wrapped) VALUES (?, ?, ?, ?, 1) "
+                "ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, inspection_id = excluded.inspection_id, "
+                "wrapped = 1", rows)
             rows.clear()
 
     def _store(self, kind: str, entity_id: str, inspection_id: str | None, data: dict[str, Any]) -> None:
-        self.db.execute("INSERT INTO entity (kind, id, inspection_id, body) VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, inspection_id = excluded.inspection_id",
-                        (kind, str(entity_id), inspection_id, json.dumps(data, ensure_ascii=False)))
+        self.db.execute("INSERT INTO entity (kind, id, inspection_id, body, wrapped) VALUES (?, ?, ?, ?, 0) "
+                        "ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, inspection_id = excluded.inspection_id, "
+                        "wrapped = 0", (kind, str(entity_id), inspection_id, json.dumps(data, ensure_ascii=False)))
 
     def full_resync(self, inspection_id: str | None = None) -> dict[str, Any]:
         """Replace the server view from the offline package; the outbox is never touched."""

@@ -48,6 +48,7 @@ class UnitFactory(Base):
     kind = UnitKind.BRIGADE
     name_zh = factory.Sequence(lambda n: f"测试执法大队{n}")
     name_en = factory.Sequence(lambda n: f"Test brigade {n}")
+    code = factory.Sequence(lambda n: f"测{n}")
     region_code = "611002"
 
 

@@ -23,9 +23,11 @@ from server.modules.draws import operations as draws
 from server.modules.draws import schemas as draws_schemas
 from server.modules.draws.models import (AnnualPlan, Basis, Draw, Level, Period, RedrawReason, RedrawRequest,
                                          SamplingRule)
+from server.modules.devices import operations as devices
 from server.modules.inspections import operations as inspections
 from server.modules.inspections.models import Inspection, InspectionStatus
 from server.modules.roster.models import ConflictDeclaration
+from server.modules.sync import conflicts as sync_conflicts
 from server.modules.sync import operations as sync
 from server.modules.sync.models import ConflictStatus, InspectionRecord, SyncConflict
 from server.modules.users import operations as users
@@ -376,7 +378,7 @@ def inspections_page() -> Any:
 
 def _sync_context() -> dict[str, Any]:
     principal = current_principal()
-    conflicts = paged(sync.conflicts_visible(principal).where(SyncConflict.status == ConflictStatus.OPEN),
+    conflicts = paged(sync_conflicts.conflicts_visible(principal).where(SyncConflict.status == ConflictStatus.OPEN),
                       per_page=20, param="conflicts_page")
     records = {r.id: r for r in db.session.scalars(sa.select(InspectionRecord).where(
         InspectionRecord.id.in_([c.record_id for c in conflicts["rows"]])))}
@@ -403,8 +405,16 @@ def conflict_resolve(conflict_id: int) -> Any:
 
     def resolve() -> Any:
         required("reason")
-        conflict = sync.get_conflict(db.session, principal, conflict_id)
+        conflict = sync_conflicts.get_conflict(db.session, principal, conflict_id)
         choice = request.form.get("choice", "")
+        made_against = request.form.get("record_version", "")
+        if not made_against.isdigit():
+            raise errors.ValidationFailed(fields={"record_version": ["必填 / required"]})
+        version = int(made_against)
+        if choice == "current":
+            record = db.session.get(InspectionRecord, conflict.record_id)
+            return sync_conflicts.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(),
+                                record_version=version, value=record.fields.get(conflict.field))
         if choice == "merge":
             required("merged")
             record = db.session.get(InspectionRecord, conflict.record_id)
@@ -414,16 +424,37 @@ def conflict_resolve(conflict_id: int) -> Any:
                 value = text if spec["type"] in ("string", "text", "datetime", "sha256") else json.loads(text)
             except ValueError:
                 raise errors.ValidationFailed(fields={"merged": ["JSON"]}) from None
-            return sync.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(), value=value)
+            return sync_conflicts.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(),
+                                record_version=version, value=value)
         if not choice.isdigit():
             raise errors.ValidationFailed(fields={"choice": ["选择一个值或合并 / choose a value or merge"]})
-        return sync.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(), choice=int(choice))
+        return sync_conflicts.resolve(db.session, conflict, by=me(), reason=request.form["reason"].strip(),
+                            record_version=version, choice=int(choice))
 
     _, error = run(resolve)
     if error is not None:
         return render_error("console/sync.html", error, **_sync_context())
     flash("✓")
     return redirect(url_for("console.sync"))
+
+
+@console.post("/devices/<device_id>/reenrol")
+def device_reenrol(device_id: str) -> Any:
+    """离线宽限期过后重新登记设备：显示一次性登记令牌 / Re-enrol a device after the offline grace period"""
+    principal = current_principal()
+
+    def reenrol() -> Any:
+        required("reason")
+        device = devices.get_device(db.session, device_id)
+        if principal.role != Role.ADMIN.value and device.user.unit_id != principal.unit_id:
+            raise devices.DeviceNotFound()
+        return devices.reenrol(db.session, device, by=me(), reason=request.form["reason"].strip(),
+                               public_key_b64=(request.form.get("public_key") or "").strip() or None)
+
+    result, error = run(reenrol)
+    if error is not None:
+        return render_error("console/sync.html", error, **_sync_context())
+    return render_template("console/sync.html", enrolment=result, **_sync_context())
 
 
 # ---- deadlines -----------------------------------------------------------------------------------

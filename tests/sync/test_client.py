@@ -7,6 +7,7 @@ import random
 
 import sqlalchemy as sa
 import zstandard
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from server.modules.sync import operations as ops
 from server.modules.sync.models import InspectionNote, SyncDevice, SyncOperation
@@ -138,3 +139,21 @@ def test_package_and_health(client, db_session, field, tmp_path):
     health = client.get("/api/v1/sync/devices", headers=field.staff).json
     mine = next(h for h in health if h["device_id"] == field.phone_a.device.id)
     assert mine["pending_media_bytes"] == 123456 and mine["last_contact_at"] and mine["acked_seq"] == 2
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.fixed_dictionaries({"seq": st.integers(1, 10**9), "entity": st.sampled_from(["note", "check_in"]),
+                                       "id": st.uuids().map(str), "op": st.just("append"),
+                                       "inspection_id": st.text(max_size=8),
+                                       "data": st.dictionaries(st.text(max_size=5), st.text() | st.floats(allow_nan=False)
+                                                               | st.none(), max_size=3)}), max_size=6),
+       st.booleans(), st.sampled_from([None, 0, 2]), st.booleans())
+def test_a_page_is_walked_with_each_changes_own_text_whatever_its_layout(changes, more, indent, cursor_first):
+    from sync.client import walk_page
+
+    page = {"cursor": "djE6OQ", "more": more, "changes": changes} if cursor_first else \
+        {"changes": changes, "cursor": "djE6OQ", "more": more}
+    walked, members = walk_page(json.dumps(page, indent=indent, ensure_ascii=bool(indent)))
+    assert [change for change, _ in walked] == changes
+    assert [json.loads(text) for _, text in walked] == changes
+    assert members == {"cursor": "djE6OQ", "more": more}

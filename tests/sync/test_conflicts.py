@@ -34,7 +34,8 @@ def test_disjoint_edits_merge_and_same_field_edits_are_both_kept(client, db_sess
     queue = client.get("/api/v1/sync/conflicts", headers=field.staff)
     assert [c["id"] for c in queue.json] == [conflict.id]
     resolved = client.post(f"/api/v1/sync/conflicts/{conflict.id}/resolve", headers=field.staff,
-                           json={"value": "责令停止排放并查封设备", "reason": "两人记录合并，经现场核实"})
+                           json={"value": "责令停止排放并查封设备", "reason": "两人记录合并，经现场核实",
+                                 "record_version": queue.json[0]["record_version"]})
     assert resolved.status_code == 200, resolved.json
     assert resolved.json["status"] == "resolved" and resolved.json["resolved_version"] == 4
     version = db_session.scalars(sa.select(InspectionRecordVersion).where(InspectionRecordVersion.version == 4)).one()
@@ -43,7 +44,7 @@ def test_disjoint_edits_merge_and_same_field_edits_are_both_kept(client, db_sess
     assert {"sync:inspection_record:updated", "sync:inspection_record:conflicted",
             "sync:inspection_record:conflict_resolved"} <= tags
     again = client.post(f"/api/v1/sync/conflicts/{conflict.id}/resolve", headers=field.staff,
-                        json={"choice": 0, "reason": "重复处理"})
+                        json={"choice": 0, "reason": "重复处理", "record_version": 4})
     assert again.status_code == 409 and again.json["code"] == "sync.conflict_resolved"
     assert client.get("/api/v1/sync/conflicts", headers=field.staff).json == []
 
@@ -53,7 +54,7 @@ def test_unknown_fields_and_future_base_are_rejected(client, db_session, field):
     bad = push(client, field.phone_a, [edit(field.phone_a, iid, 0, colour="red"),
                                        edit(field.phone_a, iid, 0, identity_shown="yes"),
                                        edit(field.phone_a, iid, 5, findings="x")]).json["results"]
-    assert [r["error"]["code"] for r in bad] == ["sync.unknown_field", "sync.unknown_field",
+    assert [r["error"]["code"] for r in bad] == ["sync.unknown_field", "sync.field_type",
                                                  "sync.base_version_unknown"]
 
 
@@ -70,7 +71,7 @@ def test_supervisor_of_another_unit_cannot_see_or_resolve(client, db_session, fi
     assert client.get("/api/v1/sync/conflicts", headers=headers).json == []
     conflict_id = db_session.scalar(sa.select(SyncConflict.id))
     refused = client.post(f"/api/v1/sync/conflicts/{conflict_id}/resolve", headers=headers,
-                          json={"choice": 1, "reason": "越权"})
+                          json={"choice": 1, "reason": "越权", "record_version": 1})
     assert refused.status_code == 404
     inspector = {"Authorization": f"Bearer {staff_token(field.a)['access_token']}"}
     assert client.get("/api/v1/sync/conflicts", headers=inspector).status_code == 403

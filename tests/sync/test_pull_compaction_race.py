@@ -94,7 +94,7 @@ def _step(statement: str) -> str | None:
     text = " ".join(statement.split())
     if text.startswith("SELECT sync_head.last_seq, sync_head.floor_seq FROM sync_head"):
         return "head"
-    if text.startswith("SELECT sync_change.seq, sync_change.body FROM sync_change"):
+    if text.startswith("SELECT") and " FROM sync_change" in text:  # the page (a keyset union on PostgreSQL)
         return "rows"
     if text.startswith("SELECT sync_head.floor_seq FROM sync_head"):
         return "floor"

@@ -27,6 +27,7 @@ def _values(app: Any) -> dict[str, str]:
                 "case_id": db.session.scalar(sa.select(Case.id).where(Case.number.is_not(None))),
                 "target_id": str(db.session.scalar(sa.select(Target.id))),
                 "draw_id": "0" * 36, "transfer_id": "0" * 36, "package_id": "0" * 36, "import_id": "0" * 36,
+                "device_id": "0" * 36,
                 "code": "en"}
 
 

@@ -74,17 +74,19 @@ def load(session: Session, *, seed: int = 611000, targets: int = 2000, inspector
     procuratorate = Agency(kind=AgencyKind.PROCURATORATE, name_zh="商洛市人民检察院",
                            name_en="Shangluo People's Procuratorate", region_code="611000")
     session.add_all([bureau, police, procuratorate])
-    detachment = Unit(agency=bureau, kind=UnitKind.DETACHMENT, name_zh="商洛市生态环境保护综合执法支队",
+    detachment = Unit(agency=bureau, kind=UnitKind.DETACHMENT, code="商洛支队", name_zh="商洛市生态环境保护综合执法支队",
                       name_en="Shangluo Environmental Enforcement Detachment", region_code="611000")
-    legal_office = Unit(agency=bureau, kind=UnitKind.OFFICE, name_zh="商洛市生态环境局法规科",
+    legal_office = Unit(agency=bureau, kind=UnitKind.OFFICE, code="商洛法规", name_zh="商洛市生态环境局法规科",
                         name_en="Shangluo Bureau Legal Affairs Office", region_code="611000")
-    police_unit = Unit(agency=police, kind=UnitKind.OFFICE, name_zh="商洛市公安局食品药品环境犯罪侦查支队",
+    police_unit = Unit(agency=police, kind=UnitKind.OFFICE, code="商洛公安环侦",
+                       name_zh="商洛市公安局食品药品环境犯罪侦查支队",
                        name_en="Shangluo Food, Drug and Environmental Crime Investigation Detachment",
                        region_code="611000")
-    prosecutor_unit = Unit(agency=procuratorate, kind=UnitKind.OFFICE, name_zh="商洛市人民检察院第八检察部",
+    prosecutor_unit = Unit(agency=procuratorate, kind=UnitKind.OFFICE, code="商洛检八", name_zh="商洛市人民检察院第八检察部",
                            name_en="Shangluo Procuratorate 8th Department (public-interest litigation)",
                            region_code="611000")
-    brigades = [Unit(agency=bureau, kind=UnitKind.BRIGADE, name_zh=f"商洛市生态环境保护综合执法支队{name}大队",
+    brigades = [Unit(agency=bureau, kind=UnitKind.BRIGADE, code=name[:2],
+                     name_zh=f"商洛市生态环境保护综合执法支队{name}大队",
                      name_en=f"{pinyin} Enforcement Brigade", region_code=code)
                 for code, name, pinyin, _, _ in COUNTIES]
     session.add_all([detachment, legal_office, police_unit, prosecutor_unit, *brigades])

@@ -69,3 +69,17 @@ class DeviceRevoke(MethodView):
         ops.revoke(db.session, device, data["reason"])
         db.session.commit()
         return device
+
+
+@blp.route("/devices/<device_id>/reenrol")
+class DeviceReenrol(MethodView):
+    @blp.arguments(schemas.ReenrolSchema)
+    @blp.response(201, schemas.EnrolmentSchema)
+    def post(self, data: dict[str, Any], device_id: str) -> Any:
+        """离线宽限期过后重新登记设备（保留设备编号与旧签名）/ Re-enrol a device after the offline grace period"""
+        device = ops.get_device(db.session, device_id)
+        _require_device_scope(device)
+        result = ops.reenrol(db.session, device, by=users.get_user(db.session, current_principal().user_id),
+                             reason=data["reason"], public_key_b64=data.get("public_key"))
+        db.session.commit()
+        return result

@@ -70,6 +70,25 @@ def revoke(device_id: str, reason: str) -> None:
     click.echo(f"revoked {device_id}")
 
 
+@devices_cli.command("reenrol")
+@click.argument("device_id")
+@click.option("--reason", required=True)
+@click.option("--by", "by_username", help="the supervisor who re-enrols (recorded in the audit log)")
+@click.option("--public-key", help="a new raw Ed25519 public key, base64; omit to keep the device's key")
+@with_appcontext
+def reenrol(device_id: str, reason: str, by_username: str | None, public_key: str | None) -> None:
+    """Re-enrol a device past its offline grace period; prints a one-time enrolment token (24 h) that
+    the phone exchanges at /mobile/v1/auth/refresh. Its id, outbox and old signatures stay valid."""
+    try:
+        by = _user(by_username) if by_username else None
+        result = ops.reenrol(db.session, ops.get_device(db.session, device_id), by=by, reason=reason,
+                             public_key_b64=public_key)
+        db.session.commit()
+    except DomainError as exc:
+        raise _fail(exc) from None
+    click.echo(f"enrolment token (valid until {result['expires_at']:%Y-%m-%d %H:%M} UTC): {result['enrolment_token']}")
+
+
 @click.group("tokens")
 def tokens_cli() -> None:
     """令牌 / Tokens."""

@@ -51,3 +51,19 @@ class DeviceRefreshToken(Base):
     used_at: Mapped[dt.datetime | None] = mapped_column(comment="set when exchanged; reuse revokes the family")
 
     __table_args__ = (sa.CheckConstraint("length(token_hash) = 64", name="sha256_hex"),)
+
+
+class DeviceKey(Base):
+    """A key a device signed with before a re-enrolment gave it a new one. Its signatures stay valid
+    for what it signed while it was the device's key (captured up to ``retired_at``)."""
+
+    __tablename__ = "device_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(sa.ForeignKey("device.id"), index=True)
+    public_key: Mapped[bytes] = mapped_column(sa.LargeBinary(32), unique=True, comment="raw Ed25519 public key")
+    retired_at: Mapped[dt.datetime] = mapped_column(comment="end of its validity: the re-enrolment")
+    retired_by: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"), comment="supervisor who re-enrolled")
+    reason: Mapped[str] = mapped_column(sa.String(400))
+
+    __table_args__ = (sa.CheckConstraint("length(public_key) = 32", name="ed25519_key_length"),)

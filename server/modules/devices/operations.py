@@ -7,13 +7,13 @@ import datetime as dt
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from server.core import errors, tokens
 from server.core.access import Role
 from server.core.db import utcnow
 from server.modules.audit import operations as audit
-from server.modules.devices.models import Device, DeviceRefreshToken
+from server.modules.devices.models import Device, DeviceKey, DeviceRefreshToken
 from server.modules.users.models import User
 from server.modules.users.operations import AccountInactive
 
@@ -63,7 +63,8 @@ def register(session: Session, *, user: User, public_key_b64: str, label: str, p
     if user.role not in DEVICE_ROLES:
         raise DeviceOwnerRole()
     raw = decode_public_key(public_key_b64)
-    if session.scalar(sa.select(Device.id).where(Device.public_key == raw)) is not None:
+    if session.scalar(sa.select(Device.id).where(Device.public_key == raw)) is not None or session.scalar(
+            sa.select(DeviceKey.id).where(DeviceKey.public_key == raw)) is not None:
         raise DeviceKeyTaken()
     device = Device(user_id=user.id, public_key=raw, label=label, platform=platform, app_version=app_version,
                     registered_by=registered_by)
@@ -149,3 +150,69 @@ def refresh(session: Session, refresh_token: str) -> dict[str, object]:
     if claimed.rowcount != 1:
         raise RefreshInvalid()
     return issue_tokens(session, device)  # the view notes the contact (evidence.note_contact)
+
+
+# ---- re-enrolment after the offline grace period ------------------------------------------------
+
+REENROL_TTL = dt.timedelta(hours=24)
+
+
+def reenrol(session: Session, device: Device, *, by: User | None, reason: str,
+            public_key_b64: str | None = None) -> dict[str, object]:
+    """A device past its offline grace period (refresh refused, ``device.refresh_invalid``) is
+    re-enrolled by a supervisor of its inspector's unit, or by an administrator (console, staff API,
+    ``enforce devices reenrol``). It keeps its id, so its outbox (op ids, seqs) goes on as before.
+
+    Every refresh token the device still has ends; a one-time enrolment token valid for
+    ``REENROL_TTL`` is returned, which the phone exchanges at ``/mobile/v1/auth/refresh`` like any
+    refresh token. The device keeps its key unless a new one is given: the old key is then kept in
+    ``device_key`` and still verifies what the device signed up to now (manifests captured before
+    the re-enrolment, still in its outbox). A revoked (lost) device is not re-enrolled."""
+    if device.revoked_at is not None:
+        raise DeviceRevoked()
+    now = utcnow()
+    session.execute(sa.update(DeviceRefreshToken)
+                    .where(DeviceRefreshToken.device_id == device.id, DeviceRefreshToken.used_at.is_(None))
+                    .values(used_at=now))
+    retired: str | None = None
+    if public_key_b64 is not None:
+        raw = decode_public_key(public_key_b64)
+        if raw != device.public_key:
+            taken = session.scalar(sa.select(Device.id).where(Device.public_key == raw)) or session.scalar(
+                sa.select(DeviceKey.id).where(DeviceKey.public_key == raw))
+            if taken is not None:
+                raise DeviceKeyTaken()
+            retired = base64.b64encode(device.public_key).decode()
+            session.add(DeviceKey(device_id=device.id, public_key=device.public_key, retired_at=now,
+                                  retired_by=by.id if by else None, reason=reason))
+            device.public_key = raw
+    token, digest = tokens.new_opaque()
+    expires = now + REENROL_TTL
+    session.add(DeviceRefreshToken(device_id=device.id, token_hash=digest, expires_at=expires))
+    session.flush()
+    audit.record(session, "admin:device:reenrolled", subjects={"device": device.id, "user": device.user_id},
+                 payload={"by": by.id if by else None, "key_changed": retired is not None, "retired_key": retired,
+                          "public_key": base64.b64encode(device.public_key).decode(),
+                          "enrolment_expires_at": expires.isoformat()}, reason=reason)
+    return {"device_id": device.id, "enrolment_token": token, "expires_at": expires, "key_changed": retired is not None}
+
+
+def verify_with_history(device: Device, message: bytes, signature: bytes, *, signed_at: dt.datetime | None) -> bool:
+    """``verify_signature``, and if the current key does not verify, the keys a re-enrolment retired,
+    each for what was signed (``signed_at``: the device's capture time) up to its retirement."""
+    if verify_signature(device, message, signature):
+        return True
+    session = object_session(device)
+    if signed_at is None or session is None:
+        return False
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    for key in session.scalars(sa.select(DeviceKey.public_key).where(DeviceKey.device_id == device.id,
+                                                                     DeviceKey.retired_at >= signed_at)):
+        try:
+            Ed25519PublicKey.from_public_bytes(key).verify(signature, message)
+            return True
+        except InvalidSignature:
+            continue
+    return False

@@ -38,6 +38,20 @@ class RevokeSchema(ma.Schema):
     reason = ma.fields.String(required=True, validate=validate.Length(2, 400))
 
 
+class ReenrolSchema(ma.Schema):
+    reason = ma.fields.String(required=True, validate=validate.Length(2, 400))
+    public_key = ma.fields.String(metadata={"description": "a new raw Ed25519 public key, base64; omit to keep the "
+                                                           "device's key (the usual case)"})
+
+
+class EnrolmentSchema(ma.Schema):
+    device_id = ma.fields.String()
+    enrolment_token = ma.fields.String(metadata={"description": "one-time; the phone exchanges it at "
+                                                                "/mobile/v1/auth/refresh (valid 24 h)"})
+    expires_at = ma.fields.AwareDateTime()
+    key_changed = ma.fields.Boolean()
+
+
 class DeviceQuerySchema(ma.Schema):
     user_id = ma.fields.Integer()
     active = ma.fields.Boolean()

@@ -25,7 +25,8 @@ A draw document (JSON, UTF-8) holds everything the draw used and produced:
     public_value       a string published after the commitments (lottery number, block hash) or null
     seed               hex; result, result_hash: the outcome and SHA-256 of its canonical JSON
 
-Canonical JSON: keys sorted, separators "," and ":", UTF-8 without escaping, no NaN.
+Canonical JSON: RFC 8785 (JSON Canonicalization Scheme), UTF-8. For the values a draw holds (strings,
+integers, booleans, null) that is: keys sorted, separators "," and ":", no escaping beyond JSON's.
 
 commitment = SHA-256(UTF-8 of draw_id + "|" + party + "|" + secret), hex.
 seed       = SHA-256(canonical JSON of {"algorithm_version", "draw_id", "pool_hashes",
@@ -77,10 +78,102 @@ class DrawError(Exception):
         self.context = context
 
 
+# Canonical JSON is RFC 8785 (JCS). This file carries its own copy, in the standard library only,
+# so that an outsider can verify a draw with nothing installed; the server's implementation is the
+# ``rfc8785`` package (server/core/canonical.py), and tests/core/test_canonical.py checks this copy
+# against it with Hypothesis.
+_SAFE_INT = 2 ** 53 - 1
+_sorted_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                                   check_circular=False)
+
+
+def _plain(value):
+    """No floats, no integers beyond 2**53, no keys outside the BMP: JCS is then the standard
+    library's sorted encoding (same escapes; code-point order is UTF-16 order in the BMP)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if -_SAFE_INT <= item <= _SAFE_INT:
+                continue
+            return False
+        if kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is dict:
+            for key in item:
+                if type(key) is not str or (not key.isascii() and max(key) > "\uffff"):
+                    return False
+            stack.extend(item.values())
+        else:
+            return False
+    return True
+
+
+def _jcs_number(value):
+    """ECMAScript Number::toString (RFC 8785 section 3.2.2.3) from Python's shortest repr."""
+    if isinstance(value, int) and not isinstance(value, float):
+        if not -_SAFE_INT <= value <= _SAFE_INT:
+            raise ValueError(f"{value} is beyond the integers JSON numbers hold exactly")
+        return str(value)
+    if value != value or value in (math.inf, -math.inf):
+        raise ValueError(f"{value} is not a JSON number")
+    if value == 0:
+        return "0"
+    if value < 0:
+        return "-" + _jcs_number(-value)
+    mantissa, _, exponent = repr(value).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    n = len(whole) + int(exponent or 0) - (len(whole + fraction) - len((whole + fraction).lstrip("0")))
+    digits = digits.rstrip("0") or "0"
+    k = len(digits)
+    if k <= n <= 21:
+        return digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return "0." + "0" * -n + digits
+    e = n - 1
+    return digits[0] + ("." + digits[1:] if k > 1 else "") + "e" + ("+" if e >= 0 else "-") + str(abs(e))
+
+
+def _jcs(value, out):
+    if value is None or value is True or value is False or isinstance(value, str):
+        out.append(_sorted_encoder.encode(value))
+    elif isinstance(value, (int, float)):
+        out.append(_jcs_number(value))
+    elif isinstance(value, (list, tuple)):
+        out.append("[")
+        for i, member in enumerate(value):
+            if i:
+                out.append(",")
+            _jcs(member, out)
+        out.append("]")
+    elif isinstance(value, dict):
+        if any(not isinstance(key, str) for key in value):
+            raise ValueError("object keys must be strings")
+        out.append("{")
+        for i, key in enumerate(sorted(value, key=lambda k: k.encode("utf-16-be"))):
+            if i:
+                out.append(",")
+            out.append(_sorted_encoder.encode(key))
+            out.append(":")
+            _jcs(value[key], out)
+        out.append("}")
+    else:
+        raise ValueError(f"{type(value).__name__} is not JSON")
+
+
 def canonical_json(value):
-    # check_circular=False only skips the cycle check (documents are trees); the bytes are the same
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                      check_circular=False).encode("utf-8")
+    """RFC 8785 (JCS) bytes of ``value``."""
+    if _plain(value):
+        return _sorted_encoder.encode(value).encode("utf-8")
+    out = []
+    _jcs(value, out)
+    return "".join(out).encode("utf-8")
 
 
 def sha256_hex(data):

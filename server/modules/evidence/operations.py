@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session, selectinload
 from server.core import errors
 from server.core.access import current_principal
 from server.core.calendar import to_local_date
-from server.core.canonical import canonical_json
+from server.core.canonical import canonical_json, signed_forms
 from server.core.db import insert_rows, new_uuid, utcnow
 from server.modules.audit import operations as audit
 from server.modules.devices.models import Device
-from server.modules.devices.operations import SignatureBad, verify_signature
+from server.modules.devices.operations import SignatureBad, verify_signature, verify_with_history
 from server.modules.evidence.models import (Blob, CustodyAction, CustodyEvent, DeviceReconnect, EvidenceFlag, EvidenceItem,
                                             EvidenceKind, EvidenceStatus, Upload, UploadStatus)
 from server.modules.inspections import operations as inspections
@@ -223,7 +223,11 @@ def parse_manifest(manifest: Any, *, device: Device, inspection_id: str | None =
             signature = None
         if signature is not None and len(signature) != 64:
             signature = None
-    valid = signature is not None and verify_signature(device, signed_bytes(manifest), signature)
+    # RFC 8785 bytes; the legacy form protocol-v1 apps signed is accepted until LEGACY_SIGNATURES_END
+    unsigned = {k: v for k, v in manifest.items() if k != "signature"}
+    # a key retired by a re-enrolment still verifies what was captured while it was the device's
+    valid = signature is not None and any(verify_with_history(device, form, signature, signed_at=captured_at)
+                                          for form in signed_forms(unsigned, at=utcnow()))
     if require_signature and not valid:
         if raw_sig is None:
             raise ManifestInvalid(fields={"signature": ["必填 / required"]})

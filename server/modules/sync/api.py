@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from server.core.access import current_principal
 from server.core.pagination import SelectPage
 from server.extensions import db
+from server.modules.sync import conflicts
 from server.modules.sync import operations as ops
 from server.modules.sync import schemas
 from server.modules.sync.models import SyncConflict
@@ -24,7 +25,7 @@ class Conflicts(MethodView):
     @blp.paginate(SelectPage)
     def get(self, args: dict[str, Any]) -> Any:
         """本单位待处理的同步冲突 / Sync conflicts of the supervisor's unit"""
-        return ops.conflicts_visible(current_principal()).where(SyncConflict.status == args["status"])
+        return conflicts.conflicts_visible(current_principal()).where(SyncConflict.status == args["status"])
 
 
 @blp.route("/sync/conflicts/<int:conflict_id>/resolve")
@@ -34,9 +35,9 @@ class ConflictResolve(MethodView):
     def post(self, data: dict[str, Any], conflict_id: int) -> Any:
         """选择一个值或给出合并值并说明理由 / Choose a kept value or give a merged one, with a reason"""
         principal = current_principal()
-        conflict = ops.get_conflict(db.session, principal, conflict_id)
+        conflict = conflicts.get_conflict(db.session, principal, conflict_id)
         by = users.get_user(db.session, principal.user_id)
-        ops.resolve(db.session, conflict, by=by, **data)
+        conflicts.resolve(db.session, conflict, by=by, **data)
         db.session.commit()
         return conflict
 

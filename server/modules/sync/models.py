@@ -187,6 +187,17 @@ class SyncConflict(Base):
 
     __table_args__ = (sa.Index("ix_sync_conflict_open", "unit_id", "status"),)
 
+    @property
+    def described(self) -> dict[str, Any]:
+        """The current value and every candidate with author and time (``operations.describe``)."""
+        from sqlalchemy.orm import object_session
+
+        from server.modules.sync.conflicts import describe
+
+        session = object_session(self)
+        assert session is not None
+        return describe(session, self)
+
 
 class _Appended:
     """Columns every append-only item has: who, where from, and both clocks."""

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 from server.core import errors
 from server.core.access import Principal, Role
 from server.core.calendar import CHINA
-from server.core.canonical import canonical_json
+from server.core.canonical import canonical_json, legacy_canonical_json
 from server.core.db import insert_rows, utcnow
 from server.modules.audit import operations as audit
 from server.modules.devices.models import Device
@@ -36,11 +36,14 @@ from server.modules.sync.models import (CheckIn, ConflictStatus, DocumentNumber,
                                         InspectionNote, InspectionRecord, InspectionRecordVersion,
                                         MediaManifest, SyncChange, SyncConflict, SyncDevice,
                                         SyncHead, SyncOperation)
-from server.modules.users.models import User
+from server.modules.users.models import Unit, User
 from sync import merge
 
 PROTOCOL_VERSION = 1
 MAX_OPS = 1000  # per push request
+# A device's seq may run at most this far beyond its acknowledged (gap-free) seq: an outbox holds
+# far fewer unacknowledged operations, and a number beyond would leave a gap that never closes.
+SEQ_WINDOW = 100_000
 MAX_PAGE = 5000
 DEFAULT_PAGE = 1000
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
@@ -67,8 +70,13 @@ SequenceReused = errors.error_code("sync.sequence_reused", 409, "设备序号已
                                    "This device sequence number was already used by another operation")
 OperationReused = errors.error_code("sync.operation_reused", 409, "操作编号已被内容不同的操作使用",
                                     "This operation id was already used with different content")
-UnknownField = errors.error_code("sync.unknown_field", 422, "笔录模板中没有该字段或取值类型不符",
-                                 "The record template has no such field, or the value has the wrong type")
+UnknownField = errors.error_code("sync.unknown_field", 422, "笔录模板中没有该字段",
+                                 "The record template has no such field")
+FieldType = errors.error_code("sync.field_type", 422, "字段取值类型与笔录模板不符",
+                              "A field value does not have the type the record template gives it")
+SequenceOutOfRange = errors.error_code(
+    "sync.sequence_out_of_range", 422, "设备序号超出允许范围（最多比已确认的序号大 100000）",
+    "The device sequence number is more than 100,000 beyond the device's acknowledged one")
 UnknownTemplate = errors.error_code("sync.unknown_template", 422, "未知的笔录模板", "Unknown record template")
 BaseUnknown = errors.error_code("sync.base_version_unknown", 409, "基准版本在服务器上不存在，请先同步",
                                 "The base version does not exist on the server; pull first")
@@ -78,8 +86,9 @@ DocumentNumberUnknown = errors.error_code("sync.document_number_unknown", 404, "
                                           "This document number was not allocated to this device")
 DocumentNumberUsed = errors.error_code("sync.document_number_used", 409, "该文书编号已被使用",
                                        "This document number has already been used")
-ConflictNotFound = errors.error_code("sync.conflict_not_found", 404, "冲突不存在", "No such conflict")
-ConflictClosed = errors.error_code("sync.conflict_resolved", 409, "该冲突已处理", "This conflict is already resolved")
+ItemIdConflict = errors.error_code(
+    "sync.item_id_conflict", 409, "该编号已登记为内容不同的记录（或由其他设备登记），新内容未保存",
+    "This id is already stored with different content (or by another device); the new content was not stored")
 
 
 # ---- time -----------------------------------------------------------------------------------
@@ -285,7 +294,13 @@ def _parse(index: int, raw: Any) -> Item:
         return item
     item.seq = seq
     item.entity, item.action = str(raw.get("entity", "")), str(raw.get("action", ""))
-    item.digest = hashlib.sha256(canonical_json(raw)).hexdigest()
+    # the digest stored operations were first answered with: a replay must compare equal, so its form never changes
+    try:
+        item.digest = hashlib.sha256(legacy_canonical_json(raw)).hexdigest()
+    except ValueError:  # NaN or Infinity, which Python's JSON parser lets through
+        item.store = False
+        item.result = _rejected(item, Malformed("NaN and Infinity are not JSON numbers"))
+        return item
     data = raw.get("data")
     try:
         if not isinstance(data, dict):
@@ -327,6 +342,7 @@ def push(session: Session, device: Device, ops: list[Any], *, report: dict[str, 
 
     _replays(ctx, [i for i in items if i.store])
     _seq_reuse(ctx, [i for i in items if i.store])
+    _seq_range(ctx, [i for i in items if i.store])
     live = [i for i in items if i.store and i.result is None]
     _load_scope(ctx, live)
     appendable = [i for i in live if HANDLERS[(i.entity, i.action)].bulk]
@@ -342,7 +358,12 @@ def push(session: Session, device: Device, ops: list[Any], *, report: dict[str, 
             "result": json.dumps(i.result, ensure_ascii=False, separators=(",", ":")),
             "device_time": i.device_time, "received_at": now} for i in fresh])
     for echo, original in echoes:
-        echo.result = original.result
+        if echo.digest != original.digest:
+            echo.result = _rejected(echo, OperationReused())
+        else:  # a duplicated delivery inside the batch: the first one's result, at this position
+            assert original.result is not None
+            echo.result = {**original.result, "index": echo.index}
+            echo.replayed = True
     gaps = _advance(ctx, [i.seq for i in fresh])
     return {"results": [i.result for i in items], "device": gaps, "server_time": iso(utcnow()),
             "replayed": sum(1 for i in items if i.replayed)}
@@ -379,6 +400,17 @@ def _seq_reuse(ctx: Context, items: list[Item]) -> None:
             item.store = False
             item.result = _rejected(item, SequenceReused(seq=item.seq))
         seen.add(item.seq)
+
+
+def _seq_range(ctx: Context, items: list[Item]) -> None:
+    """A seq beyond ``acked_seq + SEQ_WINDOW`` is refused and not stored (it would open a gap that
+    no device ever closes)."""
+    limit = ctx.state.acked_seq + SEQ_WINDOW
+    for item in items:
+        if item.seq > limit:
+            item.store = False
+            item.result = _rejected(item, SequenceOutOfRange(seq=item.seq, acked_seq=ctx.state.acked_seq,
+                                                             limit=limit, window=SEQ_WINDOW))
 
 
 def _load_scope(ctx: Context, items: list[Item]) -> None:
@@ -533,17 +565,28 @@ class Appender:
     build: Callable[[Context, Item], dict[str, Any]]
     bulk: bool = True
 
+    content: tuple[str, ...] = ()  # the columns that make "the same item": compared on a second arrival
+
+    def _same(self, stored: dict[str, Any], row: dict[str, Any]) -> bool:
+        return all(stored[name] == row[name] for name in ("inspection_id", "device_id", *self.content))
+
     def settle(self, ctx: Context, pairs: list[tuple[Item, dict[str, Any]]]) -> list[tuple[Item, dict[str, Any]]]:
-        """The pairs to insert; an id already stored (or earlier in the batch) is a duplicate."""
-        existing = set(ctx.session.scalars(sa.select(self.table.c.id).where(
-            self.table.c.id.in_([r["id"] for _, r in pairs]))))
+        """The pairs to insert. An id already stored (or earlier in the batch) with the same content
+        from the same device is a duplicate; with other content, or from another device, it is
+        ``sync.item_id_conflict`` and the stored item stays as it is (never a silent drop)."""
+        columns = [self.table.c[name] for name in ("id", "inspection_id", "device_id", *self.content)]
+        existing = {row["id"]: dict(row) for row in ctx.session.execute(sa.select(*columns).where(
+            self.table.c.id.in_([r["id"] for _, r in pairs]))).mappings()}
         fresh: list[tuple[Item, dict[str, Any]]] = []
         for item, row in pairs:
-            if row["id"] in existing:
+            stored = existing.get(row["id"])
+            if stored is None:
+                existing[row["id"]] = row
+                fresh.append((item, row))
+            elif self._same(stored, row):
                 item.result = _ok(item, "duplicate", row["id"])
             else:
-                existing.add(row["id"])
-                fresh.append((item, row))
+                item.result = _rejected(item, ItemIdConflict(entity=item.entity, id=row["id"]))
         return fresh
 
     def write_with(self, ctx: Context, fresh: list[tuple[Item, dict[str, Any]]]) -> None:
@@ -803,8 +846,11 @@ class RecordHandler:
         if not isinstance(base_version, int) or isinstance(base_version, bool) or base_version < 0:
             raise Malformed(fields={"data.base_version": [">= 0"]})
         bad = sorted(name for name, value in patch.items() if name not in spec or not _check_value(spec[name], value))
+        unknown = [name for name in bad if name not in spec]
+        if unknown:
+            raise UnknownField(fields={name: ["模板外字段 / not a field of the template"] for name in unknown})
         if bad:
-            raise UnknownField(fields={name: ["模板外字段或类型错误 / unknown field or wrong type"] for name in bad})
+            raise FieldType(fields={name: [f"类型应为 / type should be {spec[name]['type']}"] for name in bad})
         record = _locked_record(ctx, item.inspection_id or "", code, base_version)
         if base_version > record.version:
             raise BaseUnknown(base_version=base_version, current_version=record.version)
@@ -848,7 +894,8 @@ class RecordHandler:
     @staticmethod
     def _keep(ctx: Context, item: Item, record: InspectionRecord, c: merge.FieldConflict, version: int) -> int:
         """Both values are kept: the current one stays current, the device's waits in the queue."""
-        yours = {"value": c.incoming, "op_id": item.op_id, "device_id": ctx.device.id, "user_id": ctx.user.id}
+        yours = {"value": c.incoming, "op_id": item.op_id, "device_id": ctx.device.id, "user_id": ctx.user.id,
+                 "at": iso(ctx.now), "device_time": iso(item.device_time)}
         conflict = ctx.session.scalar(sa.select(SyncConflict).where(
             SyncConflict.record_id == record.id, SyncConflict.field == c.field,
             SyncConflict.status == ConflictStatus.OPEN))
@@ -867,8 +914,10 @@ class RecordHandler:
 
 # ---- document numbers -------------------------------------------------------------------------
 
-def document_text(unit_id: int, year: int, number: int) -> str:
-    return f"商环当罚〔{year}〕{unit_id}-{number}号"
+def on_site_decision_number(unit_code: str, year: int, number: int) -> str:
+    """当场行政处罚决定书 number as printed: the unit's official code (``unit.code``, 文号代字), never a
+    database id, with the year and the unit's running number."""
+    return f"商环当罚〔{year}〕{unit_code}-{number}号"
 
 
 def allocate_numbers(session: Session, device: Device, *, today: dt.date, block: int = DOCUMENT_BLOCK,
@@ -876,11 +925,12 @@ def allocate_numbers(session: Session, device: Device, *, today: dt.date, block:
     """Top the device's block of unused on-site decision numbers up to ``block``. Numbers are
     unique per unit and year: the counter row's lock serialises allocators."""
     unit_id, year = device.user.unit_id, today.year
+    unit = session.get(Unit, unit_id)
     unused = list(session.scalars(sa.select(DocumentNumber).where(
         DocumentNumber.device_id == device.id, DocumentNumber.year == year, DocumentNumber.kind == DOCUMENT_KIND,
         DocumentNumber.used_at.is_(None)).order_by(DocumentNumber.number)))
     missing = block - len(unused)
-    if missing > 0:
+    if missing > 0 and unit is not None and unit.code:  # a unit without its code gets no numbers (not guessed)
         _upsert_ignore(session, DocumentNumberCounter.__table__,
                        {"unit_id": unit_id, "year": year, "kind": DOCUMENT_KIND, "next_number": 1})
         end = session.execute(sa.update(DocumentNumberCounter).where(
@@ -889,7 +939,7 @@ def allocate_numbers(session: Session, device: Device, *, today: dt.date, block:
             .returning(DocumentNumberCounter.next_number)).scalar_one()
         for number in range(end - missing, end):
             row = DocumentNumber(unit_id=unit_id, year=year, kind=DOCUMENT_KIND, number=number,
-                                 text=document_text(unit_id, year, number), device_id=device.id)
+                                 text=on_site_decision_number(unit.code, year, number), device_id=device.id)
             session.add(row)
             unused.append(row)
         session.flush()
@@ -924,8 +974,9 @@ class DocumentNumberHandler:
 HANDLERS: dict[tuple[str, str], Any] = {
     ("inspection", "set_status"): StatusHandler(),
     ("inspection_record", "edit"): RecordHandler(),
-    ("check_in", "append"): Appender(CheckIn.__table__, _check_in_row),  # type: ignore[arg-type]
-    ("note", "append"): Appender(InspectionNote.__table__, _note_row),  # type: ignore[arg-type]
+    ("check_in", "append"): Appender(CheckIn.__table__, _check_in_row,  # type: ignore[arg-type]
+                                     content=("lat", "lon", "accuracy_m")),
+    ("note", "append"): Appender(InspectionNote.__table__, _note_row, content=("text",)),  # type: ignore[arg-type]
     ("media_manifest", "append"): ManifestAppender(MediaManifest.__table__, _manifest_row),  # type: ignore[arg-type]
     ("document_number", "use"): DocumentNumberHandler(),
 }
@@ -961,6 +1012,33 @@ def _advance(ctx: Context, seqs: list[int]) -> dict[str, Any]:
 
 # ---- pull ---------------------------------------------------------------------------------------
 
+@lru_cache(maxsize=2)
+def _page_query(postgres: bool) -> sa.Select[tuple[int, str]]:
+    """The page's rows, oldest first: the team's changes of the inspector's inspections and the
+    changes addressed to them (parameters ``user_id``, ``since``, ``upto``, ``page_limit``; built
+    once per dialect). On PostgreSQL a keyset read: one index range scan per inspection
+    (``ix_sync_change_scope``) and one for the inspector (``ix_sync_change_audience``), each
+    stopping after ``limit`` rows, merged; a page costs the same wherever the cursor stands,
+    instead of reading and sorting every change left after the cursor (O(n²) over a backlog)."""
+    user_id, limit = sa.bindparam("user_id"), sa.bindparam("page_limit")
+    in_range = (SyncChange.seq > sa.bindparam("since"), SyncChange.seq <= sa.bindparam("upto"))
+    mine = sa.select(InspectionMember.inspection_id).where(
+        InspectionMember.user_id == user_id, InspectionMember.removed_at.is_(None))
+    if not postgres:
+        return sa.select(SyncChange.seq, SyncChange.body).where(
+            *in_range, sa.or_(sa.and_(SyncChange.audience_user_id.is_(None), SyncChange.inspection_id.in_(mine)),
+                              SyncChange.audience_user_id == user_id)).order_by(SyncChange.seq).limit(limit)
+    scopes = mine.distinct().subquery("mine")
+    team = (sa.select(SyncChange.seq, SyncChange.body)
+            .where(SyncChange.inspection_id == scopes.c.inspection_id, SyncChange.audience_user_id.is_(None),
+                   *in_range).order_by(SyncChange.seq).limit(limit).lateral("team"))
+    own = (sa.select(SyncChange.seq, SyncChange.body).where(SyncChange.audience_user_id == user_id, *in_range)
+           .order_by(SyncChange.seq).limit(limit))
+    both = sa.union_all(sa.select(team.c.seq, team.c.body).select_from(scopes).join(team, sa.true()),
+                        own).subquery("page")
+    return sa.select(both.c.seq, both.c.body).order_by(both.c.seq).limit(limit)
+
+
 def pull(session: Session, device: Device, cursor: str | None, limit: int = DEFAULT_PAGE,
          ) -> tuple[list[str], str, bool]:
     """Changes after ``cursor`` that the device's inspector may see, oldest first, as JSON texts.
@@ -970,13 +1048,8 @@ def pull(session: Session, device: Device, cursor: str | None, limit: int = DEFA
     if since < head.floor_seq or since > head.last_seq:
         raise CursorExpired(cursor_seq=since, floor=head.floor_seq)
     limit = max(1, min(limit, MAX_PAGE))
-    user_id = device.user_id
-    mine = sa.select(InspectionMember.inspection_id).where(
-        InspectionMember.user_id == user_id, InspectionMember.removed_at.is_(None))
-    rows = session.execute(sa.select(SyncChange.seq, SyncChange.body).where(
-        SyncChange.seq > since, SyncChange.seq <= head.last_seq,
-        sa.or_(sa.and_(SyncChange.audience_user_id.is_(None), SyncChange.inspection_id.in_(mine)),
-               SyncChange.audience_user_id == user_id)).order_by(SyncChange.seq).limit(limit)).all()
+    rows = session.execute(_page_query(session.get_bind().dialect.name == "postgresql"), {
+        "user_id": device.user_id, "since": since, "upto": head.last_seq, "page_limit": limit}).all()
     # A compaction that committed between the two reads may have dropped rows this page needed:
     # its floor is committed before any row goes, so reading the floor again tells.
     if since < session.execute(sa.select(SyncHead.floor_seq).where(SyncHead.id == 1)).scalar_one():
@@ -1122,13 +1195,6 @@ def package(session: Session, device: Device, *, today: dt.date, inspection_id: 
 
 # ---- conflicts and health (staff) ------------------------------------------------------------------
 
-def conflicts_visible(principal: Principal) -> sa.Select[tuple[SyncConflict]]:
-    query = sa.select(SyncConflict).order_by(SyncConflict.id)
-    if principal.role == Role.ADMIN.value:
-        return query
-    return query.where(SyncConflict.unit_id == principal.unit_id)
-
-
 def open_conflicts_of(user_id: int | None) -> sa.Select[tuple[SyncConflict]]:
     """Open conflicts on the records of inspections the person is on the team of: both values are
     kept until a supervisor of the responsible unit chooses or merges them. Oldest first."""
@@ -1144,47 +1210,6 @@ def field_label(session: Session, conflict: SyncConflict) -> str:
     record = session.get(InspectionRecord, conflict.record_id)
     fields = {f["name"]: f for f in template(record.template_code)["fields"]} if record else {}
     return str(fields.get(conflict.field, {}).get("label_zh", conflict.field))
-
-
-def get_conflict(session: Session, principal: Principal, conflict_id: int) -> SyncConflict:
-    conflict = session.get(SyncConflict, conflict_id)
-    if conflict is None or (principal.role != Role.ADMIN.value and conflict.unit_id != principal.unit_id):
-        raise ConflictNotFound()
-    return conflict
-
-
-def resolve(session: Session, conflict: SyncConflict, *, by: User, reason: str, value: Any = None,
-            choice: int | None = None) -> SyncConflict:
-    """A supervisor chooses one of the kept values or gives a merged one. The resolution is a new
-    record version carrying the reason, and an audit entry (干预留痕)."""
-    if conflict.status is not ConflictStatus.OPEN:
-        raise ConflictClosed()
-    session = changes.real_session(session)
-    if choice is not None:
-        if not 0 <= choice < len(conflict.values):
-            raise errors.ValidationFailed(fields={"choice": [f"0..{len(conflict.values) - 1}"]})
-        value = conflict.values[choice]["value"]
-    record = session.scalars(sa.select(InspectionRecord).where(InspectionRecord.id == conflict.record_id)
-                             .with_for_update().execution_options(populate_existing=True)).one()
-    spec = {f["name"]: f for f in template(record.template_code)["fields"]}
-    if not _check_value(spec[conflict.field], value):
-        raise UnknownField(fields={conflict.field: ["类型错误 / wrong type"]})
-    fields = dict(record.fields)
-    fields[conflict.field] = value
-    new_version(session, record, fields, [conflict.field], op_id=None, device_id=None, user_id=by.id, reason=reason)
-    record.open_conflicts = max(0, record.open_conflicts - 1)
-    conflict.status = ConflictStatus.RESOLVED
-    conflict.resolved_value, conflict.resolved_reason = value, reason
-    conflict.resolved_by, conflict.resolved_at, conflict.resolved_version = by.id, utcnow(), record.version
-    session.flush()
-    audit.record(session, "sync:inspection_record:conflict_resolved",
-                 subjects={"inspection": record.inspection_id, "inspection_record": record.id,
-                           "sync_conflict": conflict.id},
-                 payload={"field": conflict.field, "values": conflict.values, "chosen": value, "choice": choice,
-                          "version": record.version}, reason=reason)
-    changes.emit(session, inspection_id=record.inspection_id, entity="inspection_record", entity_id=record.id,
-                 op="upsert", data=record_snapshot(record))
-    return conflict
 
 
 def health(session: Session, principal: Principal, *, user_id: int | None = None) -> list[dict[str, Any]]:
@@ -1219,5 +1244,5 @@ def health(session: Session, principal: Principal, *, user_id: int | None = None
     return out
 
 
-__all__ = ["push", "pull", "package", "handshake", "resolve", "health", "compact", "compact_expired",
+__all__ = ["push", "pull", "package", "handshake", "health", "compact", "compact_expired",
            "InspectionNotFound"]

@@ -79,8 +79,31 @@ class PackageSchema(ma.Schema):
     document_numbers = ma.fields.List(ma.fields.Dict())
 
 
+class ConflictAuthorSchema(ma.Schema):
+    value = ma.fields.Raw(allow_none=True)
+    version = ma.fields.Integer(allow_none=True, metadata={"description": "record version that set it (kept values "
+                                                                          "a device pushed have none)"})
+    user_id = ma.fields.Integer(allow_none=True)
+    display_name = ma.fields.String(allow_none=True)
+    device_id = ma.fields.String(allow_none=True)
+    at = ma.fields.AwareDateTime(allow_none=True, metadata={"description": "server time it was recorded"})
+
+
+class ConflictCandidateSchema(ConflictAuthorSchema):
+    index = ma.fields.Integer(metadata={"description": "what `choice` names"})
+    op_id = ma.fields.String(allow_none=True)
+    is_current = ma.fields.Boolean(metadata={"description": "equal to the record's current value"})
+
+
 class ConflictSchema(ma.Schema):
     id = ma.fields.Integer()
+    record_version = ma.fields.Integer(attribute="described.record_version", metadata={
+        "description": "the record's version now: a resolution sends it back as `record_version`"})
+    current = ma.fields.Nested(ConflictAuthorSchema, attribute="described.current", metadata={
+        "description": "the field's current value, and who set it and when"})
+    candidates = ma.fields.List(ma.fields.Nested(ConflictCandidateSchema), attribute="described.candidates",
+                                metadata={"description": "every kept value with author and time; `index` is "
+                                                         "the `choice`"})
     record_id = ma.fields.String()
     inspection_id = ma.fields.String()
     unit_id = ma.fields.Integer()
@@ -101,6 +124,9 @@ class ConflictQuerySchema(ma.Schema):
 
 
 class ResolveSchema(ma.Schema):
+    record_version = ma.fields.Integer(required=True, validate=validate.Range(min=0), metadata={
+        "description": "the record version the decision was made against (`record_version` of the conflict as "
+                       "shown); 409 sync.conflict_stale if the record changed since"})
     choice = ma.fields.Integer(metadata={"description": "index into values"})
     value = ma.fields.Raw(allow_none=True, metadata={"description": "a merged value instead of a choice"})
     reason = ma.fields.String(required=True, validate=validate.Length(2, 400))

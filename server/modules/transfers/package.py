@@ -55,11 +55,12 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from server.core import errors
-from server.core.canonical import canonical_json
+from server.core.canonical import canonical_json, signed_forms
 from server.core.db import utcnow
 from server.core.storage import get_store
 from server.modules.audit import checkpoints as cp
 from server.modules.audit import operations as audit
+from server.modules.audit import verifier
 from server.modules.audit.models import AuditCheckpoint, AuditEntry, AuditSubject
 from server.modules.cases import operations as cases
 from server.modules.cases.models import CaseEvidence
@@ -506,7 +507,7 @@ def _write_content(session: Session, built: Built, latest: AuditCheckpoint, conf
                                                      .order_by(EvidenceFlag.id)):
             flags.setdefault(item_id, []).append({"code": code, "detail": detail})
         for item in page:
-            _write_item(built, item, flags.get(item.id, []), users, tick)
+            _write_item(built, item, flags.get(item.id, []), users, tick, devices=devices)
     w.add_stream(CAPTURES, built.captures.body(), built.captures.nbytes, stored=False)
     w.add_bytes("keys/devices.json", _json({d.id: {"public_key": base64.b64encode(d.public_key).decode(),
                                                   "label": d.label, "user_id": d.user_id,
@@ -539,8 +540,19 @@ def _load(session: Session, cache: dict[Any, Any], model: Any, ids: set[Any], *c
         cache.update((row[0], row) for row in session.execute(sa.select(*columns).where(columns[0].in_(wanted))))
 
 
+def _signed_form(item: sa.Row[Any], device: Any) -> bytes:
+    """The manifest's bytes as its device signed them: RFC 8785, or the legacy form a protocol-v1
+    app signed (accepted until LEGACY_SIGNATURES_END), whichever the signature verifies over."""
+    forms = signed_forms(item.manifest)
+    if len(forms) > 1 and device is not None:
+        for form in forms:
+            if verifier.ed25519_verify(device.public_key, form, item.signature):
+                return form
+    return forms[0]
+
+
 def _write_item(built: Built, item: sa.Row[Any], flags: list[dict[str, Any]], users: dict[int, Any],
-                tick: Callable[[int], None]) -> None:
+                tick: Callable[[int], None], *, devices: dict[str, Any] | None = None) -> None:
     w = built.writer
     built.item_ids.append(item.id)
     n = len(built.item_ids)
@@ -574,7 +586,7 @@ def _write_item(built: Built, item: sa.Row[Any], flags: list[dict[str, Any]], us
     if item.signature is not None and item.device_id:
         built.captures.write_line({
             "no": n, "item": item.id, "device_id": item.device_id,
-            "signed_bytes": base64.b64encode(canonical_json(item.manifest)).decode(),
+            "signed_bytes": base64.b64encode(_signed_form(item, (devices or {}).get(item.device_id))).decode(),
             "signature": base64.b64encode(item.signature).decode()})
         entry["capture_signature"] = CAPTURES
     built.index.append(entry)

@@ -67,8 +67,12 @@ class Unit(TimestampMixin, Base):
     name_zh: Mapped[str] = mapped_column(sa.String(100), unique=True)
     name_en: Mapped[str] = mapped_column(sa.String(160))
     region_code: Mapped[str] = mapped_column(sa.ForeignKey("region.code"), index=True)
+    code: Mapped[str | None] = mapped_column(
+        sa.String(16), comment="official short code printed in its document numbers (文号代字), e.g. 商州")
 
     agency: Mapped[Agency] = relationship(back_populates="units")
+
+    __table_args__ = (sa.Index("ix_unit_code", "code", unique=True),)
 
 
 class User(TimestampMixin, Base):
