@@ -9,7 +9,7 @@ Numbers already allocated keep their text (they may have been printed).
 A unique index, not a column constraint, so that SQLite need not rebuild ``unit``.
 
 Revision ID: 5b7e2c91d4a3
-Revises: 642199579eb8
+Revises: 4c04525b72b8
 Create Date: 2026-12-08 00:50:00.000000
 
 """
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5b7e2c91d4a3'
-down_revision = '642199579eb8'
+down_revision = '4c04525b72b8'
 branch_labels = None
 depends_on = None
 
