@@ -105,6 +105,8 @@ class ContractApi(flask_smorest.Api):
     """flask-smorest Api whose error handler speaks the error contract."""
 
     ERROR_SCHEMA = ErrorSchema
+    # Each operation lists the statuses it answers (server.openapi), not a blanket "default".
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def handle_http_exception(self, error: HTTPException) -> Any:  # type: ignore[override]
         return handle_http_exception(error)
@@ -182,6 +184,10 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _echo_request_id(response: Any) -> Any:
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        if request.method == "OPTIONS" and response.status_code == 200 and not response.content_length:
+            response.status_code = 204  # Flask's automatic answer: nothing but the Allow header
+        if response.status_code == 204:
+            response.headers.pop("Content-Type", None)  # no content, so no type (not Flask's text/html)
         return response
 
     @app.errorhandler(errors.DomainError)
