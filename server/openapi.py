@@ -1,7 +1,8 @@
 """What both OpenAPI documents say beyond flask-smorest's defaults, derived in one place.
 
 * **Statuses.** No blanket ``default`` response: each operation lists the statuses it can answer,
-  derived from what decides them — the policy table (403 unless public), path arguments (404),
+  derived from what decides them — the policy table (403 unless public), records named in the
+  path, a filter or the body (404),
   arguments and bodies (400 malformed input, 413, 422), unsafe methods (409 state conflicts and
   duplicates, 422 domain rules), the few blueprints with statuses of their own (tus, sync), and
   what any request can meet (401 for a bad token, 400 for NUL in a query string, 503 when the
@@ -85,11 +86,12 @@ def statuses(endpoint: str, path_arguments: set[str], method: str, operation: di
     found = {400, 401, 503}
     if PUBLIC not in roles:
         found.add(403)
-    if path_arguments:
-        found.add(404)
+    query = any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict))
+    if path_arguments or query or "requestBody" in operation:
+        found.add(404)  # a record named in the path, a filter or the body does not exist
     if "requestBody" in operation:
         found |= {413, 422}
-    if any(p.get("in") == "query" for p in operation.get("parameters", []) if isinstance(p, dict)):
+    if query:
         found.add(422)
     if method in UNSAFE:
         found |= {409, 422}
