@@ -2,12 +2,12 @@
 
 * **Statuses.** No blanket ``default`` response: each operation lists the statuses it can answer,
   derived from what decides them — the policy table (403 unless public), records named in the
-  path, a filter or the body (404),
-  arguments and bodies (400 malformed input, 413, 422), unsafe methods (409 state conflicts and
-  duplicates, 422 domain rules), the few blueprints with statuses of their own (tus, sync), and
-  what any request can meet (401 for a bad token, 400 for NUL in a query string, 503 when the
-  database is down). Every error status refers to the one error contract. The API fuzzer
-  (``tests/test_api_fuzz.py``) checks every answer against this list.
+  path, a filter or the body (404), arguments and bodies (400 malformed input, 413, 422), unsafe
+  methods (409 state conflicts and duplicates, 422 domain rules), the few blueprints with
+  statuses of their own (tus, sync, sign-in), and what any request can meet (401 for a bad
+  token, 400 for NUL in a query string, 503 when the database is down). Every error status
+  refers to the one error contract. The API fuzzer (``tests/test_api_fuzz.py``) checks every
+  answer against this list.
 * **Types.** A ``Decimal(as_string=True)`` is a string in JSON (apispec wrote a number whose
   bounds were strings, an invalid document); a ``Raw`` field can name the schema that documents
   it (``metadata={"openapi_schema": Schema}``) when the view checks its items itself.

@@ -117,9 +117,10 @@ def test_every_operation_lists_its_statuses_not_a_blanket_default(specs):
 def test_statuses_follow_policy_arguments_and_method(specs):
     web, mobile = specs["web"]["paths"], specs["mobile"]["paths"]
     create_case = web["/api/v1/cases"]["post"]["responses"]
-    assert {"201", "400", "401", "403", "409", "413", "422", "503"} <= set(create_case)
-    assert "404" not in create_case  # no path argument
-    assert "404" in web["/api/v1/cases/{case_id}"]["get"]["responses"]
+    assert {"201", "400", "401", "403", "404", "409", "413", "422", "503"} <= set(create_case)
+    assert "404" in web["/api/v1/cases/{case_id}"]["get"]["responses"]  # in the path
+    assert "404" not in web["/api/v1/cases/workflow"]["get"]["responses"]  # names no record
+    assert "409" not in web["/api/v1/cases/workflow"]["get"]["responses"]  # changes nothing
     public = web["/api/v1/public/audit/checkpoint"]["get"]["responses"]
     assert "403" not in public and "200" in public  # anyone may call it
     assert "410" in mobile["/mobile/v1/sync/changes"]["get"]["responses"]  # expired cursor
