@@ -4,7 +4,8 @@ Every documented operation gets requests generated from its schema (valid and in
 signed in as an administrator (web API) or a registered device (device API), sent straight to
 the WSGI app. Each answer must not be a 5xx, must carry a documented status and content type,
 and must match its documented schema. It runs in ``make test``; set ``TEST_SKIP_FUZZ=1`` to
-skip it locally, ``TEST_FUZZ_EXAMPLES`` to change how many requests each operation gets.
+skip it locally (or ``-m "not fuzz"``), ``TEST_FUZZ_EXAMPLES`` to change how many requests each
+operation gets, ``TEST_FUZZ_ONLY`` to fuzz one operation.
 """
 from __future__ import annotations
 
@@ -12,29 +13,28 @@ import os
 from typing import Any, Callable
 
 import pytest
+import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from server.core.access import Role
 from server.extensions import db
 from tests import factories
 from tests.helpers import device_headers, staff_headers
 
-schemathesis = pytest.importorskip("schemathesis")
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
-
-pytestmark = pytest.mark.skipif(os.environ.get("TEST_SKIP_FUZZ") == "1", reason="TEST_SKIP_FUZZ=1")
+pytestmark = [pytest.mark.fuzz,
+              pytest.mark.skipif(os.environ.get("TEST_SKIP_FUZZ") == "1", reason="TEST_SKIP_FUZZ=1")]
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = int(os.environ.get("TEST_FUZZ_EXAMPLES", "8"))
 ONLY = os.environ.get("TEST_FUZZ_ONLY", "")  # e.g. "POST /api/v1/cases" to fuzz one operation
-# Pages and protocol endpoints whose bodies are not JSON are fuzzed for status and type only.
 DOCUMENTS = {"web": "/api/v1/openapi.json", "mobile": "/mobile/v1/openapi.json"}
 
 
