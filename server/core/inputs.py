@@ -6,8 +6,7 @@
   are refused with a 400 in the error contract instead of crashing a driver, the recursion limit
   or the integer parser later.
 * Text anywhere else (query strings, form fields, paths, and every marshmallow ``String`` field,
-  so also imported spreadsheets and the fields of sync operations) refuses NUL and lone
-  surrogates: PostgreSQL cannot store NUL in text, SQLite would store it silently, and a lone
+  so also the rows of imported spreadsheets) refuses NUL and lone surrogates: PostgreSQL cannot store NUL in text, SQLite would store it silently, and a lone
   surrogate cannot be encoded as UTF-8 at all.
 """
 from __future__ import annotations
@@ -24,14 +23,11 @@ from server.core import errors
 MAX_DEPTH = 64  # our deepest body (a sync operation's record data) is under 10
 MAX_NUMBER_DIGITS = 40  # longer than any id, amount, coordinate or 128-bit integer
 
-# Both messages name the code so that a field error (422) says which rule refused it.
+# A field error (422) names the code, so a client can tell this rule from the field's own.
 BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 TEXT_MESSAGE = ("文本不得含 NUL 字符或孤立的 UTF-16 代理项 / text must not contain a NUL character "
                 "or a lone UTF-16 surrogate (request.invalid_text)")
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_EMPTY_PAIR = re.compile(r"\[\]|\{\}")
 # An escape that can decode to NUL or to half of a surrogate pair; raw ones cannot reach the parser
 # (a raw control character is invalid JSON, a raw surrogate is invalid UTF-8).
 _SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
@@ -46,35 +42,42 @@ def loads(data: bytes | str) -> Any:
             raise errors.MalformedJson("the body is not UTF-8") from None
     else:
         text = data
-    _check_depth(text)
     try:
+        # The C parser guards its recursion: a body nested beyond Python's limit is refused here,
+        # anything shallower is measured below, before any view recurses through it.
         value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_no_constant)
     except RecursionError:
         raise errors.NestedTooDeep(limit=MAX_DEPTH) from None
     except json.JSONDecodeError as exc:
         raise errors.MalformedJson(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if _SUSPECT_ESCAPE.search(text):
-        _check_strings(value)
+    _check(value, strings=_SUSPECT_ESCAPE.search(text) is not None)
     return value
 
 
-def _check_depth(text: str) -> None:
-    """Strip strings and everything but brackets, then peel the innermost pairs level by level:
-    whatever is left after ``MAX_DEPTH`` passes is nested deeper (or unbalanced, also refused)."""
-    skeleton = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    for _ in range(MAX_DEPTH):
-        if not skeleton:
-            return
-        skeleton = _EMPTY_PAIR.sub("", skeleton)
-    if not skeleton:
-        return
-    try:  # unbalanced brackets are malformed JSON rather than deep JSON: say which
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise errors.MalformedJson(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except (RecursionError, ValueError):
-        pass
-    raise errors.NestedTooDeep(limit=MAX_DEPTH)
+def _check(value: Any, *, strings: bool) -> None:
+    """Depth of the parsed containers (without recursion), and their text when an escape could
+    have produced NUL or a lone surrogate."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise errors.NestedTooDeep(limit=MAX_DEPTH)
+        if isinstance(item, dict):
+            if strings:
+                for key in item:
+                    check_text(key)
+            members: Any = item.values()
+        elif isinstance(item, list):
+            members = item
+        else:
+            if strings and isinstance(item, str):
+                check_text(item)
+            continue
+        for member in members:
+            if isinstance(member, (dict, list)):
+                stack.append((member, depth + 1))
+            elif strings and isinstance(member, str):
+                check_text(member)
 
 
 def _parse_int(literal: str) -> int:
@@ -94,20 +97,6 @@ def _parse_float(literal: str) -> float:
 
 def _no_constant(literal: str) -> Any:
     raise errors.MalformedJson(f"{literal} is not JSON")
-
-
-def _check_strings(value: Any) -> None:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if BAD_TEXT.search(item):
-                raise errors.InvalidText()
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
 
 
 def check_text(value: str) -> None:
