@@ -192,9 +192,6 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(errors.DomainError)
     def _domain_error(exc: errors.DomainError) -> Any:
-        # Nothing half-written: an operation may have flushed (or failed a flush, e.g. a duplicate
-        # it reports as a conflict) before refusing; what it committed before stays committed.
-        _rollback()
         return error_response(exc)
 
     @app.errorhandler(OverflowError)
