@@ -22,6 +22,19 @@ blp = Blueprint("mobile_uploads", __name__, description="证据文件断点续�
 OFFSET_STREAM = "application/offset+octet-stream"
 
 
+def _answer(status: int, description: str, *headers: str, request: tuple[str, ...] = ("Tus-Resumable",)) -> Any:
+    """Document a tus exchange: the request headers it needs; an answer with no body, the
+    protocol in its headers."""
+    integer = {"type": "integer", "minimum": 0}
+    schemas = {"Tus-Resumable": {"type": "string", "enum": [ops.TUS_VERSION]}, "Upload-Length": integer,
+               "Upload-Offset": integer, "Upload-Metadata": {"type": "string"}}
+    return blp.doc(parameters=[{"in": "header", "name": name, "required": name != "Upload-Metadata",
+                                "schema": schemas[name]} for name in request],
+                   responses={str(status): {
+                       "description": description,
+                       "headers": {name: {"schema": {"type": "string"}} for name in ("Tus-Resumable", *headers)}}})
+
+
 @blp.before_request
 def _tus_version() -> None:
     if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != ops.TUS_VERSION:
@@ -68,6 +81,8 @@ def _write(upload_id: str, offset: int) -> tuple[Any, dict[str, str]]:
 
 @blp.route("/uploads/")
 class Uploads(MethodView):
+    @_answer(204, "Capabilities", "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm",
+             request=())
     def options(self) -> Any:
         """tus 能力说明 / tus capabilities"""
         return Response(status=204, headers={
@@ -75,6 +90,8 @@ class Uploads(MethodView):
             "Tus-Max-Size": str(current_app.config["UPLOAD_MAX_BYTES"]),
             "Tus-Checksum-Algorithm": ",".join(ops.CHECKSUMS)})
 
+    @_answer(201, "Created", "Location", "Upload-Offset", "Upload-Expires",
+             request=("Tus-Resumable", "Upload-Length", "Upload-Metadata"))
     def post(self) -> Any:
         """创建上传（可附带首块数据）；Upload-Metadata 须含 sha256 / Create an upload (optionally with its first bytes); Upload-Metadata must carry sha256"""
         if request.headers.get("Upload-Defer-Length"):
@@ -93,6 +110,7 @@ class Uploads(MethodView):
 
 @blp.route("/uploads/<upload_id>")
 class UploadResource(MethodView):
+    @_answer(200, "The acknowledged offset", "Upload-Offset", "Upload-Length", "Upload-Metadata")
     def head(self, upload_id: str) -> Any:
         """已确认的偏移量 / The acknowledged offset"""
         upload = ops.get_for_device(db.session, upload_id, current_principal().device_id, allow_finished=True)
@@ -102,6 +120,7 @@ class UploadResource(MethodView):
                 f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in upload.upload_metadata.items())
         return Response(status=200, headers=headers)
 
+    @_answer(204, "Appended", "Upload-Offset", "Upload-Expires", request=("Tus-Resumable", "Upload-Offset"))
     def patch(self, upload_id: str) -> Any:
         """在已确认的偏移量处追加数据 / Append bytes at the acknowledged offset"""
         if request.mimetype != OFFSET_STREAM:
@@ -111,6 +130,7 @@ class UploadResource(MethodView):
         _, headers = _write(upload_id, offset)
         return Response(status=204, headers=headers)
 
+    @_answer(204, "Terminated")
     def delete(self, upload_id: str) -> Any:
         """终止上传并删除已收数据 / Terminate the upload and delete its bytes"""
         with ops.locked(upload_id):

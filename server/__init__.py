@@ -103,8 +103,11 @@ def _configure_flask(app: Flask) -> None:
 
 
 def _spec_kwargs(title: str) -> dict[str, Any]:
+    from server.openapi import ContractDocs
+
     return {
         "title": title,
+        "extra_plugins": [ContractDocs()],
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearerAuth": []}],
     }

@@ -60,6 +60,10 @@ NotFound = error_code("request.not_found", 404, "请求的资源不存在", "The
 MethodNotAllowed = error_code("request.method_not_allowed", 405, "不支持该请求方法", "Method not allowed")
 TooLarge = error_code("request.too_large", 413, "请求体过大", "The request body is too large")
 UnsupportedMediaType = error_code("request.unsupported_media_type", 415, "不支持的内容类型", "Unsupported content type")
+InvalidText = error_code("request.invalid_text", 400, "文本含有不允许的字符（NUL 或孤立的 UTF-16 代理项）",
+                         "Text contains a character that is not allowed (NUL or a lone UTF-16 surrogate)")
+NestedTooDeep = error_code("request.nested_too_deep", 400, "JSON 嵌套层数过多", "The JSON body is nested too deeply")
+NumberTooLong = error_code("request.number_too_long", 400, "数字位数过多或超出范围", "A number in the body has too many digits")
 ValueOutOfRange = error_code("request.value_out_of_range", 422, "数值超出允许范围", "A number is out of the allowed range")
 Conflict = error_code("request.conflict", 409, "与现有数据冲突", "Conflicts with existing data")
 RateLimited = error_code("request.rate_limited", 429, "请求过于频繁", "Too many requests")

@@ -10,12 +10,13 @@ from typing import Any
 import flask_smorest
 import marshmallow as ma
 import sqlalchemy.exc
-from flask import Flask, g, has_request_context, jsonify, request
+from flask import Flask, Request, g, has_request_context, jsonify, request
 from pythonjsonlogger.json import JsonFormatter
+from webargs import core as webargs_core
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from server.core import errors
+from server.core import errors, inputs, integrity
 
 log = logging.getLogger("server")
 
@@ -104,6 +105,8 @@ class ContractApi(flask_smorest.Api):
     """flask-smorest Api whose error handler speaks the error contract."""
 
     ERROR_SCHEMA = ErrorSchema
+    # Each operation lists the statuses it answers (server.openapi), not a blanket "default".
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def handle_http_exception(self, error: HTTPException) -> Any:  # type: ignore[override]
         return handle_http_exception(error)
@@ -125,6 +128,37 @@ class BoundedIntConverter(IntegerConverter):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
+class _BodyJson:
+    """What ``Request.get_json`` parses with: the limits of ``server.core.inputs``."""
+
+    loads = staticmethod(inputs.loads)
+
+
+class ContractRequest(Request):
+    json_module = _BodyJson  # type: ignore[assignment]
+
+
+def _load_json_body(req: Request, _schema: ma.Schema) -> Any:
+    """webargs' ``json`` location (every ``@blp.arguments`` body) parsed by the same function."""
+    if not webargs_core.is_json(req.mimetype):
+        return webargs_core.missing
+    data = req.get_data(cache=True)
+    return inputs.loads(data) if data.strip() else webargs_core.missing
+
+
+def _refuse_bad_text() -> None:
+    """NUL in a path, query string or form field is refused before any view runs."""
+    inputs.check_text(request.path)
+    sources = [request.args, request.form] if request.mimetype in _FORM_TYPES else [request.args]
+    for values in sources:
+        for key, value in values.items(multi=True):
+            inputs.check_text(key)
+            inputs.check_text(value)
+
+
+_FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+
+
 def _rollback() -> None:
     """Leave no half-written transaction behind a failed statement."""
     from server.extensions import db
@@ -137,15 +171,23 @@ def _rollback() -> None:
 
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = BoundedIntConverter
+    app.request_class = ContractRequest
+    flask_smorest.Blueprint.ARGUMENTS_PARSER.location_loader("json")(_load_json_body)
+    inputs.install_string_check()
 
     @app.before_request
     def _assign_request_id() -> None:
         supplied = request.headers.get("X-Request-ID", "")
         g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        _refuse_bad_text()
 
     @app.after_request
     def _echo_request_id(response: Any) -> Any:
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        if request.method == "OPTIONS" and response.status_code == 200 and not response.content_length:
+            response.status_code = 204  # Flask's automatic answer: nothing but the Allow header
+        if response.status_code == 204:
+            response.headers.pop("Content-Type", None)  # no content, so no type (not Flask's text/html)
         return response
 
     @app.errorhandler(errors.DomainError)
@@ -159,7 +201,28 @@ def init_app(app: Flask) -> None:
         # client's mistake, not a server fault: the driver refuses it before anything is written.
         log.info("value out of range: %s", exc.__class__.__name__)
         _rollback()
+        if "NUL" in str(exc):  # psycopg: "PostgreSQL text fields cannot contain NUL (0x00) bytes"
+            return error_response(errors.InvalidText())
         return error_response(errors.ValueOutOfRange())
+
+    @app.errorhandler(sqlalchemy.exc.IntegrityError)
+    def _integrity_error(exc: sqlalchemy.exc.IntegrityError) -> Any:
+        from server.extensions import db
+
+        _rollback()
+        violated = integrity.kind(exc)
+        fields = integrity.missing_references(db.session, exc)
+        if fields:  # an unknown id given by the client
+            log.info("unknown reference: %s", sorted(fields))
+            return error_response(errors.ValidationFailed(fields=fields))
+        if violated in (integrity.UNIQUE, integrity.FOREIGN_KEY):  # a duplicate, or a row still referenced
+            log.warning("integrity conflict (%s)", violated, exc_info=exc)
+            return error_response(errors.Conflict())
+        if violated == integrity.CHECK:
+            log.warning("check constraint refused a value", exc_info=exc)
+            return error_response(errors.ValidationFailed("a value breaks a rule of the database"))
+        log.exception("integrity error")
+        return error_response(errors.InternalError())
 
     @app.errorhandler(sqlalchemy.exc.OperationalError)
     @app.errorhandler(sqlalchemy.exc.InterfaceError)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from server.core.http import ErrorSchema
 from server.modules.sync.models import ConflictStatus
 
 
@@ -35,16 +36,54 @@ class HelloResultSchema(ma.Schema):
     head = ma.fields.String()
 
 
+ENTITIES = ["inspection", "inspection_record", "note", "check_in", "media_manifest", "document_number"]
+ACTIONS = ["set_status", "edit", "append", "use"]
+
+
+class OperationSchema(ma.Schema):
+    """One offline operation as the device queued it (sync/PROTOCOL.md §4). Documentation only:
+    the push loads each item itself, so that one bad item is rejected alone, not the batch."""
+
+    op_id = ma.fields.UUID(required=True, metadata={"description": "assigned when created; never changes on retry"})
+    seq = ma.fields.Integer(required=True, validate=validate.Range(1, 2**62 - 1),
+                            metadata={"description": "the device's sequence number: 1, 2, 3, … never reused"})
+    entity = ma.fields.String(required=True, validate=validate.OneOf(ENTITIES))
+    action = ma.fields.String(required=True, validate=validate.OneOf(ACTIONS))
+    device_time = ma.fields.AwareDateTime(metadata={"description": "device clock when the operation was made"})
+    data = ma.fields.Dict(required=True, metadata={
+        "description": "per entity and action (PROTOCOL.md §4, Operations); always inspection_id"})
+
+
+class DeviceSequenceSchema(ma.Schema):
+    acked_seq = ma.fields.Integer(metadata={"description": "every seq up to this one is stored"})
+    max_seq = ma.fields.Integer()
+    missing = ma.fields.List(ma.fields.List(ma.fields.Integer(), validate=validate.Length(equal=2)),
+                             metadata={"description": "[from, to] ranges the server has not seen"})
+
+
+class OperationResultSchema(ma.Schema):
+    index = ma.fields.Integer(metadata={"description": "position of the operation in this request"})
+    op_id = ma.fields.String(allow_none=True)
+    seq = ma.fields.Integer(allow_none=True)
+    status = ma.fields.String(validate=validate.OneOf(["applied", "merged", "conflict", "duplicate", "rejected"]))
+    id = ma.fields.String(metadata={"description": "the entity the operation touched"})
+    error = ma.fields.Nested(ErrorSchema, metadata={"description": "the error contract, when rejected"})
+    version = ma.fields.Integer(metadata={"description": "inspection_record edits: the record's new version"})
+    applied = ma.fields.List(ma.fields.String(), metadata={"description": "inspection_record edits: fields applied"})
+    conflicts = ma.fields.List(ma.fields.Dict(), metadata={"description": "inspection_record edits: open conflicts"})
+
+
 class PushSchema(ma.Schema):
     device_id = ma.fields.String(metadata={"description": "optional; must be the token's device"})
-    ops = ma.fields.List(ma.fields.Raw(), required=True)
+    ops = ma.fields.List(ma.fields.Raw(metadata={"openapi_schema": OperationSchema}), required=True,
+                         metadata={"description": "at most 1000 operations, each checked on its own"})
     report = ma.fields.Nested(DeviceReportSchema)
 
 
 class PushResultSchema(ma.Schema):
-    results = ma.fields.List(ma.fields.Dict(), metadata={"description": "one per operation, in order"})
-    device = ma.fields.Dict(metadata={"description": "acked_seq, max_seq, missing [[from, to], …]"})
-    replayed = ma.fields.Integer()
+    results = ma.fields.List(ma.fields.Nested(OperationResultSchema), metadata={"description": "one per operation, in order"})
+    device = ma.fields.Nested(DeviceSequenceSchema)
+    replayed = ma.fields.Integer(metadata={"description": "operations answered from their stored first result"})
     server_time = ma.fields.String()
 
 
@@ -53,8 +92,20 @@ class PullQuerySchema(ma.Schema):
     limit = ma.fields.Integer(load_default=1000, validate=validate.Range(min=1, max=5000))
 
 
+class ChangeSchema(ma.Schema):
+    """One entry of the change log as a device pulls it (PROTOCOL.md §3)."""
+
+    seq = ma.fields.Integer(required=True)
+    entity = ma.fields.String(required=True, validate=validate.OneOf(ENTITIES))
+    id = ma.fields.String(required=True)
+    op = ma.fields.String(required=True, validate=validate.OneOf(["upsert", "append", "tombstone"]))
+    inspection_id = ma.fields.String(allow_none=True)
+    at = ma.fields.String(metadata={"description": "commit time, ISO 8601 UTC"})
+    data = ma.fields.Dict(metadata={"description": "the entity (upsert, append) or the reason (tombstone)"})
+
+
 class PullResultSchema(ma.Schema):
-    changes = ma.fields.List(ma.fields.Dict())
+    changes = ma.fields.List(ma.fields.Nested(ChangeSchema))
     cursor = ma.fields.String()
     more = ma.fields.Boolean()
 
