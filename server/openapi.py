@@ -35,7 +35,12 @@ PROTOCOL_STATUSES: dict[str, dict[str, set[int]]] = {
     "mobile_uploads": {"*": {409, 410, 412, 413, 415, 423, 460}},
     # compressed bodies (413 once inflated, 415 unknown Content-Encoding); 410 expired cursor
     "mobile_sync": {"*": {413, 415}, "get": {410}},
-    "auth": {"post": {423, 429}},  # a locked account; login attempts are rate limited
+    # sign-ins and token refreshes are rate limited (a locked account answers 401, like an unknown name)
+    "auth": {"post": {429}},
+    "mobile_devices": {"post": {429}},
+    # the public API is rate limited per address
+    "audit_public": {"*": {429}},
+    "disclosure_public": {"*": {429}},
 }
 
 CUSTOM_PHRASES = {460: "Checksum Mismatch (tus)"}
