@@ -67,9 +67,15 @@ def test_api_answers_and_signed_in_pages_are_not_stored(client, db_session):
     assert client.get("/", headers={**HTML, **staff_headers(user)}).headers["Cache-Control"] == "no-store"
 
 
-def test_hsts_only_in_production(client, fresh_app):
+def test_hsts_only_in_production(client, fresh_app, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     assert "Strict-Transport-Security" not in client.get("/healthz").headers
-    production = fresh_app("hsts", ENV="production")
+    key = tmp_path / "audit-log-key.pem"  # production starts only with its audit-log key in place
+    key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    production = fresh_app("hsts", ENV="production", AUDIT_LOG_KEY=str(key))
     response = production.test_client().get("/healthz")
     assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
 

@@ -95,12 +95,12 @@ def test_the_one_time_password_must_be_changed_through_the_api(app, client):
                                                        "new_password": password})
     assert same.status_code == 422
     changed = client.post("/api/v1/auth/password", json={"username": "admin", "password": password,
-                                                          "new_password": "秦岭 bureau admin 2026"})
+                                                          "new_password": "秦岭 Bureau 2026 守护"})
     assert changed.status_code == 200, changed.json
     me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {changed.json['access_token']}"})
     assert me.status_code == 200 and me.json["role"] == "admin"
     assert client.post("/api/v1/auth/login", json={"username": "admin", "password": password}).status_code == 401
-    again = client.post("/api/v1/auth/login", json={"username": "admin", "password": "秦岭 bureau admin 2026"})
+    again = client.post("/api/v1/auth/login", json={"username": "admin", "password": "秦岭 Bureau 2026 守护"})
     assert again.status_code == 200
 
 

@@ -56,9 +56,6 @@ def test_a_supervisor_re_enrols_a_device_past_its_grace_and_old_signatures_stay_
     tokens = client.post("/mobile/v1/auth/refresh", json={"refresh_token": enrolled.json["enrolment_token"]})
     assert tokens.status_code == 200, tokens.json
     phone.headers = {"Authorization": f"Bearer {tokens.json['access_token']}"}
-    # the enrolment token is single-use, like any refresh token
-    reused = client.post("/mobile/v1/auth/refresh", json={"refresh_token": enrolled.json["enrolment_token"]})
-    assert reused.status_code == 401
 
     # the outbox goes on: the manifest signed offline with the old key is accepted ...
     assert push(client, phone, phone.op("media_manifest", "append", captured_offline))["results"][0][
@@ -73,6 +70,11 @@ def test_a_supervisor_re_enrols_a_device_past_its_grace_and_old_signatures_stay_
     assert push(client, phone, phone.op("media_manifest", "append", fresh))["results"][0]["status"] == "applied"
     entry = db_session.scalars(sa.select(AuditEntry).where(AuditEntry.tag == "admin:device:reenrolled")).one()
     assert entry.body
+    # the enrolment token is single-use, like any refresh token: presented again it is taken for a
+    # stolen copy, and every token of the device ends, the access token in use included
+    reused = client.post("/mobile/v1/auth/refresh", json={"refresh_token": enrolled.json["enrolment_token"]})
+    assert reused.status_code == 401
+    assert client.post("/mobile/v1/sync/hello", json={}, headers=phone.headers).status_code == 401
 
 
 def test_re_enrolment_keeps_the_key_by_default_and_works_from_the_cli(app, client, db_session, field):

@@ -99,7 +99,8 @@ def record_rollback(session: Session, *, admin_username: str, reason: str) -> in
         raise NoRollbackPending()
     if not reason.strip():
         raise errors.ValidationFailed(fields={"reason": ["必填 / required"]})
-    detected_body = session.scalar(sa.select(AuditEntry.body).where(AuditEntry.idx == detected))
+    detected_entry = audit.read_entry(session, detected, audit.EXPORT_READER)  # a system entry, never sealed
+    detected_body = detected_entry.body if detected_entry is not None else b"{}"
     audit.record(session, RECORDED, subjects={"user": user.id}, actor=audit.Actor("user", str(user.id)),
                  payload={"detected_entry": detected, "reason": reason.strip(),
                           "detected": json.loads(detected_body).get("payload")})
