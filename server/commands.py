@@ -30,3 +30,6 @@ def register(cli: click.Group) -> None:
     from server.modules.deadlines.cli import deadlines_cli
 
     cli.add_command(deadlines_cli)
+    from server.modules.evidence.cli import uploads_cli
+
+    cli.add_command(uploads_cli)

@@ -6,6 +6,7 @@ with approval, in the evidence module) removes one.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -14,7 +15,12 @@ from pathlib import Path
 from typing import IO, Iterator, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from server.core import errors
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+StorageFull = errors.error_code("storage.full", 507, "服务器存储空间已满，未保存的数据未被确认，请稍后重试",
+                                "The server's storage is full; nothing unsaved was acknowledged; retry later")
 
 
 def _check_digest(digest: str) -> str:
@@ -47,27 +53,48 @@ class LocalStore:
 
     def put_file(self, digest: str, path: Path, *, move: bool = False) -> None:
         """Store the file's bytes. ``move``: the caller's file (already fsynced) is renamed into
-        place when it is on the same file system, so a 1 GiB upload is not copied again."""
+        place when it is on the same file system, so a 1 GiB upload is not copied again; on
+        another file system it is copied, fsynced, and only then deleted. Either way a moved file
+        is gone afterwards, also when these bytes were already stored. A full disk raises
+        ``StorageFull`` and leaves the caller's file as it was (still writable)."""
         target = self._path(digest)
         if target.exists():
+            if move:
+                Path(path).unlink(missing_ok=True)
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if move:
-            try:
-                os.chmod(path, 0o444)
-                os.replace(path, target)
-            except OSError:
-                pass  # another file system: copy below
-            else:
-                _fsync_dir(target.parent)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if move and self._rename(path, target):
                 return
+            self._copy(path, target)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(digest=digest) from None
+            raise
+        if move:
+            Path(path).unlink(missing_ok=True)
+
+    @staticmethod
+    def _rename(path: Path, target: Path) -> bool:
+        try:
+            os.replace(path, target)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                return False  # another file system: copy
+            raise
+        os.chmod(target, 0o444)  # evidence is write-once
+        _fsync_dir(target.parent)
+        return True
+
+    @staticmethod
+    def _copy(path: Path, target: Path) -> None:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
                 shutil.copyfileobj(src, out, 1 << 20)
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(tmp, 0o444)  # evidence is write-once
+            os.chmod(tmp, 0o444)
             os.replace(tmp, target)
             _fsync_dir(target.parent)
         except BaseException:
@@ -89,6 +116,16 @@ class LocalStore:
         self.root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.root, prefix=".health-"):
             pass
+
+    def free_bytes(self) -> int | None:
+        return free_bytes(self.root)
+
+
+def free_bytes(folder: Path) -> int:
+    """Bytes an unprivileged writer may still put in ``folder``'s file system."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stat = os.statvfs(folder)
+    return stat.f_bavail * stat.f_frsize
 
 
 def _fsync_dir(path: Path) -> None:
