@@ -1,0 +1,18 @@
+"""gunicorn settings of the web process (read by gunicorn from the working directory, or -c).
+
+Slow clients must not exhaust the workers: a phone on a weak link may take minutes to send a
+PATCH, and one that loses signal leaves its request waiting. Each such body holds one thread
+(not a process) while it waits, at most ``ENFORCE_UPLOAD_READ_TIMEOUT_S`` (60 s) without a byte,
+so the threaded worker gets many threads: 2 workers x 32 threads serve 64 requests at once, and
+twenty stalled uploads leave the rest of the API answering (tests/evidence/test_tus_gunicorn.py).
+A thread waiting on a socket costs a stack and no CPU; the database pool is only held while a
+request talks to the database, never while an upload body streams in. In production a buffering
+reverse proxy in front (see the README) takes slow bodies off gunicorn altogether.
+"""
+import os
+
+wsgi_app = "server:create_app()"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+keepalive = 5
