@@ -84,6 +84,7 @@ def _write(upload_id: str, offset: int) -> tuple[Any, dict[str, str]]:
             raise ops.BeyondLength(length=upload.upload_length, offset=upload.upload_offset)  # nothing read, nothing written
         request.max_content_length = upload.upload_length + READ_SIZE  # our own check below is exact
         db.session.commit()  # hold no transaction while the bytes stream in
+        ops.before_write(upload)
         body = BodyReader(request.environ, request.stream, timeout=current_app.config["UPLOAD_READ_TIMEOUT_S"],
                           should_yield=ops.takeover_requested(upload_id))
         try:
@@ -93,6 +94,7 @@ def _write(upload_id: str, offset: int) -> tuple[Any, dict[str, str]]:
         ops.acknowledge(db.session, upload, received)
         result = ops.complete(db.session, upload, received.digest, fh) if received.digest else None
         db.session.commit()
+        ops.after_commit(upload, fh)
     if isinstance(result, errors.DomainError):
         raise result
     if received.error is not None:

@@ -184,6 +184,40 @@ class S3Store:
     def delete(self, digest: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(digest))
 
+    # Multipart, part by part as an upload's bytes arrive (evidence/s3parts.py): the object appears
+    # only when ``finish_parts`` joins them; an unfinished one is invisible (and aborted on
+    # termination; a bucket lifecycle rule should abort incomplete multipart uploads after days).
+
+    def begin_parts(self, digest: str) -> str:
+        response = self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(digest),
+                                                       ChecksumAlgorithm="SHA256", Metadata={"sha256": digest})
+        return str(response["UploadId"])
+
+    def put_part(self, digest: str, upload_id: str, number: int, data: bytes) -> dict[str, object]:
+        import base64
+        import hashlib
+
+        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        response = self.client.upload_part(Bucket=self.bucket, Key=self._key(digest), UploadId=upload_id,
+                                           PartNumber=number, Body=data, ChecksumSHA256=checksum)
+        return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
+
+    def finish_parts(self, digest: str, upload_id: str, parts: list[dict[str, object]]) -> None:
+        if self.exists(digest):  # the same bytes are stored already: keep that object
+            self.abort_parts(digest, upload_id)
+            return
+        self.client.complete_multipart_upload(Bucket=self.bucket, Key=self._key(digest), UploadId=upload_id,
+                                              MultipartUpload={"Parts": parts})
+
+    def abort_parts(self, digest: str, upload_id: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(digest), UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in {"NoSuchUpload", "404"}:
+                raise
+
     def open(self, digest: str) -> IO[bytes]:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(digest))["Body"]
 

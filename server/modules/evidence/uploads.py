@@ -39,7 +39,7 @@ from server.core.storage import get_store
 from server.core.tasks import send_after_commit
 from server.modules.audit import operations as audit
 from server.modules.devices.models import Device
-from server.modules.evidence import sniff
+from server.modules.evidence import s3parts, sniff
 from server.modules.evidence.models import Blob, EvidenceItem, EvidenceStatus, Upload, UploadStatus
 from server.modules.evidence.operations import SHA256_HEX, link_blob
 from server.modules.evidence.receive import (  # noqa: F401  (the error codes are part of this API)
@@ -160,9 +160,21 @@ def _try_lock(fh: IO[bytes]) -> bool:
     return True
 
 
-def _discard(upload_id: str) -> None:
+def _discard(upload_id: str, digest: str) -> None:
+    s3parts.abort(partial_path(upload_id), digest)
     partial_path(upload_id).unlink(missing_ok=True)
     _takeover_marker(upload_id).unlink(missing_ok=True)
+
+
+def before_write(upload: Upload) -> None:
+    """Under the lock, before a PATCH writes at the acknowledged offset."""
+    s3parts.forget_beyond(partial_path(upload.id), upload.upload_offset)
+
+
+def after_commit(upload: Upload, fh: IO[bytes]) -> None:
+    """Under the lock, once the new offset is committed: S3 gets the whole parts acknowledged so far."""
+    if upload.status is UploadStatus.ACTIVE:
+        s3parts.send_acknowledged(partial_path(upload.id), fh, upload.sha256, upload.upload_offset)
 
 
 # ---- operations -----------------------------------------------------------------------------
@@ -238,12 +250,13 @@ def complete(session: Session, upload: Upload, digest: str, fh: IO[bytes]) -> Bl
         upload.finished_at = utcnow()
         upload.hash_state = None
         session.flush()
-        _discard(upload.id)
+        _discard(upload.id, upload.sha256)
         audit.record(session, "mobile:upload:rejected", subjects={"upload": upload.id, "device": upload.device_id},
                      payload={"code": problem.code, **problem.context})
         return problem
 
-    get_store().put_file(digest, partial_path(upload.id), move=True)
+    if not s3parts.finish(partial_path(upload.id), fh, digest, upload.upload_length):  # S3: join the parts sent
+        get_store().put_file(digest, partial_path(upload.id), move=True)
     blob = _blob(session, digest, upload.upload_length, media_type)
     upload.status = UploadStatus.COMPLETED
     upload.finished_at = utcnow()
@@ -304,7 +317,7 @@ def terminate(session: Session, upload: Upload) -> None:
     upload.finished_at = utcnow()
     upload.hash_state = None
     session.flush()
-    _discard(upload.id)
+    _discard(upload.id, upload.sha256)
     audit.record(session, "mobile:upload:terminated", subjects={"upload": upload.id, "device": upload.device_id},
                  payload={"offset": upload.upload_offset})
 
@@ -315,15 +328,16 @@ def expire(session: Session, now: dt.datetime | None = None) -> int:
     Each upload is claimed by a conditional update, so that several processes running this at
     once (every web process runs it in the embedded default) expire each upload once."""
     now = now or utcnow()
-    stale = session.execute(sa.select(Upload.id, Upload.device_id, Upload.upload_offset, Upload.upload_length)
+    stale = session.execute(sa.select(Upload.id, Upload.device_id, Upload.upload_offset, Upload.upload_length,
+                                      Upload.sha256)
                             .where(Upload.status == UploadStatus.ACTIVE, Upload.expires_at <= now)).all()
     count = 0
-    for upload_id, device_id, offset, length in stale:
+    for upload_id, device_id, offset, length, digest in stale:
         claimed = session.execute(sa.update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.ACTIVE)
                                   .values(status=UploadStatus.TERMINATED, finished_at=now, hash_state=None))
         if claimed.rowcount != 1:
             continue
-        _discard(upload_id)
+        _discard(upload_id, digest)
         audit.record(session, "system:upload:expired", subjects={"upload": upload_id, "device": device_id},
                      payload={"offset": offset, "length": length}, actor=audit.system("evidence.expire_uploads"))
         count += 1
@@ -341,7 +355,7 @@ def expire_one(session: Session, upload: Upload) -> None:
         audit.record(session, "system:upload:expired", subjects={"upload": upload.id, "device": upload.device_id},
                      payload={"offset": upload.upload_offset, "length": upload.upload_length, "on": "delete"},
                      actor=audit.system("evidence.expire_uploads"))
-    _discard(upload.id)
+    _discard(upload.id, upload.sha256)
 
 
 def headers(upload: Upload) -> dict[str, Any]:
