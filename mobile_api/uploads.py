@@ -69,13 +69,18 @@ def _device() -> Any:
     return device
 
 
+def _may_take_over(upload_id: str, allow_expired: bool = False) -> None:
+    """Only the upload's own device may ask the lock holder to give way; no transaction while waiting."""
+    ops.get_for_device(db.session, upload_id, current_principal().device_id, allow_expired=allow_expired)
+    db.session.commit()
+
+
 def _write(upload_id: str, offset: int) -> tuple[Any, dict[str, str]]:
     """Append the request body under the upload's lock; commit before answering (fsync first)."""
     checksum = ops.parse_checksum(request.headers.get("Upload-Checksum"))
     device_id = current_principal().device_id
-    ops.get_for_device(db.session, upload_id, device_id)  # only its own device may ask a holder to give way
-    db.session.commit()
-    with ops.locked(upload_id, take_over=True) as fh:
+    # only its own device may ask a holder to give way (checked only when the lock is taken)
+    with ops.locked(upload_id, take_over=lambda: _may_take_over(upload_id)) as fh:
         upload = ops.get_for_device(db.session, upload_id, device_id)
         if upload.upload_offset != offset:
             raise ops.OffsetMismatch(offset=upload.upload_offset)
@@ -149,7 +154,7 @@ class UploadResource(MethodView):
 
     def delete(self, upload_id: str) -> Any:
         """终止上传并删除已收数据 / Terminate the upload and delete its bytes"""
-        with ops.locked(upload_id, take_over=True):
+        with ops.locked(upload_id, take_over=lambda: _may_take_over(upload_id, allow_expired=True)):
             upload = ops.get_for_device(db.session, upload_id, current_principal().device_id, allow_expired=True)
             if upload.expires_at <= ops.utcnow():
                 ops.expire_one(db.session, upload)  # expired: freed now, not left for the next sweep

@@ -32,6 +32,7 @@ from typing import IO, Any, Callable, Iterator
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from server.core import errors
 from server.core.db import utcnow
@@ -124,23 +125,25 @@ def takeover_requested(upload_id: str) -> Callable[[float], bool]:
 
 
 @contextmanager
-def locked(upload_id: str, *, take_over: bool = False) -> Iterator[IO[bytes]]:
+def locked(upload_id: str, *, take_over: Callable[[], Any] | None = None) -> Iterator[IO[bytes]]:
     """The partial file, opened for writing under an exclusive lock (423 if someone holds it).
 
-    ``take_over``: ask a holder that sits idle to give way, and wait for it up to
-    ``UPLOAD_LOCK_STALE_S`` and a second."""
+    ``take_over``: when the lock is held, call it (it raises if the caller may not take over, and
+    ends the caller's transaction: none is held while waiting), then ask a holder that sits idle
+    to give way, and wait for it up to ``UPLOAD_LOCK_STALE_S`` and five seconds."""
     try:
         fh = open(partial_path(upload_id), "r+b", buffering=0)
     except FileNotFoundError:
         raise UploadGone() from None
     try:
         if not _try_lock(fh):
-            if not take_over:
+            if take_over is None:
                 raise UploadLocked()
+            take_over()
             marker = _takeover_marker(upload_id)
             marker.touch()
             try:
-                deadline = time.monotonic() + current_app.config["UPLOAD_LOCK_STALE_S"] + 1.5
+                deadline = time.monotonic() + current_app.config["UPLOAD_LOCK_STALE_S"] + 5  # two ticks, a commit, load
                 while not _try_lock(fh):
                     if time.monotonic() > deadline:
                         raise UploadLocked()
@@ -224,7 +227,8 @@ def acknowledge(session: Session, upload: Upload, received: Received) -> None:
                              .values(upload_offset=received.offset, hash_state=received.state))
     if result.rowcount != 1:
         raise OffsetMismatch()
-    session.refresh(upload)
+    set_committed_value(upload, "upload_offset", received.offset)  # what the UPDATE wrote: no re-read
+    set_committed_value(upload, "hash_state", received.state)
 
 
 def complete(session: Session, upload: Upload, digest: str, fh: IO[bytes]) -> Blob | errors.DomainError:
