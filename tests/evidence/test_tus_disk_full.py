@@ -139,3 +139,37 @@ def test_fixity_check_catches_a_blob_whose_bytes_differ_from_its_name_and_flags_
     finally:
         path.write_bytes(original)
         os.chmod(path, 0o444)
+
+
+class _Blocks:
+    """A request body as ``BodyReader`` hands it over."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.pieces = [data[i:i + size] for i in range(0, len(data), size)]
+
+    def read(self) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+
+def test_short_writes_then_enospc_at_a_chosen_byte_acknowledge_only_whole_writes(monkeypatch, tmp_path):
+    """Where no small file system can be mounted: the disk 'fills' at byte 300,007 of the file."""
+    from server.modules.evidence import receive as receiving
+
+    limit, real_pwrite = 300_007, os.pwrite
+
+    def pwrite(fd: int, data: bytes, offset: int) -> int:
+        room = limit - offset
+        if room <= 0:
+            raise OSError(28, "No space left on device")
+        return real_pwrite(fd, bytes(memoryview(data)[:room]), offset)  # a short write first, as Linux does
+
+    monkeypatch.setattr(receiving.os, "pwrite", pwrite)
+    data = os.urandom(500_000)
+    path = tmp_path / "partial"
+    path.write_bytes(b"")
+    with open(path, "r+b", buffering=0) as fh:
+        got = receiving.receive(fh, 0, len(data), None, _Blocks(data, 65_536), None)
+    assert got.error is not None and got.error.code == "storage.full" and got.error.status == 507
+    assert got.digest is None and got.offset == 4 * 65_536  # the block that did not fit is not counted
+    assert path.read_bytes() == data[:got.offset]  # what is acknowledged is exactly what is on disk
+    assert receiving.hashstate.ResumableSha256(got.state).hexdigest() == hashlib.sha256(data[:got.offset]).hexdigest()
