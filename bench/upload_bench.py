@@ -115,7 +115,7 @@ class Server:
             [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--timeout", "300",
              "--bind", f"127.0.0.1:{port}"],
             cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30
+        deadline = time.time() + 120  # a busy machine starts slowly
         while time.time() < deadline:
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)

@@ -24,6 +24,27 @@ def test_resumable_sha256_state_survives_serialisation():
     assert resumed.hexdigest() == hashlib.sha256(data).hexdigest()
 
 
+def test_a_hash_state_saved_by_another_libcrypto_build_is_never_resumed(tmp_path):
+    """The raw SHA256_CTX is the library build's ABI: a state tagged by another build (or an
+    untagged one from before the tag) is ignored and the received prefix is hashed again."""
+    data = bytes(range(256)) * 4000
+    first = hashstate.ResumableSha256()
+    first.update(data[:100_000])
+    state = first.state()
+    assert hashstate.compatible(state)
+    foreign = b"QFS2" + bytes(11) + state[len(hashstate.TAG):]
+    legacy = state[len(hashstate.TAG):]  # what was stored before the tag
+    partial = tmp_path / "partial"
+    partial.write_bytes(data[:100_000])
+    for stored in (foreign, legacy):
+        assert not hashstate.compatible(stored)
+        with open(partial, "rb") as fh:
+            resumed = hashstate.resume(stored, fh, 100_000)
+        assert isinstance(resumed, hashstate.PrefixSha256)
+        resumed.update(data[100_000:])
+        assert resumed.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
 def _create(base: str, auth: dict[str, str], data: bytes) -> str:
     host, port = base.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
