@@ -61,8 +61,12 @@ class BodyReader:
         self._sock: socket.socket | None = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
         self._saved_timeout = self._sock.gettimeout() if self._sock is not None else None
         reader = getattr(self._body, "reader", None)
+        # gunicorn's own body of known length (with Unreader.take_buffered, as in gunicorn 27):
+        # anything else is read through the WSGI stream
         self.direct = (self._sock is not None and type(reader).__name__ == "LengthReader"
-                       and hasattr(reader, "unreader") and isinstance(getattr(reader, "length", None), int))
+                       and hasattr(getattr(reader, "unreader", None), "take_buffered")
+                       and isinstance(getattr(self._body, "buf", None), io.BytesIO)
+                       and isinstance(getattr(reader, "length", None), int))
         self._buffer = bytearray(READ_SIZE) if self.direct else None
         self._pending = b""
         self._error: Interrupted | None = None
