@@ -220,7 +220,11 @@ def receive(fh: IO[bytes], start: int, total: int, hash_state: bytes | None, bod
         error = storage_error(exc, offset=start) or errors.InternalError("fsync failed")
         _cut(fd, start)
         return Received(start, start, hash_state, None, interrupted, error)
-    digest = running.hexdigest() if offset == total and failure is None else None
+    digest = None
+    if offset == total and failure is None:
+        if os.fstat(fd).st_size != total:  # what is on disk, not only what was sent, is complete
+            raise PartialLost(offset=start, on_disk=os.fstat(fd).st_size)
+        digest = running.hexdigest()
     return Received(start, offset, running.state(), digest, interrupted, failure)
 
 
