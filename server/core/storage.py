@@ -7,12 +7,13 @@ with approval, in the evidence module) removes one.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Protocol
+from typing import IO, Any, Iterator, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from server.core import errors
@@ -193,13 +194,24 @@ class S3Store:
                                                        ChecksumAlgorithm="SHA256", Metadata={"sha256": digest})
         return str(response["UploadId"])
 
-    def put_part(self, digest: str, upload_id: str, number: int, data: bytes) -> dict[str, object]:
+    def put_part(self, digest: str, upload_id: str, number: int, source: IO[bytes], start: int,
+                 length: int) -> dict[str, object]:
+        """Send bytes [start, start + length) of ``source`` as part ``number``, streamed from the
+        file (never the whole part in memory), with its SHA-256 for the store to check."""
         import base64
         import hashlib
 
-        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        part = _FileRange(source.fileno(), start, length)
+        h = hashlib.sha256()
+        while block := part.read(1 << 20):
+            h.update(block)
+        if part.tell() != length:
+            raise OSError(f"file holds {part.tell()} of the part's {length} bytes")
+        part.seek(0)
+        checksum = base64.b64encode(h.digest()).decode()
         response = self.client.upload_part(Bucket=self.bucket, Key=self._key(digest), UploadId=upload_id,
-                                           PartNumber=number, Body=data, ChecksumSHA256=checksum)
+                                           PartNumber=number, Body=part, ContentLength=length,
+                                           ChecksumSHA256=checksum)
         return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
 
     def finish_parts(self, digest: str, upload_id: str, parts: list[dict[str, object]]) -> None:
@@ -231,6 +243,38 @@ class S3Store:
 
     def health(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)
+
+
+class _FileRange(io.RawIOBase):
+    """A read-only, seekable window on an open file (``os.pread``: the file's own offset is not moved)."""
+
+    def __init__(self, fd: int, start: int, length: int) -> None:
+        self.fd, self.start, self.length, self.pos = fd, start, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.length}[whence]
+        self.pos = max(0, min(self.length, base + offset))
+        return self.pos
+
+    def read(self, size: int = -1) -> bytes:
+        want = self.length - self.pos if size is None or size < 0 else min(size, self.length - self.pos)
+        data = os.pread(self.fd, want, self.start + self.pos) if want > 0 else b""
+        self.pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def from_url(url: str) -> BlobStore:

@@ -305,7 +305,7 @@ def test_two_uploads_of_the_same_bytes_finishing_together_both_complete(patient)
             db.session.remove()
 
 
-def test_tuspy_reports_the_lock_clearly_while_an_active_patch_holds_it(patient):
+def test_an_active_patch_keeps_its_lock_and_a_newcomer_gets_423(patient):
     """An upload that is really receiving bytes keeps its lock: the newcomer gets 423, not a takeover."""
     data = jpeg_bytes((64, 48), color="pink") + b"\x03" * 300_000
     location = create(patient, data)

@@ -89,10 +89,7 @@ def _send(store: S3Store, partial: Path, fh: IO[bytes], digest: str, end: int, *
         stop = min(start + size, end)
         if start >= end or (stop - start < size and not final):
             return state
-        data = os.pread(fh.fileno(), stop - start, start)
-        if len(data) != stop - start:
-            raise OSError("partial file is shorter than its acknowledged bytes")
-        state["parts"].append(store.put_part(digest, state["upload_id"], number, data))
+        state["parts"].append(store.put_part(digest, state["upload_id"], number, fh, start, stop - start))
         _save(partial, state)
 
 
