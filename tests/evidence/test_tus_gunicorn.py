@@ -15,6 +15,7 @@ import struct
 import termios
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -104,6 +105,34 @@ def drained(sock: socket.socket) -> bool:
     return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0] == 0
 
 
+def read_by_server(live: Live, sock: socket.socket) -> bool:
+    """Has the server process read everything this socket sent (its end's receive queue is empty)?"""
+    if not drained(sock):
+        return False
+    mine = sock.getsockname()[1]
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port, remote_port = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16)
+        if local_port == live.port and remote_port == mine:
+            return int(fields[4].split(":")[1], 16) == 0
+    return False
+
+
+def held(live: Live, location: str) -> bool:
+    """Does a request of the server hold the upload's lock (the flock on its partial file)?"""
+    with live.app.app_context():
+        from server.modules.evidence import uploads
+
+        path = uploads.partial_path(location.rsplit("/", 1)[1])
+    with open(path, "rb") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        return False
+
+
 def uploader(live: Live, data: bytes, **kwargs: Any) -> Any:
     client = tus_client.TusClient(f"{live.base}/mobile/v1/uploads/", headers=dict(live.values["auth"]))
     return client.uploader(file_stream=io.BytesIO(data), metadata={"sha256": hashlib.sha256(data).hexdigest()},
@@ -190,8 +219,7 @@ def test_a_reset_mid_patch_keeps_every_byte_that_arrived(quick):
     location = create(quick, data)
     sent = 1_000_123  # less than one 1 MiB read: all of it used to be lost
     sock = open_patch(quick, location, 0, len(data), data[:sent])
-    wait_for(lambda: drained(sock), "the server to receive the bytes")
-    time.sleep(0.5)  # let the server read them from its socket (what it keeps is checked exactly below)
+    wait_for(lambda: read_by_server(quick, sock), "the server process to read the bytes from its socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()  # RST, as a dropped link
     assert wait_for(lambda: offset(quick, location), "the reset PATCH to keep its bytes") == sent
@@ -202,7 +230,7 @@ def test_a_newer_patch_of_the_same_device_takes_over_a_stale_lock(patient):
     location = create(patient, data)
     sock = open_patch(patient, location, 0, len(data), data[:100_000])
     try:
-        wait_for(lambda: drained(sock), "the server to receive the bytes")
+        wait_for(lambda: drained(sock) and held(patient, location), "the stalled PATCH to hold the lock")
         # tus client after reconnecting: PATCH from the offset it knew; the idle holder gives way
         resumed = request(patient, "PATCH", location, data, **{"Upload-Offset": "0", "Content-Type": STREAM})
         assert resumed.status == 409, resumed.body  # it had moved on: what the holder received is kept
@@ -320,6 +348,7 @@ def test_an_active_patch_keeps_its_lock_and_a_newcomer_gets_423(patient):
     thread = threading.Thread(target=trickle)
     thread.start()
     try:
+        wait_for(lambda: held(patient, location), "the trickling PATCH to hold the lock")
         with pytest.raises(TusCommunicationError) as raised:
             uploader(patient, data, url=f"{patient.base}{location}", chunk_size=100_000).upload_chunk()
         assert raised.value.status_code in (409, 423)
