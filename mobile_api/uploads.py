@@ -88,12 +88,15 @@ def _write(upload_id: str, offset: int) -> tuple[Any, dict[str, str]]:
         if request.content_length is not None and request.content_length > remaining:
             raise ops.BeyondLength(length=upload.upload_length, offset=upload.upload_offset)  # nothing read, nothing written
         request.max_content_length = upload.upload_length + READ_SIZE  # our own check below is exact
-        db.session.commit()  # hold no transaction while the bytes stream in
-        ops.before_write(upload)
+        start, length, state = upload.upload_offset, upload.upload_length, upload.hash_state
+        # Hold no transaction (and no pooled connection) while the bytes stream in: after this
+        # commit nothing may touch ``upload`` (expired: it would be re-read) until they are in.
+        db.session.commit()
+        ops.before_write(upload_id, start)
         body = BodyReader(request.environ, request.stream, timeout=current_app.config["UPLOAD_READ_TIMEOUT_S"],
                           should_yield=ops.takeover_requested(upload_id))
         try:
-            received = receive(fh, upload.upload_offset, upload.upload_length, upload.hash_state, body, checksum)
+            received = receive(fh, start, length, state, body, checksum)
         finally:
             body.close()
         ops.acknowledge(db.session, upload, received)

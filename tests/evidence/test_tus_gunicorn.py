@@ -251,6 +251,13 @@ def test_twenty_stalled_uploads_leave_the_api_answering(patient):
             stalled.append(open_patch(patient, location, 0, len(data), data[:100_000]))
         for sock in stalled:
             wait_for(lambda: drained(sock), "the stalled uploads to reach the server")
+        with patient.app.app_context():  # waiting bodies hold no transaction, so no pooled connection
+            if db.engine.dialect.name == "postgresql":
+                waiting = db.session.scalar(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"))
+                assert waiting == 0
+            db.session.remove()
         # while all twenty wait (60 s read timeout), the device API keeps answering
         for index in range(10):
             assert request(patient, "OPTIONS", "/mobile/v1/uploads/").status == 204

@@ -169,9 +169,9 @@ def _discard(upload_id: str, digest: str) -> None:
     _takeover_marker(upload_id).unlink(missing_ok=True)
 
 
-def before_write(upload: Upload) -> None:
+def before_write(upload_id: str, acknowledged: int) -> None:
     """Under the lock, before a PATCH writes at the acknowledged offset."""
-    s3parts.forget_beyond(partial_path(upload.id), upload.upload_offset)
+    s3parts.forget_beyond(partial_path(upload_id), acknowledged)
 
 
 def after_commit(upload: Upload, fh: IO[bytes]) -> None:
