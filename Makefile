@@ -26,7 +26,7 @@ demo: migrate
 # Serves the web pages, /api/v1 and /mobile/v1 on http://$(HOST):$(PORT) (SQLite, local blobs, in-process tasks).
 run: demo
 	@echo "serving on http://$(HOST):$(PORT)  (API docs: /api/v1/docs, /mobile/v1/docs; health: /healthz)"
-	$(BIN)/gunicorn -c gunicorn.conf.py --bind $(HOST):$(PORT) --access-logfile -
+	$(BIN)/gunicorn -c python:server.gunicorn_conf --bind $(HOST):$(PORT) --access-logfile -
 
 test: install
 	$(BIN)/python -m pytest

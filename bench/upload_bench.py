@@ -14,7 +14,7 @@ Prints ``name: number unit`` lines:
   upload_peak_rss_mib             largest peak RSS (VmHWM) of any gunicorn process (target < 100, flat in size)
   upload_resent_bytes_after_drop  bytes sent twice after the connection was reset mid-PATCH (target ≤ 1 chunk)
 
-The server runs as deployed: ``gunicorn -c gunicorn.conf.py`` (gthread, 2 workers x 32 threads) on
+The server runs as deployed: ``gunicorn -c python:server.gunicorn_conf`` (gthread, 2 workers x 32 threads) on
 SQLite in a temporary instance folder. Usage:
 .venv/bin/python bench/upload_bench.py [--size-mib 1024] [--chunk-mib 8] [--skip-s3]
 """
@@ -112,7 +112,7 @@ class Server:
     def __init__(self, env: dict[str, str], port: int) -> None:
         self.port = port
         self.proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--timeout", "300",
+            [str(BIN / "gunicorn"), "-c", "python:server.gunicorn_conf", "--timeout", "300",
              "--bind", f"127.0.0.1:{port}"],
             cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120  # a busy machine starts slowly

@@ -1,4 +1,4 @@
-"""A real gunicorn (the deployed gunicorn.conf.py) over its own migrated database, for the tests
+"""A real gunicorn (the deployed server/gunicorn_conf.py) over its own migrated database, for the tests
 where the WSGI server matters: body reading, timeouts, slow clients, concurrency."""
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def gunicorn(tmp: Path, name: str, **settings: Any) -> Iterator[Live]:
     env.update({f"ENFORCE_{key}": str(value) for key, value in config.items()})
     port = free_port()
     log = open(tmp / f"gunicorn-{name}.log", "wb")
-    proc = subprocess.Popen([str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}"],
+    proc = subprocess.Popen([str(BIN / "gunicorn"), "-c", "python:server.gunicorn_conf", "--bind", f"127.0.0.1:{port}"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_ready(port, proc, tmp / f"gunicorn-{name}.log")

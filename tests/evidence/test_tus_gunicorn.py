@@ -1,4 +1,4 @@
-"""tus against a real gunicorn (gunicorn.conf.py as deployed): what depends on the WSGI server.
+"""tus against a real gunicorn (server/gunicorn_conf.py as deployed): what depends on the WSGI server.
 
 Issue 15 items 1, 2, 3, 6 and 7, issue 21 item 2. Waits are bounded by deadlines that fail
 clearly; nothing here asserts a duration.

@@ -1,4 +1,4 @@
-"""gunicorn settings of the web process (read by gunicorn from the working directory, or -c).
+"""gunicorn settings of the web process: ``gunicorn -c python:server.gunicorn_conf …``.
 
 Slow clients must not exhaust the workers: a phone on a weak link may take minutes to send a
 PATCH, and one that loses signal leaves its request waiting. Each such body holds one thread
@@ -11,7 +11,7 @@ reverse proxy in front (see the README) takes slow bodies off gunicorn altogethe
 """
 import os
 
-wsgi_app = "server:create_app()"
+wsgi_app = "server:create_app()"  # a positional app on the command line takes its place
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "32"))
