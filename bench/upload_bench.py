@@ -124,6 +124,8 @@ class Server:
                 return
             except OSError:
                 time.sleep(0.2)
+        self.proc.terminate()  # never leave a half-started server behind
+        self.proc.wait(timeout=30)
         raise RuntimeError("gunicorn did not start")
 
     def peak_rss_mib(self) -> float:
