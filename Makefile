@@ -55,9 +55,10 @@ endif
 
 # Serves the web pages, /api/v1 and /mobile/v1 on http://$(HOST):$(PORT) (SQLite, local blobs, in-process tasks).
 # Another port: make run PORT=8080. --preload: the app is built once, before the workers fork (a faster start).
+# server/gunicorn_conf.py: gthread, 2 workers x 32 threads, so slow uploads cannot exhaust them.
 run: $(RUN_NEEDS)
 	@echo "serving on http://$(HOST):$(PORT)  (API docs: /api/v1/docs, /mobile/v1/docs; health: /healthz; demo logins: $(BIN)/enforce demo load)"
-	$(BIN)/gunicorn -c python:server.gunicorn_conf --preload --workers 2 --threads 4 --bind $(HOST):$(PORT) --access-logfile - 'server:create_app()'
+	$(BIN)/gunicorn -c python:server.gunicorn_conf --preload --bind $(HOST):$(PORT) --access-logfile -
 
 test: install
 	$(BIN)/python -m pytest

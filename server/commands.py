@@ -37,3 +37,6 @@ def register(cli: click.Group) -> None:
 
     cli.add_command(backup_cli)
     cli.add_command(restore_cli)
+    from server.modules.evidence.cli import uploads_cli
+
+    cli.add_command(uploads_cli)

@@ -106,6 +106,15 @@ SETTINGS: dict[str, Setting] = {
     "UPLOAD_DIR": Setting(None, str, "folder of partial tus uploads (local disk); default instance/uploads"),
     "UPLOAD_MAX_BYTES": Setting(16 * 1024**3, int, "largest upload (Tus-Max-Size), bytes"),
     "UPLOAD_EXPIRY_DAYS": Setting(42, int, "an unfinished upload is kept this long (a phone may be offline for weeks)"),
+    "UPLOAD_READ_TIMEOUT_S": Setting(60.0, float, "a PATCH body silent this long ends its request; what arrived is kept"),
+    "UPLOAD_LOCK_STALE_S": Setting(10.0, float, "a PATCH that received nothing this long gives its upload's lock to a "
+                                                "newer PATCH of the same device"),
+    "UPLOAD_EXPIRE_INTERVAL_S": Setting(3600, int, "with the memory:// broker each web process removes expired "
+                                                   "uploads this often (0: never; with a broker, beat does it)"),
+    "UPLOAD_S3_PART_BYTES": Setting(16 * 1024**2, int, "with S3 storage, uploads are sent on in parts of this size "
+                                                       "as they arrive (at least 5 MiB)"),
+    "STORAGE_MIN_FREE_BYTES": Setting(2 * 1024**3, int, "/healthz warns when the upload folder or local blobs have "
+                                                        "less free space than this"),
     "SYNC_CHANGE_RETENTION_DAYS": Setting(30, int, "sync changes are kept this long; a device whose cursor is older "
                                                    "downloads the offline package again (keep ≥ DEVICE_OFFLINE_GRACE_DAYS)"),
     "RECONNECT_GAP_HOURS": Setting(8, int, "silence after which a device's next request counts as regained connectivity"),

@@ -6,15 +6,22 @@ with approval, in the evidence module) removes one.
 """
 from __future__ import annotations
 
+import errno
+import io
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Protocol
+from typing import IO, Any, Iterator, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from server.core import errors
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+StorageFull = errors.error_code("storage.full", 507, "服务器存储空间已满，未保存的数据未被确认，请稍后重试",
+                                "The server's storage is full; nothing unsaved was acknowledged; retry later")
 
 
 def _check_digest(digest: str) -> str:
@@ -48,27 +55,48 @@ class LocalStore:
 
     def put_file(self, digest: str, path: Path, *, move: bool = False) -> None:
         """Store the file's bytes. ``move``: the caller's file (already fsynced) is renamed into
-        place when it is on the same file system, so a 1 GiB upload is not copied again."""
+        place when it is on the same file system, so a 1 GiB upload is not copied again; on
+        another file system it is copied, fsynced, and only then deleted. Either way a moved file
+        is gone afterwards, also when these bytes were already stored. A full disk raises
+        ``StorageFull`` and leaves the caller's file as it was (still writable)."""
         target = self._path(digest)
         if target.exists():
+            if move:
+                Path(path).unlink(missing_ok=True)
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if move:
-            try:
-                os.chmod(path, 0o444)
-                os.replace(path, target)
-            except OSError:
-                pass  # another file system: copy below
-            else:
-                _fsync_dir(target.parent)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if move and self._rename(path, target):
                 return
+            self._copy(path, target)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(digest=digest) from None
+            raise
+        if move:
+            Path(path).unlink(missing_ok=True)
+
+    @staticmethod
+    def _rename(path: Path, target: Path) -> bool:
+        try:
+            os.replace(path, target)
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                return False  # another file system: copy
+            raise
+        os.chmod(target, 0o444)  # evidence is write-once
+        _fsync_dir(target.parent)
+        return True
+
+    @staticmethod
+    def _copy(path: Path, target: Path) -> None:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
                 shutil.copyfileobj(src, out, 1 << 20)
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(tmp, 0o444)  # evidence is write-once
+            os.chmod(tmp, 0o444)
             os.replace(tmp, target)
             _fsync_dir(target.parent)
         except BaseException:
@@ -96,6 +124,16 @@ class LocalStore:
         for path in sorted(self.root.glob("??/??/*")):
             if _SHA256.match(path.name) and path.is_file():
                 yield path.name
+
+    def free_bytes(self) -> int | None:
+        return free_bytes(self.root)
+
+
+def free_bytes(folder: Path) -> int:
+    """Bytes an unprivileged writer may still put in ``folder``'s file system."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stat = os.statvfs(folder)
+    return stat.f_bavail * stat.f_frsize
 
 
 def _fsync_dir(path: Path) -> None:
@@ -154,6 +192,51 @@ class S3Store:
     def delete(self, digest: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(digest))
 
+    # Multipart, part by part as an upload's bytes arrive (evidence/s3parts.py): the object appears
+    # only when ``finish_parts`` joins them; an unfinished one is invisible (and aborted on
+    # termination; a bucket lifecycle rule should abort incomplete multipart uploads after days).
+
+    def begin_parts(self, digest: str) -> str:
+        response = self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(digest),
+                                                       ChecksumAlgorithm="SHA256", Metadata={"sha256": digest})
+        return str(response["UploadId"])
+
+    def put_part(self, digest: str, upload_id: str, number: int, source: IO[bytes], start: int,
+                 length: int) -> dict[str, object]:
+        """Send bytes [start, start + length) of ``source`` as part ``number``, streamed from the
+        file (never the whole part in memory), with its SHA-256 for the store to check."""
+        import base64
+        import hashlib
+
+        part = _FileRange(source.fileno(), start, length)
+        h = hashlib.sha256()
+        while block := part.read(1 << 20):
+            h.update(block)
+        if part.tell() != length:
+            raise OSError(f"file holds {part.tell()} of the part's {length} bytes")
+        part.seek(0)
+        checksum = base64.b64encode(h.digest()).decode()
+        response = self.client.upload_part(Bucket=self.bucket, Key=self._key(digest), UploadId=upload_id,
+                                           PartNumber=number, Body=part, ContentLength=length,
+                                           ChecksumSHA256=checksum)
+        return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
+
+    def finish_parts(self, digest: str, upload_id: str, parts: list[dict[str, object]]) -> None:
+        if self.exists(digest):  # the same bytes are stored already: keep that object
+            self.abort_parts(digest, upload_id)
+            return
+        self.client.complete_multipart_upload(Bucket=self.bucket, Key=self._key(digest), UploadId=upload_id,
+                                              MultipartUpload={"Parts": parts})
+
+    def abort_parts(self, digest: str, upload_id: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(digest), UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in {"NoSuchUpload", "404"}:
+                raise
+
     def open(self, digest: str) -> IO[bytes]:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(digest))["Body"]
 
@@ -176,6 +259,38 @@ class S3Store:
                 name = item["Key"].rsplit("/", 1)[-1]
                 if _SHA256.match(name):
                     yield name
+
+
+class _FileRange(io.RawIOBase):
+    """A read-only, seekable window on an open file (``os.pread``: the file's own offset is not moved)."""
+
+    def __init__(self, fd: int, start: int, length: int) -> None:
+        self.fd, self.start, self.length, self.pos = fd, start, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.length}[whence]
+        self.pos = max(0, min(self.length, base + offset))
+        return self.pos
+
+    def read(self, size: int = -1) -> bytes:
+        want = self.length - self.pos if size is None or size < 0 else min(size, self.length - self.pos)
+        data = os.pread(self.fd, want, self.start + self.pos) if want > 0 else b""
+        self.pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def from_url(url: str) -> BlobStore:

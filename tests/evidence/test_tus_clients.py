@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import socket
+from pathlib import Path
 
 import boto3
 import pytest
@@ -107,3 +108,27 @@ def test_tuspy_upload_stored_on_s3_through_moto_server(live, s3_endpoint, monkey
     _uploader(base, values["auth"], data, chunk_size=4 * 1024 * 1024).upload()
     listed = store.client.list_objects_v2(Bucket="evidence", Prefix="qinling/")["KeyCount"]
     assert listed == 1
+
+
+def test_s3_parts_are_sent_as_chunks_arrive_and_completion_only_joins_them(live, s3_endpoint, monkeypatch):
+    app, base, values = live
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="evidence-parts")
+    store = S3Store("evidence-parts", "", endpoint_url=s3_endpoint, region_name="us-east-1")
+    monkeypatch.setitem(app.extensions, "blob_store", store)
+    monkeypatch.setitem(app.config, "UPLOAD_S3_PART_BYTES", 5 * 1024 * 1024)
+    data = jpeg_bytes((48, 48)) + os.urandom(13 * 1024 * 1024)
+    digest = hashlib.sha256(data).hexdigest()
+    upload = _uploader(base, values["auth"], data, chunk_size=3 * 1024 * 1024)
+    upload.upload(stop_at=12 * 1024 * 1024)  # four PATCHes: two whole parts acknowledged
+    pending = store.client.list_multipart_uploads(Bucket="evidence-parts")["Uploads"]
+    assert [u["Key"] for u in pending] == [f"sha256/{digest}"]
+    parts = store.client.list_parts(Bucket="evidence-parts", Key=f"sha256/{digest}", UploadId=pending[0]["UploadId"])
+    assert [p["PartNumber"] for p in parts["Parts"]] == [1, 2]
+    assert not store.exists(digest)  # nothing is visible before the whole file is verified
+    upload.upload()
+    assert store.exists(digest)
+    assert hashlib.sha256(b"".join(store.iter_chunks(digest))).hexdigest() == digest
+    assert store.client.head_object(Bucket="evidence-parts", Key=f"sha256/{digest}")["Metadata"]["sha256"] == digest
+    assert not store.client.list_multipart_uploads(Bucket="evidence-parts").get("Uploads")
+    with app.app_context():
+        assert not list(Path(app.config["UPLOAD_DIR"]).rglob("*.parts.json"))

@@ -127,7 +127,7 @@ def test_hash_mismatch_discards_the_upload_and_makes_no_evidence(client, db_sess
                "Upload-Metadata": meta(sha256=hashlib.sha256(b"something else").hexdigest())}
     location = client.post("/mobile/v1/uploads/", headers=headers).headers["Location"]
     response = patch(client, team, location, data, 0)
-    assert response.status_code == 460 and response.json["code"] == "evidence.hash_mismatch"
+    assert response.status_code == 422 and response.json["code"] == "evidence.hash_mismatch"  # 460 is for Upload-Checksum only
     upload = db_session.get(Upload, location.rsplit("/", 1)[1], populate_existing=True)
     assert upload.status is UploadStatus.REJECTED
     assert not ops.partial_path(upload.id).exists()

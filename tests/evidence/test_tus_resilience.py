@@ -24,6 +24,27 @@ def test_resumable_sha256_state_survives_serialisation():
     assert resumed.hexdigest() == hashlib.sha256(data).hexdigest()
 
 
+def test_a_hash_state_saved_by_another_libcrypto_build_is_never_resumed(tmp_path):
+    """The raw SHA256_CTX is the library build's ABI: a state tagged by another build (or an
+    untagged one from before the tag) is ignored and the received prefix is hashed again."""
+    data = bytes(range(256)) * 4000
+    first = hashstate.ResumableSha256()
+    first.update(data[:100_000])
+    state = first.state()
+    assert hashstate.compatible(state)
+    foreign = b"QFS2" + bytes(11) + state[len(hashstate.TAG):]
+    legacy = state[len(hashstate.TAG):]  # what was stored before the tag
+    partial = tmp_path / "partial"
+    partial.write_bytes(data[:100_000])
+    for stored in (foreign, legacy):
+        assert not hashstate.compatible(stored)
+        with open(partial, "rb") as fh:
+            resumed = hashstate.resume(stored, fh, 100_000)
+        assert isinstance(resumed, hashstate.PrefixSha256)
+        resumed.update(data[100_000:])
+        assert resumed.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
 def _create(base: str, auth: dict[str, str], data: bytes) -> str:
     host, port = base.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
@@ -47,18 +68,19 @@ def test_dropped_patch_keeps_the_received_bytes_and_a_restarted_server_finishes(
             f"Authorization: {values['auth']['Authorization']}\r\nUpload-Offset: 0\r\n"
             f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n")
     sock.sendall(head.encode() + data[:1_000_000])
-    time.sleep(0.3)
-    sock.close()  # the link drops mid-body
+    sock.close()  # the link drops mid-body (FIN after the bytes: all of them reach the server)
     upload_id = location.rsplit("/", 1)[1]
     with app.app_context():
-        for _ in range(50):
+        deadline = time.monotonic() + 60
+        while True:  # the server finishes the dropped request on its own time: wait, with a deadline
             upload = db.session.get(Upload, upload_id, populate_existing=True)
-            if upload.upload_offset:
-                break
             db.session.rollback()
-            time.sleep(0.1)
+            if upload.upload_offset or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         kept = upload.upload_offset
-        assert 0 < kept <= 1_000_000 and upload.hash_state is not None
+        assert kept == 1_000_000, "the dropped PATCH did not keep every byte that arrived"
+        assert upload.hash_state is not None
         db.session.remove()
 
     restarted = create_app(dict(app.config))  # same database, same upload folder, fresh process state

@@ -766,6 +766,10 @@ def fixity_check(session: Session, blob: Blob) -> bool:
         session.add(FixityAlert(sha256=blob.sha256, problem=problem, found_sha256=found))
         audit.record(session, "system:evidence:fixity_failed", subjects={"blob": blob.sha256},
                      payload={"problem": problem, "found_sha256": found}, actor=audit.system("evidence.fixity"))
+        # reviewers read the item, not the alert list: every item on these bytes shows it
+        for item in session.scalars(sa.select(EvidenceItem).where(EvidenceItem.blob_sha256 == blob.sha256)
+                                    .order_by(EvidenceItem.id)):
+            flag(session, item, f"fixity_{problem}", stored_as=blob.sha256, found_sha256=found)
     session.flush()
     return problem is None
 

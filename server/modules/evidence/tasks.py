@@ -6,6 +6,9 @@ Periodic ones (fixity sweep, upload expiry) are in the beat schedule added by ``
 """
 from __future__ import annotations
 
+import logging
+import os
+import threading
 import time
 from typing import Any
 
@@ -15,6 +18,7 @@ from flask import Flask
 
 FIXITY = "server.modules.evidence.tasks.fixity_sweep"
 EXPIRE = "server.modules.evidence.tasks.expire_uploads"
+log = logging.getLogger(__name__)
 
 
 # Transient failures a retry cures: a lost or deadlocked database connection (psycopg's
@@ -81,10 +85,46 @@ def expire_uploads() -> int:
 
 
 def schedule(app: Flask) -> None:
-    """Add the fixity sweep (hourly, 500 blobs) and upload expiry (daily) to the beat schedule."""
+    """Add the fixity sweep (hourly, 500 blobs) and upload expiry (hourly) to the beat schedule; in
+    the embedded default (no beat runs) each web process expires uploads on a thread of its own."""
     entries: dict[str, Any] = {"evidence-fixity": {"task": FIXITY, "schedule": 3600.0},
-                               "evidence-expire-uploads": {"task": EXPIRE, "schedule": 86400.0}}
+                               "evidence-expire-uploads": {"task": EXPIRE, "schedule": 3600.0}}
     app.config["BEAT_SCHEDULE"].update(entries)
     celery_app = app.extensions.get("celery")
     if celery_app is not None:
         celery_app.conf.beat_schedule = dict(app.config["BEAT_SCHEDULE"])
+    if app.config["BROKER_URL"].startswith("memory://") and app.config["UPLOAD_EXPIRE_INTERVAL_S"] > 0:
+        _expire_in_process(app, app.config["UPLOAD_EXPIRE_INTERVAL_S"])
+
+
+def _expire_in_process(app: Flask, interval: int) -> None:
+    """Start the expiry thread at the first request of each process (gunicorn forks after import)."""
+    started: dict[str, int] = {}
+    guard = threading.Lock()
+
+    def ensure_started() -> None:
+        if started.get("pid") == os.getpid():
+            return
+        with guard:
+            if started.get("pid") != os.getpid():
+                started["pid"] = os.getpid()
+                threading.Thread(target=_expire_loop, args=(app, interval), name="upload-expiry", daemon=True).start()
+
+    app.before_request(ensure_started)
+
+
+def _expire_loop(app: Flask, interval: int) -> None:
+    from server.extensions import db
+    from server.modules.evidence import uploads
+
+    while True:
+        time.sleep(interval)
+        with app.app_context():
+            try:
+                if uploads.expire(db.session):
+                    db.session.commit()
+            except Exception:  # noqa: BLE001 - logged; the next round tries again
+                db.session.rollback()
+                log.exception("expiring uploads failed")
+            finally:
+                db.session.remove()
