@@ -1,8 +1,8 @@
 """Sync throughput over real HTTP: push a 5,000-operation offline backlog, replay it (the
 responses were lost), and pull 5,000 changes on a teammate's device.
 
-The Flask app runs under gunicorn (2 sync workers, as deployed; ``--werkzeug`` for the old
-in-process server thread) on a free 127.0.0.1 port, against a scratch PostgreSQL database
+The Flask app runs under gunicorn as deployed (``server/gunicorn_conf.py``: 2 gthread workers,
+keep-alive; ``--werkzeug`` for the old in-process server thread) on a free 127.0.0.1 port, against a scratch PostgreSQL database
 (``--pg-url``, default the local trust server) and then a scratch SQLite file; the client is
 ``sync/client.py`` with its default batch size and zstd bodies. Prints ``name: number unit`` lines. ``--profile`` adds a cProfile of one
 push (in-process, same code path) to show where the time goes.
@@ -61,7 +61,8 @@ def make_app(url: str, instance: Path):  # type: ignore[no-untyped-def]
 
 
 class Gunicorn:
-    """The app in 2 sync worker processes, configured through ENFORCE_* like a deployment."""
+    """The app under gunicorn with the deployed settings (server/gunicorn_conf.py: 2 gthread workers,
+    keep-alive connections), configured through ENFORCE_* like a deployment."""
 
     def __init__(self, url: str, instance: Path) -> None:
         with socket.socket() as probe:
@@ -72,7 +73,7 @@ class Gunicorn:
                **{f"ENFORCE_{k}": v for k, v in settings(url, instance).items()}}
         root = Path(__file__).resolve().parent.parent
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "--workers", "2", "--no-control-socket",
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:server.gunicorn_conf", "--no-control-socket",
              "--bind", f"127.0.0.1:{self.port}", "--log-level", "warning", "server:create_app()"],
             cwd=root, env=env)
         deadline = time.monotonic() + 60

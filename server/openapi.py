@@ -31,8 +31,8 @@ UNSAFE = {"put", "post", "delete", "patch"}
 # Statuses that belong to one blueprint's protocol (by blueprint name, then method or "*").
 PROTOCOL_STATUSES: dict[str, dict[str, set[int]]] = {
     # tus 1.0: 410 expired, 412 Tus-Resumable, 413 beyond Upload-Length, 415 PATCH content type,
-    # 423 upload locked by another request, 460 checksum mismatch
-    "mobile_uploads": {"*": {409, 410, 412, 413, 415, 423, 460}},
+    # 423 upload locked by another request, 460 checksum mismatch, 507 the upload disk is full
+    "mobile_uploads": {"*": {409, 410, 412, 413, 415, 423, 460, 507}},
     # compressed bodies (413 once inflated, 415 unknown Content-Encoding); 410 expired cursor
     "mobile_sync": {"*": {413, 415}, "get": {410}},
     # sign-ins and token refreshes are rate limited (a locked account answers 401, like an unknown name)

@@ -51,8 +51,16 @@ def unlock(page: Any, pin: str = PIN) -> None:
 def wait_until(page: Any, expression: str, timeout: int = 30000) -> None:
     """Poll ``expression`` in the page until it is true. Not ``page.wait_for_function``: that evaluates
     a string inside the page, which the field app's CSP (no 'unsafe-eval') refuses, as it should."""
+    from playwright.sync_api import Error as PlaywrightError
+
     deadline = time.monotonic() + timeout / 1000
-    while not page.evaluate(f"!!({expression})"):
+    while True:
+        try:
+            if page.evaluate(f"!!({expression})"):
+                return
+        except PlaywrightError as exc:  # the page is navigating (a reload): ask again on the new page
+            if "context was destroyed" not in str(exc) and "navigat" not in str(exc):
+                raise
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout} ms: {expression}")
         page.wait_for_timeout(100)
