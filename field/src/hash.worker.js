@@ -14,8 +14,13 @@ self.onmessage = async (event) => {
     const d = cmd === "ingest" ? await openDB(DB_NAME) : null;
     const slice = chunkSize || 4 * 1024 * 1024;
     let done = 0, index = 0;
+    // The next slice is read while this one is hashed (and sealed): the disk read and SHA-256 overlap,
+    // with two slices in memory at most.
+    const read = (start) => file.slice(start, Math.min(file.size, start + slice)).arrayBuffer();
+    let next = file.size > 0 ? read(0) : null;
     for (let start = 0; start < file.size; start += slice) {
-      const bytes = new Uint8Array(await file.slice(start, Math.min(file.size, start + slice)).arrayBuffer());
+      const bytes = new Uint8Array(await next);
+      next = start + slice < file.size ? read(start + slice) : null;
       hasher.update(bytes);
       if (d) {
         const iv = crypto.getRandomValues(new Uint8Array(12));
