@@ -28,11 +28,7 @@ class RegisterDevice(MethodView):
         """用执法人员账号注册本设备的 Ed25519 公钥 / Register this device's key with the inspector's login"""
         with ratelimit.registration_limits():
             user = users.current_user(db.session)
-        device = ops.register(db.session, user=user, public_key_b64=data.pop("public_key"),
-                              registered_by=user.id, **data)
-        result = ops.issue_tokens(db.session, device)
-        db.session.commit()
-        return result
+        return _register(user, data)
 
 
 @blp.route("/devices/enrol")
@@ -47,11 +43,18 @@ class EnrolDevice(MethodView):
             except users.InvalidCredentials:
                 db.session.commit()  # keep the failure count and its audit entry
                 raise
-        device = ops.register(db.session, user=user, public_key_b64=data.pop("public_key"),
-                              registered_by=user.id, **data)
-        result = ops.issue_tokens(db.session, device)
-        db.session.commit()
-        return result
+        if user.must_change_password:  # a one-time password opens nothing until it is changed
+            db.session.commit()
+            raise users.PasswordChangeRequired(next="POST /api/v1/auth/password")
+        return _register(user, data)
+
+
+def _register(user: Any, data: dict[str, Any]) -> Any:
+    """Register the device's key for ``user`` and issue its first token pair."""
+    device = ops.register(db.session, user=user, public_key_b64=data.pop("public_key"), registered_by=user.id, **data)
+    result = ops.issue_tokens(db.session, device)
+    db.session.commit()
+    return result
 
 
 @blp.route("/auth/refresh")

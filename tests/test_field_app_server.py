@@ -93,3 +93,12 @@ def test_the_certificate_qr_opens_the_portal_on_that_certificate(client, db_sess
     assert inspector.display_name in html and other.display_name not in html
     unknown = client.get("/public/staff?certificate=陕000", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert "no certificate with this number is valid today" in unknown and inspector.display_name not in unknown
+
+
+def test_a_one_time_password_enrols_no_device_until_it_is_changed(client, db_session):
+    """A first password from `enforce setup` must be changed at the first sign-in, the field app's too."""
+    inspector = factories.inspector()
+    inspector.must_change_password = True
+    db_session.flush()
+    assert_contract(_enrol(client, inspector.username), 403, "auth.password_change_required")
+    assert db_session.scalar(sa.select(sa.func.count(Device.id)).where(Device.user_id == inspector.id)) == 0

@@ -21,7 +21,7 @@ from tests.evidence.live import seed_team
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-PORTS = range(8400, 8500)  # this worktree's ports
+PORTS = range(8400, 8500)  # the upload tests' ports (tests/evidence/gunicorn.py uses 8500-8599)
 SECRET = "test-secret-key-0123456789"
 
 
