@@ -1,8 +1,8 @@
 // Service worker (scope /field/): the shell is precached at install, so the app boots with no
 // network after the first load. The API (/mobile/v1) is never cached. A new version waits until
 // the inspector taps "update" (never forced in the middle of a record).
-const VERSION = "64cf445f1f";
-const SHELL = ["index.html","app-f5f99519ed.js","app-9cbd0fe2fc.css","hash-worker-5b4ef95333.js","icon.svg","manifest.webmanifest"];
+const VERSION = "2499cdba41";
+const SHELL = ["index.html","app-70347c780e.js","app-9cbd0fe2fc.css","hash-worker-0351162ab2.js","icon.svg","manifest.webmanifest"];
 const CACHE = `qf-shell-${VERSION}`;
 
 self.addEventListener("install", (event) => {
