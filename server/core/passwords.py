@@ -10,6 +10,7 @@ Compared without regard to case.
 from __future__ import annotations
 
 import gzip
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -65,3 +66,12 @@ def check(password: str, username: str | None = None) -> None:
     found = problems(password, username)
     if found:
         raise WeakPassword(fields={"password": found})
+
+
+def generate(username: str | None = None) -> str:
+    """A random one-time password (about 96 bits) that the policy accepts: drawn again in the rare
+    case a draw lacks a third character class or contains the username."""
+    while True:
+        password = secrets.token_urlsafe(12)
+        if not problems(password, username):
+            return password

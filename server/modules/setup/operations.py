@@ -4,7 +4,6 @@ is new and updates the English name, kind or region of what exists (names in Chi
 Operations flush; the command commits."""
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from server.core import errors
+from server.core import errors, passwords
 from server.core.access import Role
 from server.modules.audit import operations as audit
 from server.modules.users import operations as users
@@ -157,7 +156,7 @@ def _admin(session: Session, item: dict[str, Any], result: SetupResult) -> None:
     unit = session.scalar(sa.select(Unit).where(Unit.name_zh == item["unit"]))
     if unit is None:
         raise OrgFileInvalid(fields={"admin.unit": [f"不在文件的单位中 / not one of the file's units: {item['unit']}"]})
-    password = secrets.token_urlsafe(12)
+    password = passwords.generate(username)
     user = users.create_user(session, username=username, display_name=str(item.get("display_name") or username),
                              role=Role.ADMIN, unit_id=unit.id, password=password, phone=item.get("phone"))
     user.must_change_password = True
