@@ -497,6 +497,24 @@ VISITORS = {"public": None, "supervisor": "supervisor", "legal_reviewer": "revie
 NOT_PAGES = {"portal.static", "portal.set_language", "portal.draw_document", "portal.draw_verifier", "console.home"}
 
 
+def page_urls(web_app: Any, role: str, *, signed_in: bool, values: dict[str, str]) -> list[tuple[str, str]]:
+    """(endpoint, url) of every portal and console page ``role`` may open, real ids filled in."""
+    import re
+
+    from server.core.access import allowed_roles
+
+    urls = []
+    for rule in sorted(web_app.url_map.iter_rules(), key=lambda r: r.rule):
+        roles = allowed_roles(rule.endpoint, "GET")
+        if rule.endpoint.split(".")[0] not in ("portal", "console") or "GET" not in rule.methods \
+                or rule.endpoint in NOT_PAGES or not ("public" in roles or role in roles):
+            continue
+        if signed_in and rule.endpoint == "console.login":
+            continue
+        urls.append((rule.endpoint, re.sub(r"<(?:[^:<>]+:)?([a-z_]+)>", lambda m: values[m.group(1)], rule.rule)))
+    return urls
+
+
 def _real_values(app: Any, world: dict[str, Any]) -> dict[str, str]:
     """An existing record for every page that shows one (a draw and an import are made if none exists)."""
     from server.modules.cases.models import Case
@@ -538,7 +556,6 @@ def test_every_page_fits_a_tablet_and_has_a_title(browser, live, world, web_app)
     and nothing but a table's own scroller is wider than the screen. One screenshot per page."""
     import re
 
-    from server.core.access import allowed_roles
 
     values = _real_values(web_app, world)
     shot_already: set[str] = set()
@@ -549,14 +566,7 @@ def test_every_page_fits_a_tablet_and_has_a_title(browser, live, world, web_app)
         page = context.new_page()
         if username:
             sign_in(page, username)
-        for rule in sorted(web_app.url_map.iter_rules(), key=lambda r: r.rule):
-            roles = allowed_roles(rule.endpoint, "GET")
-            if rule.endpoint.split(".")[0] not in ("portal", "console") or "GET" not in rule.methods \
-                    or rule.endpoint in NOT_PAGES or not ("public" in roles or role in roles):
-                continue
-            if username and rule.endpoint == "console.login":
-                continue
-            url = re.sub(r"<(?:[^:<>]+:)?([a-z_]+)>", lambda m: values[m.group(1)], rule.rule)
+        for endpoint, url in page_urls(web_app, role, signed_in=bool(username), values=values):
             response = page.goto(url)
             where = f"{url} as {role}"
             if response is None or response.status != 200:
@@ -567,8 +577,8 @@ def test_every_page_fits_a_tablet_and_has_a_title(browser, live, world, web_app)
             wide = page.evaluate("document.documentElement.scrollWidth")
             if wide > IPAD["width"]:
                 problems.append(f"{where}: {wide} px wide")
-            if rule.endpoint not in shot_already:
-                shot_already.add(rule.endpoint)
-                shot(page, "tablet-" + rule.endpoint.replace(".", "-"))
+            if endpoint not in shot_already:
+                shot_already.add(endpoint)
+                shot(page, "tablet-" + endpoint.replace(".", "-"))
         context.close()
     assert not problems, "\n".join(problems)

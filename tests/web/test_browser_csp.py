@@ -3,12 +3,11 @@ page the policy table gives it, and the API docs, and the browser reports no CSP
 behaviour that used to be inline (a select that sends its form, "back") still works from console.js."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 
-from tests.web.test_browser import NOT_PAGES, TABLET, VISITORS, _real_values, sign_in, world  # noqa: F401
+from tests.web.test_browser import TABLET, VISITORS, _real_values, page_urls, sign_in, world  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +34,6 @@ def _violations(page: Any) -> list[str]:
 
 
 def test_no_page_breaks_its_content_security_policy(browser, live, world, web_app):  # noqa: F811
-    from server.core.access import allowed_roles
 
     values = _real_values(web_app, world)
     problems: list[str] = []
@@ -43,14 +41,7 @@ def test_no_page_breaks_its_content_security_policy(browser, live, world, web_ap
         page = _page(browser, live, problems)
         if username:
             sign_in(page, username)
-        for rule in sorted(web_app.url_map.iter_rules(), key=lambda r: r.rule):
-            roles = allowed_roles(rule.endpoint, "GET")
-            if rule.endpoint.split(".")[0] not in ("portal", "console") or "GET" not in rule.methods \
-                    or rule.endpoint in NOT_PAGES or not ("public" in roles or role in roles):
-                continue
-            if username and rule.endpoint == "console.login":
-                continue
-            url = re.sub(r"<(?:[^:<>]+:)?([a-z_]+)>", lambda m: values[m.group(1)], rule.rule)
+        for _, url in page_urls(web_app, role, signed_in=bool(username), values=values):
             response = page.goto(url)
             assert response is not None and response.status == 200, f"{url} as {role}"
             assert "unsafe-inline" not in response.headers["content-security-policy"]
